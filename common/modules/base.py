@@ -1,0 +1,67 @@
+"""The module protocol the active loop and the strategies rely on.
+
+An :class:`ExilModule` is a LightningModule that also exposes
+
+* ``inputs(batch)``: the model input of a batch dict (``batch["x"]`` by default);
+* ``features(x)``: the representation a strategy embeds (penultimate layer);
+* ``classify(h)``: logits from features, so ``forward(x) = classify(features(x))``;
+* ``mc_logits(x, T)``: T stochastic passes with dropout on (MC dropout, Gal et al. 2017);
+* ``architecture_spec()`` / ``apply_architecture_spec(spec)``: a JSON-serialisable
+  description of any change a method made to its own architecture between rounds
+  (ALICE merges classes and adds local heads). Checkpoints store the spec, and a
+  module rebuilt from config is morphed with it *before* its weights are loaded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+
+
+class ExilModule(pl.LightningModule):
+    """Base class for every exil model; subclasses implement ``features`` and ``classify``."""
+
+    def inputs(self, batch: dict[str, Any]) -> Any:
+        return batch["x"]
+
+    def features(self, x: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def classify(self, h: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: Any) -> torch.Tensor:
+        return self.classify(self.features(x))
+
+    @torch.no_grad()
+    def mc_logits(self, x: torch.Tensor, passes: int) -> torch.Tensor:
+        """Logits of ``passes`` forward passes with dropout active, shape (passes, B, C).
+
+        The batch is repeated ``passes`` times and run as one batch (the same FLOPs as a loop of
+        passes, better vectorised); every repeat draws its own dropout mask. Other layers
+        (batch norm) stay in eval mode.
+        """
+        dropouts = [m for m in self.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
+        if not dropouts:
+            raise ValueError(f"{type(self).__name__} has no dropout layer: MC dropout (BALD) needs one")
+        was = [m.training for m in dropouts]
+        for m in dropouts:
+            m.train()
+        try:
+            b = x.shape[0]
+            out = self(x.repeat(passes, *([1] * (x.dim() - 1))))
+            return out.view(passes, b, -1)
+        finally:
+            for m, t in zip(dropouts, was):
+                m.train(t)
+
+    def architecture_spec(self) -> dict[str, Any]:
+        """What rebuilds this module's current architecture from its config; ``{}`` if it never changes."""
+        return {}
+
+    def apply_architecture_spec(self, spec: dict[str, Any]) -> None:
+        if spec:
+            raise ValueError(f"{type(self).__name__} cannot apply an architecture spec: {spec}")

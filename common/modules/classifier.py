@@ -1,0 +1,87 @@
+"""The plain classifier every paper compares against (``method=baseline``).
+
+``logits = W · dropout(backbone(x)) + b``, trained with the per-item weighted
+cross-entropy ``Σ_i w_i · CE(logits_i, y_i) / Σ_i w_i`` (all weights are 1
+unless a method adds down-weighted extra examples). Test metrics: accuracy and
+macro-F1 (torchmetrics).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+from common.modules.base import ExilModule
+
+
+class Classifier(ExilModule):
+    """Backbone + dropout + linear head.
+
+    Args:
+        backbone: a feature extractor with an ``out_features`` attribute (see ``common.backbones``).
+        num_classes: number of classes (filled in from the data module).
+        optimizer: a partially-applied optimizer (``_partial_: true`` in YAML) taking the parameters.
+        dropout: dropout before the head (MC dropout for BALD uses it).
+        scheduler: optional partially-applied LR scheduler taking the optimizer.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_classes: int,
+        optimizer: Callable[..., torch.optim.Optimizer] = partial(torch.optim.Adam, lr=1e-3),
+        dropout: float = 0.0,
+        scheduler: Callable[..., Any] | None = None,
+    ):
+        super().__init__()
+        self.backbone = backbone
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(backbone.out_features, num_classes)
+        self.num_classes = num_classes
+        self._optimizer = optimizer
+        self._scheduler = scheduler
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_f1 = MulticlassF1Score(num_classes, average="macro")
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
+    def classify(self, h: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(h))
+
+    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        logits = self(self.inputs(batch))
+        per_item = F.cross_entropy(logits, batch["y"], reduction="none")
+        w = batch.get("weight")
+        if w is None:
+            return per_item.mean()
+        w = w.to(per_item.dtype)
+        return (per_item * w).sum() / w.sum().clamp_min(1e-12)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = self.loss(batch)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["y"]))
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        logits = self(self.inputs(batch))
+        acc = (logits.argmax(-1) == batch["y"]).float().mean()
+        self.log("val/acc", acc, on_epoch=True, batch_size=len(batch["y"]), sync_dist=True)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        pred = self(self.inputs(batch)).argmax(-1)
+        self.test_acc.update(pred, batch["y"])
+        self.test_f1.update(pred, batch["y"])
+        self.log("test/acc", self.test_acc, on_epoch=True)
+        self.log("test/macro_f1", self.test_f1, on_epoch=True)
+
+    def configure_optimizers(self):
+        opt = self._optimizer(self.parameters())
+        if self._scheduler is None:
+            return opt
+        return {"optimizer": opt, "lr_scheduler": self._scheduler(opt)}

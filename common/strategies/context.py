@@ -1,0 +1,113 @@
+"""What a strategy sees: batched, cached model outputs over the candidate pool.
+
+Every output is computed in batches of ``datamodule.eval_batch_size`` under
+``torch.inference_mode`` on ``device`` and kept there, so a heuristic is one
+vectorised expression over an (N, C) or (T, N, C) tensor. Outputs are cached for
+the round: entropy and BALD in one round share nothing, but CAL's probabilities
+and embeddings are computed once.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+
+class QueryContext:
+    """Model outputs over ``candidates`` (pool indices) and the labelled set.
+
+    Args:
+        module: an :class:`~common.modules.base.ExilModule`.
+        datamodule: a :class:`~common.data.base.PoolDataModule`.
+        candidates: pool indices the strategy may choose from (unlabelled, maybe subsampled).
+        device: where the forward passes and the selection run.
+        generator: a seeded ``torch.Generator`` on the CPU for any randomness of the strategy.
+    """
+
+    def __init__(self, module, datamodule, candidates: np.ndarray, device: torch.device | str = "cpu",
+                 generator: torch.Generator | None = None):
+        self.module = module
+        self.datamodule = datamodule
+        self.candidates = np.asarray(candidates, dtype=np.int64)
+        self.device = torch.device(device)
+        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        self._cache: dict[tuple, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.candidates)
+
+    @torch.inference_mode()
+    def _map(self, indices: np.ndarray, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        module = self.module.to(self.device)
+        was_training = module.training
+        module.eval()
+        try:
+            outs = []
+            for batch in self.datamodule.pool_dataloader(indices):
+                x = module.inputs(batch)
+                x = x.to(self.device, non_blocking=True) if torch.is_tensor(x) else _to(x, self.device)
+                outs.append(fn(x))
+            return torch.cat(outs, dim=-2 if outs and outs[0].dim() == 3 else 0)
+        finally:
+            module.train(was_training)
+
+    def _cached(self, key: tuple, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    def _indices(self, which: str) -> np.ndarray:
+        if which == "pool":
+            return self.candidates
+        if which == "labelled":
+            return self.datamodule.labelled_indices
+        raise ValueError(f"which must be 'pool' or 'labelled', got {which!r}")
+
+    def logits(self, which: str = "pool") -> torch.Tensor:
+        """(N, C) logits."""
+        return self._cached(("logits", which), lambda: self._map(self._indices(which), self.module))
+
+    def probs(self, which: str = "pool") -> torch.Tensor:
+        """(N, C) softmax probabilities."""
+        return self._cached(("probs", which), lambda: self.logits(which).float().softmax(-1))
+
+    def embeddings(self, which: str = "pool") -> torch.Tensor:
+        """(N, d) features (the penultimate layer)."""
+        return self._cached(("emb", which), lambda: self._map(self._indices(which), self.module.features).float())
+
+    def features_and_probs(self, which: str = "pool") -> tuple[torch.Tensor, torch.Tensor]:
+        """Features and probabilities from one pass (what BADGE and CAL need)."""
+        if ("emb", which) not in self._cache or ("probs", which) not in self._cache:
+
+            def both(x):
+                h = self.module.features(x)
+                return torch.cat([h.float(), self.module.classify(h).float()], dim=1)
+
+            out = self._map(self._indices(which), both)
+            d = out.shape[1] - self.datamodule.num_classes
+            self._cache[("emb", which)] = out[:, :d]
+            self._cache[("logits", which)] = out[:, d:]
+            self._cache[("probs", which)] = out[:, d:].softmax(-1)
+        return self._cache[("emb", which)], self._cache[("probs", which)]
+
+    def mc_probs(self, passes: int) -> torch.Tensor:
+        """(T, N, C) probabilities of ``passes`` MC-dropout forward passes over the candidates."""
+        if self.module.device.type != self.device.type:
+            self.module.to(self.device)
+        # dropout masks come from the global RNG of the device: seed it from the strategy generator
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator))
+        torch.manual_seed(seed)
+        return self._cached(
+            ("mc", passes),
+            lambda: self._map(self.candidates, lambda x: self.module.mc_logits(x, passes).float().softmax(-1)),
+        )
+
+
+def _to(x, device):
+    if isinstance(x, dict):
+        return {k: _to(v, device) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_to(v, device) for v in x)
+    return x.to(device) if torch.is_tensor(x) else x
