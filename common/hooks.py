@@ -1,0 +1,82 @@
+"""Round hooks: the one place where a method's behaviour enters the active loop.
+
+Each round the loop calls, in order,
+
+* :meth:`RoundHooks.query`       — choose what to ask about (default: the configured strategy);
+* :meth:`RoundHooks.ask`         — put questions to the teacher through ``ctx.ask`` (journaled);
+* :meth:`RoundHooks.incorporate` — turn answers into new labels and extra examples, and change the
+  model if the method does (ALICE morphs here: the loop checkpoints ``module.architecture_spec()``);
+* :meth:`RoundHooks.metrics`     — method metrics added to the round's evaluation (explanation F1, ...).
+
+The hooks object is also a Lightning ``Callback`` passed to every round's Trainer,
+so a method can watch or steer training. :class:`RoundHooks` itself is plain
+instance-level active learning — label questions only — which is ``method=baseline``.
+Hooks must be deterministic given ``ctx.generator`` and the answers: after a kill the
+loop may run ``incorporate`` again from the journaled answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+
+from common.data.base import Extra, PoolDataModule
+from common.modules.base import ExilModule
+from common.oracle.base import Question
+from common.strategies.base import QueryStrategy, Selection
+from common.strategies.context import QueryContext
+
+
+@dataclass
+class RoundContext:
+    round: int
+    module: ExilModule
+    datamodule: PoolDataModule
+    strategy: QueryStrategy
+    ask: Callable[[Question], Any]  # journal-backed: ask(question) -> validated answer
+    candidates: np.ndarray  # unlabelled pool indices the strategy may choose from (subsampled if configured)
+    device: torch.device
+    generator: torch.Generator  # seeded for this round and stage
+    run_dir: Path
+
+
+@dataclass
+class Incorporation:
+    """What a round adds to the training set: oracle labels of pool items, and extra examples."""
+
+    labels: dict[int, int] = field(default_factory=dict)
+    extras: list[Extra] = field(default_factory=list)
+
+
+class RoundHooks(pl.Callback):
+    """Instance-level active learning: query with the strategy, ask for labels, add them."""
+
+    def query(self, ctx: RoundContext, k: int) -> Selection:
+        qctx = QueryContext(ctx.module, ctx.datamodule, ctx.candidates, ctx.device, ctx.generator)
+        return ctx.strategy.select(qctx, k)
+
+    def ask(self, ctx: RoundContext, selection: Selection) -> dict[int, Any]:
+        probs = self.predict_proba(ctx, selection.indices)
+        return {
+            int(i): ctx.ask(Question("label", key=str(int(i)), item=int(i), payload={"probs": p.tolist()}))
+            for i, p in zip(selection.indices, probs)
+        }
+
+    def incorporate(self, ctx: RoundContext, selection: Selection, answers: dict[int, Any]) -> Incorporation:
+        return Incorporation(labels={i: int(answers[i]) for i in map(int, selection.indices)})
+
+    def metrics(self, ctx: RoundContext) -> dict[str, float]:
+        return {}
+
+    @staticmethod
+    def predict_proba(ctx: RoundContext, indices: np.ndarray) -> np.ndarray:
+        """The model's class probabilities for pool items (shown to the teacher)."""
+        if len(indices) == 0:
+            return np.zeros((0, ctx.datamodule.num_classes))
+        qctx = QueryContext(ctx.module, ctx.datamodule, indices, ctx.device, ctx.generator)
+        return qctx.probs().cpu().numpy()

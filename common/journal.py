@@ -1,0 +1,210 @@
+"""The run journal: one SQLite file per run, append-only, the source of truth for resume.
+
+Tables (rows are inserted, never updated or deleted):
+
+* ``meta(key, value)``            — the resolved config and the seed of the run;
+* ``sessions(id, pid, started)``  — one row per process that worked on the run;
+* ``stages(round, stage, ...)``   — a stage of a round is done (with its wall time);
+* ``queries(round, position, item, score)`` — what the strategy chose;
+* ``answers(round, question, key, answer, ...)`` — every oracle answer, written *before* it is used;
+* ``labelled(round, item, label, source)`` — labels the training set holds (``initial`` or ``oracle``);
+* ``extras(round, position, origin, label, weight, kind, payload)`` — examples a method added;
+* ``metrics(round, n_labels, name, value)`` — per-round evaluation.
+
+A stage's rows and its ``stages`` mark are written in one transaction, so after a
+kill a stage is either fully recorded or absent. Answers are committed one by one
+as they arrive: a kill in the middle of asking loses no answer.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import torch
+
+from common.data.base import Extra
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions(id INTEGER PRIMARY KEY AUTOINCREMENT, pid INTEGER, started REAL);
+CREATE TABLE IF NOT EXISTS stages(round INTEGER, stage TEXT, seconds REAL, session INTEGER, t REAL,
+    PRIMARY KEY(round, stage));
+CREATE TABLE IF NOT EXISTS queries(round INTEGER, position INTEGER, item INTEGER, score REAL,
+    PRIMARY KEY(round, position));
+CREATE TABLE IF NOT EXISTS answers(round INTEGER, question TEXT, key TEXT, answer TEXT, oracle TEXT,
+    session INTEGER, t REAL, PRIMARY KEY(round, question, key));
+CREATE TABLE IF NOT EXISTS labelled(round INTEGER, item INTEGER PRIMARY KEY, label INTEGER, source TEXT);
+CREATE TABLE IF NOT EXISTS extras(round INTEGER, position INTEGER, origin INTEGER, label INTEGER,
+    weight REAL, kind TEXT, payload BLOB, PRIMARY KEY(round, position));
+CREATE TABLE IF NOT EXISTS metrics(round INTEGER, n_labels INTEGER, name TEXT, value REAL,
+    PRIMARY KEY(round, name));
+"""
+
+
+class Journal:
+    """Append-only SQLite journal of one run (see module docstring)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+        cur = self.db.execute("INSERT INTO sessions(pid, started) VALUES (?, ?)", (os.getpid(), time.time()))
+        self.session = cur.lastrowid
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --------------------------------------------------------------- writing
+    def transaction(self) -> "_Transaction":
+        """``with journal.transaction(): ...`` — all inserts inside commit together or not at all."""
+        return _Transaction(self.db)
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self.db.execute("INSERT INTO meta(key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+    def mark(self, round: int, stage: str, seconds: float) -> None:
+        self.db.execute(
+            "INSERT INTO stages(round, stage, seconds, session, t) VALUES (?, ?, ?, ?, ?)",
+            (round, stage, seconds, self.session, time.time()),
+        )
+
+    def add_queries(self, round: int, items: Sequence[int], scores: Sequence[float]) -> None:
+        self.db.executemany(
+            "INSERT INTO queries(round, position, item, score) VALUES (?, ?, ?, ?)",
+            [(round, p, int(i), _float(s)) for p, (i, s) in enumerate(zip(items, scores))],
+        )
+
+    def add_answer(self, round: int, question: str, key: str, answer: Any, oracle: str) -> None:
+        """Commit one answer immediately (outside any open transaction it would be lost with)."""
+        if self.db.in_transaction:
+            raise RuntimeError("answers are committed on their own, never inside a stage transaction")
+        self.db.execute(
+            "INSERT INTO answers(round, question, key, answer, oracle, session, t) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (round, question, key, json.dumps(answer), oracle, self.session, time.time()),
+        )
+
+    def add_labels(self, round: int, items: Sequence[int], labels: Sequence[int], source: str) -> None:
+        self.db.executemany(
+            "INSERT INTO labelled(round, item, label, source) VALUES (?, ?, ?, ?)",
+            [(round, int(i), int(y), source) for i, y in zip(items, labels)],
+        )
+
+    def add_extras(self, round: int, extras: Sequence[Extra]) -> None:
+        start = self.db.execute("SELECT COUNT(*) FROM extras WHERE round = ?", (round,)).fetchone()[0]
+        self.db.executemany(
+            "INSERT INTO extras(round, position, origin, label, weight, kind, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (round, start + p, e.origin, e.label, e.weight, e.kind, _pack(e.fields))
+                for p, e in enumerate(extras)
+            ],
+        )
+
+    def add_metrics(self, round: int, n_labels: int, metrics: dict[str, float]) -> None:
+        self.db.executemany(
+            "INSERT INTO metrics(round, n_labels, name, value) VALUES (?, ?, ?, ?)",
+            [(round, n_labels, k, float(v)) for k, v in sorted(metrics.items())],
+        )
+
+    # --------------------------------------------------------------- reading
+    def meta(self, key: str, default: Any = None) -> Any:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def done(self, round: int, stage: str) -> bool:
+        return self.db.execute("SELECT 1 FROM stages WHERE round = ? AND stage = ?", (round, stage)).fetchone() is not None
+
+    def stages(self) -> list[tuple[int, str, float]]:
+        return self.db.execute("SELECT round, stage, seconds FROM stages ORDER BY t").fetchall()
+
+    def queries(self, round: int) -> tuple[list[int], list[float]]:
+        rows = self.db.execute("SELECT item, score FROM queries WHERE round = ? ORDER BY position", (round,)).fetchall()
+        return [r[0] for r in rows], [float("nan") if r[1] is None else r[1] for r in rows]
+
+    def answer(self, round: int, question: str, key: str) -> tuple[bool, Any]:
+        row = self.db.execute(
+            "SELECT answer FROM answers WHERE round = ? AND question = ? AND key = ?", (round, question, key)
+        ).fetchone()
+        return (True, json.loads(row[0])) if row else (False, None)
+
+    def answers(self, round: int | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT round, question, key, answer, oracle, session FROM answers"
+        rows = self.db.execute(sql + (" WHERE round = ?" if round is not None else "") + " ORDER BY t",
+                               (() if round is None else (round,))).fetchall()
+        keys = ("round", "question", "key", "answer", "oracle", "session")
+        return [dict(zip(keys, r[:3] + (json.loads(r[3]),) + r[4:])) for r in rows]
+
+    def labelled(self) -> list[tuple[int, int, int, str]]:
+        """(round, item, label, source) in the order labels were added."""
+        return self.db.execute("SELECT round, item, label, source FROM labelled ORDER BY rowid").fetchall()
+
+    def extras(self) -> list[Extra]:
+        rows = self.db.execute(
+            "SELECT origin, label, weight, kind, payload FROM extras ORDER BY round, position"
+        ).fetchall()
+        return [Extra(_unpack(p), label=l, weight=w, origin=o, kind=k) for o, l, w, k, p in rows]
+
+    def metrics(self) -> list[tuple[int, int, str, float]]:
+        return self.db.execute("SELECT round, n_labels, name, value FROM metrics ORDER BY round, name").fetchall()
+
+    def metrics_by_round(self) -> dict[int, dict[str, float]]:
+        out: dict[int, dict[str, float]] = {}
+        for r, n, name, v in self.metrics():
+            out.setdefault(r, {"n_labels": n})[name] = v
+        return out
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        return False
+
+
+def _float(s: Any) -> float | None:
+    s = float(s)
+    return None if s != s else s  # NaN → NULL
+
+
+def _pack(fields: dict[str, torch.Tensor]) -> bytes:
+    buf = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in fields.items()}, buf)
+    return buf.getvalue()
+
+
+def _unpack(blob: bytes) -> dict[str, torch.Tensor]:
+    return torch.load(io.BytesIO(blob), weights_only=True)
+
+
+def read_journal(path: str | Path) -> dict[str, Any]:
+    """A read-only summary of a run's journal (config, metrics per round) without opening a session."""
+    db = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
+    try:
+        meta = {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM meta")}
+        metrics: dict[int, dict[str, float]] = {}
+        for r, n, name, v in db.execute("SELECT round, n_labels, name, value FROM metrics ORDER BY round"):
+            metrics.setdefault(r, {"n_labels": n})[name] = v
+        return {"meta": meta, "metrics": metrics}
+    finally:
+        db.close()
+
+
+def stage_times(rows: Iterable[tuple[int, str, float]]) -> dict[int, dict[str, float]]:
+    out: dict[int, dict[str, float]] = {}
+    for r, stage, sec in rows:
+        out.setdefault(r, {})[stage] = sec
+    return out

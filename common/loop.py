@@ -1,0 +1,304 @@
+"""The outer active-learning loop: rounds of fit → evaluate → query → ask → incorporate → save.
+
+Round ``r`` (``r = 0 .. rounds``):
+
+1. **fit** — a fresh ``lightning.Trainer`` fits the module on the labelled set plus extras
+   (from the initial weights if ``reset_each_round``, else from the end of round ``r−1``);
+   the weights are checkpointed (``checkpoints/round_RRR_fit.pt``).
+2. **evaluate** — test metrics plus the method's own (``hooks.metrics``), journaled and logged
+   with step = number of labels. The last round stops here.
+3. **query** — ``hooks.query`` chooses ``query_size`` pool items (journaled).
+4. **ask** — ``hooks.ask`` asks the oracle through the journal (each answer committed before use).
+5. **incorporate** — ``hooks.incorporate`` returns new labels and extras (and may morph the module);
+   the module is checkpointed with its architecture spec (``round_RRR_end.pt``), then the labels,
+   extras and the stage mark are journaled in one transaction.
+
+Every stage draws its randomness from ``seed_for(seed, round, stage)``, never from what ran
+before it in the process, so a run resumed after a kill at any moment replays exactly:
+completed stages are read back (weights from checkpoints, queries and answers from the
+journal), the interrupted one is redone, and no oracle answer is asked twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+
+from common.data.base import PoolDataModule
+from common.errors import ConfigError, ExilError
+from common.hooks import Incorporation, RoundContext, RoundHooks
+from common.journal import Journal
+from common.modules.base import ExilModule
+from common.oracle.asker import Asker
+from common.oracle.base import Oracle, OracleContext
+from common.strategies.base import QueryStrategy, Selection
+
+STAGES = ("initial", "fit", "evaluate", "query", "ask", "incorporate")
+
+
+def seed_for(seed: int, round: int, stage: str) -> int:
+    """A 31-bit seed that depends only on (run seed, round, stage)."""
+    h = hashlib.sha256(f"{seed}/{round}/{stage}".encode()).digest()
+    return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
+
+
+@dataclass
+class LoopConfig:
+    """``conf/loop/*.yaml``. ``budget`` caps the oracle labels (None: rounds × query_size)."""
+
+    rounds: int = 10
+    query_size: int = 10
+    initial_per_class: int | None = 2
+    initial_size: int | None = None
+    budget: int | None = None
+    seed: int = 0
+    pool_subsample: int | None = None
+    reset_each_round: bool = True
+    resume: str | None = None
+    device: str = "auto"
+
+
+class ActiveLoop:
+    """Drives one active-learning run in ``run_dir`` (see the module docstring).
+
+    Args:
+        cfg: the loop settings.
+        module: the model (an :class:`ExilModule`).
+        datamodule: the pool.
+        strategy: the query strategy the hooks may use.
+        oracle: the teacher.
+        hooks: the method's round hooks.
+        make_trainer: ``make_trainer(round, root_dir) -> Trainer``; called once per fitted round.
+        run_dir: where the journal, checkpoints and results live.
+        loggers: Lightning loggers that receive the per-round metrics (step = labels).
+        device: where pool scoring runs.
+        config: the resolved config, stored in the journal (a resumed run must match it).
+        on_stage: optional ``callback(round, stage, seconds)`` after each stage (progress display).
+    """
+
+    def __init__(
+        self,
+        cfg: LoopConfig,
+        module: ExilModule,
+        datamodule: PoolDataModule,
+        strategy: QueryStrategy,
+        oracle: Oracle,
+        hooks: RoundHooks,
+        make_trainer: Callable[[int, Path], pl.Trainer],
+        run_dir: str | Path,
+        loggers: Sequence[Any] = (),
+        device: str | torch.device = "cpu",
+        config: dict[str, Any] | None = None,
+        on_stage: Callable[[int, str, float], None] | None = None,
+    ):
+        self.cfg = cfg
+        self.module, self.dm, self.strategy, self.oracle, self.hooks = module, datamodule, strategy, oracle, hooks
+        self.make_trainer = make_trainer
+        self.run_dir = Path(run_dir)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.loggers = list(loggers)
+        self.device = torch.device(device)
+        self.config = config or {}
+        self.on_stage = on_stage
+        self.journal: Journal | None = None
+        self.asker: Asker | None = None
+        self._trainer: pl.Trainer | None = None
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> Journal:
+        self.dm.setup()
+        self.journal = Journal(self.run_dir / "journal.sqlite")
+        self.asker = Asker(self.oracle, self.journal,
+                           OracleContext(self.dm, self.dm.class_names, self.run_dir / "oracle"))
+        self._check_config()
+        self._initial()
+        start = self._restore()
+        for r in range(start, self.cfg.rounds + 1):
+            self._fit(r)
+            self._evaluate(r)
+            k = self._query_size()
+            if r == self.cfg.rounds or k == 0:
+                break
+            selection = self._query(r, k)
+            answers = self._ask(r, selection)
+            self._incorporate(r, selection, answers)
+        return self.journal
+
+    # --------------------------------------------------------------- stages
+    def _initial(self) -> None:
+        j = self.journal
+        if j.done(0, "initial"):
+            return
+        rng = np.random.default_rng(seed_for(self.cfg.seed, 0, "initial"))
+        idx = self.dm.initial_indices(self.cfg.initial_per_class, self.cfg.initial_size, rng)
+        labels = [self.dm.true_label(i) for i in idx]
+        pl.seed_everything(seed_for(self.cfg.seed, 0, "init-weights"), verbose=False)
+        self._save(self.ckpt_dir / "init.pt")
+        with j.transaction():
+            j.add_labels(0, idx, labels, source="initial")
+            j.mark(0, "initial", 0.0)
+
+    def _restore(self) -> int:
+        """Rebuild the pool from the journal and the module from the last round-end checkpoint."""
+        j = self.journal
+        self.dm.labels = {}
+        self.dm.extras = []
+        rows = j.labelled()
+        self.dm.label([r[1] for r in rows], [r[2] for r in rows])
+        self.dm.add_extras(j.extras())
+        done = [r for r in range(self.cfg.rounds + 1) if j.done(r, "incorporate")]
+        start = (max(done) + 1) if done else 0
+        self._load(self.ckpt_dir / (f"round_{start - 1:03d}_end.pt" if start else "init.pt"))
+        return start
+
+    def _fit(self, r: int) -> None:
+        path = self.ckpt_dir / f"round_{r:03d}_fit.pt"
+        self._trainer = None
+        if self.journal.done(r, "fit"):
+            self._load(path)
+            return
+        t0 = time.perf_counter()
+        if self.cfg.reset_each_round:
+            if self.module.architecture_spec():
+                raise ConfigError("loop.reset_each_round=true cannot reset a module whose architecture changed; "
+                                  "set loop.reset_each_round=false for this method")
+            self._load(self.ckpt_dir / "init.pt")
+        pl.seed_everything(seed_for(self.cfg.seed, r, "fit"), workers=True, verbose=False)
+        self._trainer = self.make_trainer(r, self.run_dir / "rounds" / f"{r:03d}")
+        self._trainer.fit(self.module, datamodule=self.dm)
+        self._save(path)
+        with self.journal.transaction():
+            self.journal.mark(r, "fit", time.perf_counter() - t0)
+        self._stage(r, "fit", t0)
+
+    def _evaluate(self, r: int) -> None:
+        if self.journal.done(r, "evaluate"):
+            return
+        t0 = time.perf_counter()
+        pl.seed_everything(seed_for(self.cfg.seed, r, "evaluate"), verbose=False)
+        trainer = self._trainer or self.make_trainer(r, self.run_dir / "rounds" / f"{r:03d}")
+        (results,) = trainer.test(self.module, dataloaders=self.dm.test_dataloader(), verbose=False)
+        metrics = {k: float(v) for k, v in results.items()}
+        metrics.update(self.hooks.metrics(self._ctx(r, "evaluate")))
+        n = len(self.dm.labels)
+        with self.journal.transaction():
+            self.journal.add_metrics(r, n, metrics)
+            self.journal.mark(r, "evaluate", time.perf_counter() - t0)
+        self._log({**metrics, "round": r, "n_labels": n, "n_extras": len(self.dm.extras)}, step=n)
+        self._stage(r, "evaluate", t0)
+
+    def _query(self, r: int, k: int) -> Selection:
+        if self.journal.done(r, "query"):
+            items, scores = self.journal.queries(r)
+            return Selection(np.asarray(items), np.asarray(scores))
+        t0 = time.perf_counter()
+        selection = self.hooks.query(self._ctx(r, "query"), k)
+        if len(selection.indices) == 0:
+            raise ExilError(f"round {r}: the strategy chose nothing from {len(self.dm.unlabelled_indices)} items")
+        with self.journal.transaction():
+            self.journal.add_queries(r, selection.indices, selection.scores)
+            self.journal.mark(r, "query", time.perf_counter() - t0)
+        self._stage(r, "query", t0)
+        return selection
+
+    def _ask(self, r: int, selection: Selection) -> dict:
+        t0 = time.perf_counter()
+        answers = self.hooks.ask(self._ctx(r, "ask"), selection)
+        if not self.journal.done(r, "ask"):
+            with self.journal.transaction():
+                self.journal.mark(r, "ask", time.perf_counter() - t0)
+            self._stage(r, "ask", t0)
+        return answers
+
+    def _incorporate(self, r: int, selection: Selection, answers: dict) -> None:
+        t0 = time.perf_counter()
+        inc: Incorporation = self.hooks.incorporate(self._ctx(r, "incorporate"), selection, answers)
+        items = list(inc.labels)
+        self.dm.label(items, [inc.labels[i] for i in items])
+        self.dm.add_extras(inc.extras)
+        self._save(self.ckpt_dir / f"round_{r:03d}_end.pt")
+        with self.journal.transaction():
+            self.journal.add_labels(r + 1, items, [inc.labels[i] for i in items], source="oracle")
+            self.journal.add_extras(r + 1, inc.extras)
+            self.journal.mark(r, "incorporate", time.perf_counter() - t0)
+        (self.ckpt_dir / f"round_{r:03d}_fit.pt").unlink(missing_ok=True)  # only needed to resume inside round r
+        self._stage(r, "incorporate", t0)
+        times = {f"time/{s}": sec for rr, s, sec in self.journal.stages() if rr == r}
+        self._log({**times, "queried": len(items), "extras_added": len(inc.extras)}, step=len(self.dm.labels))
+
+    # -------------------------------------------------------------- helpers
+    def _query_size(self) -> int:
+        used = sum(1 for row in self.journal.labelled() if row[3] == "oracle")
+        budget = self.cfg.budget if self.cfg.budget is not None else self.cfg.rounds * self.cfg.query_size
+        return int(max(0, min(self.cfg.query_size, budget - used, len(self.dm.unlabelled_indices))))
+
+    def _ctx(self, r: int, stage: str) -> RoundContext:
+        seed = seed_for(self.cfg.seed, r, stage)
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        candidates = self.dm.unlabelled_indices
+        n = self.cfg.pool_subsample
+        if n is not None and n < len(candidates):
+            rng = np.random.default_rng(seed_for(self.cfg.seed, r, "subsample"))
+            candidates = np.sort(rng.choice(candidates, size=n, replace=False))
+        return RoundContext(
+            round=r, module=self.module, datamodule=self.dm, strategy=self.strategy,
+            ask=lambda q: self.asker(r, q), candidates=candidates, device=self.device,
+            generator=gen, run_dir=self.run_dir,
+        )
+
+    def _save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save({"arch": self.module.architecture_spec(),
+                    "state_dict": {k: v.detach().cpu() for k, v in self.module.state_dict().items()}}, tmp)
+        os.replace(tmp, path)  # atomic: a checkpoint is whole or absent
+
+    def _load(self, path: Path) -> None:
+        if not path.exists():
+            raise ExilError(f"checkpoint {path} is missing; the run directory is incomplete and cannot be resumed")
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        load_module_state(self.module, ckpt)
+
+    def _log(self, metrics: dict[str, float], step: int) -> None:
+        for lg in self.loggers:
+            lg.log_metrics(metrics, step=step)
+            lg.save()
+
+    def _stage(self, r: int, stage: str, t0: float) -> None:
+        if self.on_stage is not None:
+            self.on_stage(r, stage, time.perf_counter() - t0)
+
+    def _check_config(self) -> None:
+        stored = self.journal.meta("config")
+        if stored is None:
+            self.journal.set_meta("config", self.config)
+            self.journal.set_meta("seed", self.cfg.seed)
+        elif stored != self.config:
+            diff = sorted(_diff(stored, self.config))
+            raise ConfigError(f"{self.run_dir} was started with another config; differing keys: {', '.join(diff[:20])}.\n"
+                              f"Resume with the run's own config (exil loop.resume={self.run_dir} and no other overrides).")
+
+
+def load_module_state(module: ExilModule, ckpt: dict[str, Any]) -> None:
+    """Morph ``module`` to the checkpoint's architecture spec (if it differs), then load its weights."""
+    if ckpt.get("arch", {}) != module.architecture_spec():
+        module.apply_architecture_spec(ckpt["arch"])
+    module.load_state_dict(ckpt["state_dict"])
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> set[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: set[str] = set()
+        for k in set(a) | set(b):
+            out |= _diff(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return set() if a == b else {prefix.rstrip(".")}

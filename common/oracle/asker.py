@@ -1,0 +1,45 @@
+"""Asking through the journal: an answer is reused if the run has it, else asked, validated and committed.
+
+This is what makes a resumed run never ask a question twice and never lose an
+answer: the answer is in the journal (committed) before the method sees it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from common.errors import ExilError
+from common.journal import Journal
+from common.oracle.base import InvalidAnswer, Oracle, OracleContext, Question, validate
+
+
+class Asker:
+    """Journal-backed asking for one run; counts what it asked and what it reused."""
+
+    def __init__(self, oracle: Oracle, journal: Journal, ctx: OracleContext):
+        self.oracle, self.journal, self.ctx = oracle, journal, ctx
+        self.asked = 0
+        self.reused = 0
+
+    def __call__(self, round: int, question: Question) -> Any:
+        found, answer = self.journal.answer(round, question.kind, question.key)
+        if found:
+            self.reused += 1
+            return answer
+        if question.kind not in self.oracle.kinds:
+            raise ExilError(f"oracle {self.oracle.name} cannot answer {question.kind!r} questions "
+                            f"(it answers: {', '.join(self.oracle.kinds)}); choose another oracle=")
+        self.ctx.round = round
+        for _ in range(max(1, self.oracle.max_attempts)):
+            raw = self.oracle.answer(question, self.ctx)
+            try:
+                answer = validate(question, raw, self.ctx)
+                break
+            except InvalidAnswer as e:
+                self.oracle.reject(question, raw, str(e))
+        else:
+            raise ExilError(f"{self.oracle.name} gave {self.oracle.max_attempts} invalid answers in a row to "
+                            f"{question.kind} question {question.key!r}; the run stopped (resume it to ask again)")
+        self.journal.add_answer(round, question.kind, question.key, answer, self.oracle.name)
+        self.asked += 1
+        return answer

@@ -1,0 +1,147 @@
+"""What a person sees at the end: a results table in the terminal, a CSV and a learning-curve PNG.
+
+One run: :func:`run_report` reads the run's journal. Several runs (a ``-m`` sweep or
+``exil compare DIR ...``): :func:`compare_runs` groups runs by their label (method and
+strategy, e.g. ``baseline/entropy``) and reports mean ± std over seeds at each number
+of labels.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from common.journal import read_journal
+
+MAIN_METRICS = ("test/acc", "test/macro_f1")
+
+
+def run_label(meta: dict) -> str:
+    """``method/strategy`` from the Hydra choices stored with a run (``baseline/entropy``)."""
+    ch = meta.get("config", {}).get("choices", {})
+    return f"{ch.get('method', '?')}/{ch.get('strategy', '?')}"
+
+
+def run_rows(run_dir: str | Path) -> tuple[dict, list[dict]]:
+    j = read_journal(Path(run_dir) / "journal.sqlite")
+    rows = [{"round": r, **m} for r, m in sorted(j["metrics"].items())]
+    return j["meta"], rows
+
+
+def run_report(run_dir: str | Path, console: Console | None = None, loggers: Sequence = ()) -> Path:
+    """Print the per-round table of one run, write ``results.csv`` and ``learning_curve.png``; return the PNG path."""
+    run_dir = Path(run_dir)
+    meta, rows = run_rows(run_dir)
+    names = [k for k in MAIN_METRICS if rows and k in rows[0]] + sorted(
+        {k for r in rows for k in r} - set(MAIN_METRICS) - {"round", "n_labels"})
+    table = Table(title=f"{run_label(meta)} · seed {meta.get('seed')} · {run_dir}")
+    for col in ("round", "labels", *names):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(str(r["round"]), str(r["n_labels"]), *(_fmt(r.get(k)) for k in names))
+    (console or Console()).print(table)
+    _write_csv(run_dir / "results.csv", rows, ["round", "n_labels", *names])
+    png = learning_curve({run_label(meta): [rows]}, run_dir / "learning_curve.png",
+                         title=f"{run_label(meta)} (seed {meta.get('seed')})")
+    log_figure(loggers, png)
+    return png
+
+
+def compare_runs(run_dirs: Iterable[str | Path], out_dir: str | Path, metric: str = "test/acc",
+                 console: Console | None = None) -> Path:
+    """Mean ± std of ``metric`` per label count for each run label; writes ``comparison.csv`` and ``comparison.png``."""
+    groups: dict[str, list[list[dict]]] = defaultdict(list)
+    for d in run_dirs:
+        if (Path(d) / "journal.sqlite").exists():
+            meta, rows = run_rows(d)
+            if rows:
+                groups[run_label(meta)].append(rows)
+    if not groups:
+        raise FileNotFoundError(f"no run journals under {out_dir}")
+    out_dir = Path(out_dir)
+    summary = {label: _mean_std(runs, metric) for label, runs in sorted(groups.items())}
+    labels_axis = sorted({n for s in summary.values() for n in s})
+    table = Table(title=f"{metric}: mean ± std over seeds · {out_dir}")
+    table.add_column("labels", justify="right")
+    for label, runs in sorted(groups.items()):
+        table.add_column(f"{label} (n={len(runs)})", justify="right")
+    csv_rows = []
+    for n in labels_axis:
+        cells = []
+        for label in summary:
+            m = summary[label].get(n)
+            cells.append("" if m is None else f"{m[0]:.4f} ± {m[1]:.4f}")
+            if m is not None:
+                csv_rows.append({"label": label, "n_labels": n, "mean": m[0], "std": m[1], "runs": m[2]})
+        table.add_row(str(n), *cells)
+    (console or Console()).print(table)
+    _write_csv(out_dir / "comparison.csv", csv_rows, ["label", "n_labels", "mean", "std", "runs"])
+    return learning_curve(groups, out_dir / "comparison.png", metric=metric, title=f"{metric} vs labels")
+
+
+def learning_curve(groups: dict[str, list[list[dict]]], path: Path, metric: str = "test/acc", title: str = "") -> Path:
+    """Plot ``metric`` vs number of labels, one line per label (mean with a ±std band over runs)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for label, runs in sorted(groups.items()):
+        s = _mean_std(runs, metric)
+        if not s:
+            continue
+        n = np.array(sorted(s))
+        m = np.array([s[k][0] for k in n])
+        sd = np.array([s[k][1] for k in n])
+        ax.plot(n, m, marker="o", ms=3, label=f"{label} (n={len(runs)})")
+        if len(runs) > 1:
+            ax.fill_between(n, m - sd, m + sd, alpha=0.2)
+    ax.set_xlabel("labels")
+    ax.set_ylabel(metric)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def log_figure(loggers: Sequence, png: Path) -> None:
+    """Send the learning curve to loggers that take images (W&B, TensorBoard)."""
+    for lg in loggers:
+        kind = type(lg).__name__
+        if kind == "WandbLogger":
+            lg.log_image(key="learning_curve", images=[str(png)])
+        elif kind == "TensorBoardLogger":
+            import matplotlib.image as mpimg
+
+            lg.experiment.add_image("learning_curve", mpimg.imread(png)[..., :3], dataformats="HWC")
+
+
+def _mean_std(runs: list[list[dict]], metric: str) -> dict[int, tuple[float, float, int]]:
+    by_n: dict[int, list[float]] = defaultdict(list)
+    for rows in runs:
+        for r in rows:
+            if metric in r:
+                by_n[int(r["n_labels"])].append(float(r[metric]))
+    return {n: (float(np.mean(v)), float(np.std(v)), len(v)) for n, v in by_n.items()}
+
+
+def _fmt(v) -> str:
+    return "" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def _write_csv(path: Path, rows: list[dict], fields: list[str]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)

@@ -1,0 +1,22 @@
+"""Hydra callback: at the end of a ``-m`` sweep, one comparison table and plot over its jobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+
+
+class CompareOnMultirunEnd(Callback):
+    def __init__(self, metric: str = "test/acc"):
+        self.metric = metric
+
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        from common.report import compare_runs
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        runs = sorted({j.parent for j in sweep_dir.rglob("journal.sqlite")})
+        if runs:
+            png = compare_runs(runs, sweep_dir, metric=self.metric)
+            print(f"comparison plot: {png}")

@@ -1,0 +1,94 @@
+"""Every config group choice and every experiment composes; what can be built here, builds."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra.utils import instantiate
+
+from tests.conftest import CONF, ROOT
+
+GROUPS = ["dataset", "backbone", "method", "oracle", "strategy", "trainer", "logger", "loop", "paths"]
+
+
+def choices(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group,choice", [(g, c) for g in GROUPS for c in choices(g)])
+def test_every_group_choice_composes(run_cfg, group, choice):
+    cfg = run_cfg([f"{group}={choice}"])
+    assert cfg[group] is not None
+
+
+@pytest.mark.parametrize("experiment", choices("experiment"))
+def test_every_experiment_composes(run_cfg, experiment):
+    cfg = run_cfg([f"experiment={experiment}"])
+    assert cfg.get("experiment_name") == experiment
+
+
+@pytest.mark.parametrize("name", choices("strategy"))
+def test_strategies_build(run_cfg, name):
+    strategy = instantiate(run_cfg([f"strategy={name}"]).strategy)
+    assert strategy.name == name
+
+
+@pytest.mark.parametrize("name", choices("oracle"))
+def test_oracles_build(run_cfg, name):
+    assert "label" in instantiate(run_cfg([f"oracle={name}"]).oracle).kinds
+
+
+@pytest.mark.parametrize("name", choices("logger"))
+def test_loggers_build(run_cfg, name, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    loggers = [instantiate(c) for c in run_cfg([f"logger={name}"]).logger.values()]
+    assert loggers and all(hasattr(lg, "log_metrics") for lg in loggers)
+
+
+@pytest.mark.parametrize("name", ["cpu", "ddp_sim"])
+def test_cpu_trainers_build(run_cfg, name):
+    trainer = instantiate(run_cfg([f"trainer={name}"]).trainer, logger=False)
+    assert trainer.max_epochs == 2
+
+
+def test_baseline_builds_on_digits(run_cfg, tmp_path):
+    from common.cli import build_loop
+
+    loop = build_loop(run_cfg([]), tmp_path)
+    assert loop.dm.num_classes == 10 and loop.dm.input_shape == (1, 8, 8)
+    assert loop.module.head.out_features == 10
+
+
+def exil(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "common.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT), **(env or {})), timeout=300)
+
+
+def test_wrong_choice_names_the_valid_ones_without_a_traceback(tmp_path):
+    p = exil("strategy=entropi", f"hydra.run.dir={tmp_path}")
+    assert p.returncode != 0
+    err = p.stderr + p.stdout
+    assert "Traceback" not in err
+    assert "entropy" in err and "badge" in err and "strategy" in err
+
+
+def test_missing_dataset_says_how_to_fetch_it(tmp_path):
+    p = exil("dataset=fashion_mnist", f"paths.data_dir={tmp_path / 'empty'}", f"hydra.run.dir={tmp_path / 'run'}")
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr
+    assert "exil data fetch fashion_mnist" in p.stderr
+
+
+def test_missing_mandatory_value_is_named(tmp_path):
+    p = exil("method.module.optimizer.lr=???", f"hydra.run.dir={tmp_path}")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "method.module.optimizer.lr" in p.stderr
+
+
+def test_resume_of_a_folder_without_journal_is_explained(tmp_path):
+    p = exil(f"loop.resume={tmp_path}")
+    assert p.returncode == 2 and "no journal.sqlite" in p.stderr
