@@ -88,6 +88,7 @@ def build_loop(cfg, run_dir: Path):
 
     from common.loop import ActiveLoop, LoopConfig
 
+    check_missing(cfg)
     dm = instantiate(cfg.dataset)
     dm.setup()
     backbone = instantiate(cfg.backbone, input_shape=list(dm.input_shape))
@@ -109,6 +110,22 @@ def build_loop(cfg, run_dir: Path):
 
     return ActiveLoop(loop_cfg, module, dm, strategy, oracle, hooks, make_trainer, run_dir,
                       loggers=loggers, device=device, config=journal_config(cfg))
+
+
+#: ``???`` values that the code fills in before instantiation (from the data module and the backbone)
+FILLED_IN_CODE = {"method.module.backbone", "method.module.num_classes"}
+
+
+def check_missing(cfg) -> None:
+    """Stop with one message naming every ``???`` value the user must set."""
+    from omegaconf import OmegaConf
+
+    from common.errors import ConfigError
+
+    missing = sorted(OmegaConf.missing_keys(cfg) - FILLED_IN_CODE)
+    if missing:
+        raise ConfigError("missing values: " + ", ".join(missing) + " — set them on the command line, e.g. "
+                          + " ".join(f"{k}=..." for k in missing[:3]))
 
 
 def journal_config(cfg) -> dict[str, Any]:
@@ -194,7 +211,7 @@ def _guard(fn, *args) -> int:
         root = _user_error(e)
         if root is None:
             raise
-        Console(stderr=True).print(f"[bold red]error:[/bold red] {root}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/bold red] {root}", highlight=False)
         return 2
 
 

@@ -64,6 +64,7 @@ class LoopConfig:
     reset_each_round: bool = True
     resume: str | None = None
     device: str = "auto"
+    threads: int | None = None
 
 
 class ActiveLoop:
@@ -114,6 +115,8 @@ class ActiveLoop:
 
     # ------------------------------------------------------------------ run
     def run(self) -> Journal:
+        if self.cfg.threads:
+            torch.set_num_threads(self.cfg.threads)
         self.dm.setup()
         self.journal = Journal(self.run_dir / "journal.sqlite")
         self.asker = Asker(self.oracle, self.journal,

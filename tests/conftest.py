@@ -43,6 +43,8 @@ def compose(overrides: list[str], run_dir: Path | None = None):
             cfg.hydra.runtime.output_dir = str(run_dir)
             cfg.paths.log_dir = str(run_dir.parent)
     HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]  # as in a real run: the task sees the config without the hydra node
     return cfg
 
 

@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, RandomSampler
 
 
 @dataclass
@@ -136,6 +136,9 @@ class PoolDataModule(pl.LightningDataModule):
         val_size: items moved from the pool into a validation set when the dataset has none
             (a fraction if < 1, else a count; 0 = no validation set).
         pool_size: optional cap on the pool (a stratified random subset), for quick runs.
+        min_epoch_size: an epoch draws at least this many training items (whole reshuffled passes
+            over the labelled set, then a partial one), so that tiny labelled sets early in a run get
+            enough optimiser steps per epoch without paying Lightning's per-epoch overhead many times.
     """
 
     def __init__(
@@ -146,6 +149,7 @@ class PoolDataModule(pl.LightningDataModule):
         seed: int = 0,
         val_size: float = 0.0,
         pool_size: int | None = None,
+        min_epoch_size: int = 0,
     ):
         super().__init__()
         self.batch_size = batch_size
@@ -154,6 +158,7 @@ class PoolDataModule(pl.LightningDataModule):
         self.seed = seed
         self.val_size = val_size
         self.pool_size = pool_size
+        self.min_epoch_size = min_epoch_size
         self.pool: Dataset | None = None
         self.val: Dataset | None = None
         self.test: Dataset | None = None
@@ -219,6 +224,7 @@ class PoolDataModule(pl.LightningDataModule):
 
     def label(self, indices: Sequence[int], labels: Sequence[int]) -> None:
         """Mark pool items as labelled with the oracle's labels."""
+        self.setup()
         for i, y in zip(indices, labels):
             i, y = int(i), int(y)
             if not 0 <= i < len(self.pool):
@@ -257,13 +263,9 @@ class PoolDataModule(pl.LightningDataModule):
         return ConcatDataset(parts) if len(parts) > 1 else parts[0]
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.train_dataset(),
-            batch_size=self.batch_size,
-            shuffle=True,
-            num_workers=self.num_workers,
-            persistent_workers=False,
-        )
+        ds = self.train_dataset()
+        sampler = RandomSampler(ds, num_samples=max(len(ds), self.min_epoch_size))
+        return DataLoader(ds, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers)
 
     def pool_dataloader(self, indices: Sequence[int] | None = None) -> DataLoader:
         """Unlabelled items (or the given pool indices), unshuffled, with their pool index in ``idx``."""

@@ -83,10 +83,22 @@ def test_missing_dataset_says_how_to_fetch_it(tmp_path):
     assert "exil data fetch fashion_mnist" in p.stderr
 
 
-def test_missing_mandatory_value_is_named(tmp_path):
-    p = exil("method.module.optimizer.lr=???", f"hydra.run.dir={tmp_path}")
+def test_missing_value_is_named(tmp_path):
+    p = exil("dataset=mnist", "dataset.source=idx", f"hydra.run.dir={tmp_path}")
     assert p.returncode == 2 and "Traceback" not in p.stderr
-    assert "method.module.optimizer.lr" in p.stderr
+    assert "root" in p.stderr
+
+
+def test_missing_mandatory_value_message(run_cfg, tmp_path):
+    from omegaconf import OmegaConf
+
+    from common.cli import _user_error, build_loop
+
+    cfg = run_cfg([])
+    OmegaConf.update(cfg, "method.module.optimizer.lr", "???")
+    with pytest.raises(Exception) as e:
+        build_loop(cfg, tmp_path)
+    assert "missing values: method.module.optimizer.lr" in _user_error(e.value)
 
 
 def test_resume_of_a_folder_without_journal_is_explained(tmp_path):

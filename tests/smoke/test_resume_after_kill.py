@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 ARGS = [
     "loop.rounds=3", "loop.query_size=4", "loop.initial_per_class=1", "trainer.max_epochs=3",
-    "oracle.latency=0.15", "loop.seed=7", "strategy=entropy",
+    "oracle.latency=0.15", "loop.seed=7", "strategy=entropy", "loop.threads=1",
 ]
 
 
