@@ -86,11 +86,12 @@ def build_loop(cfg, run_dir: Path):
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from common.loop import ActiveLoop, LoopConfig
+    from common.loop import ActiveLoop, LoopConfig, seed_init
 
     check_missing(cfg)
     dm = instantiate(cfg.dataset)
     dm.setup()
+    seed_init(cfg.loop.seed)  # the initial weights depend on the seed only
     backbone = instantiate(cfg.backbone, input_shape=list(dm.input_shape))
     module = instantiate(cfg.method.module, backbone=backbone, num_classes=dm.num_classes)
     strategy = instantiate(cfg.strategy)

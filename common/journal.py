@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS queries(round INTEGER, position INTEGER, item INTEGER
     PRIMARY KEY(round, position));
 CREATE TABLE IF NOT EXISTS answers(round INTEGER, question TEXT, key TEXT, answer TEXT, oracle TEXT,
     session INTEGER, t REAL, PRIMARY KEY(round, question, key));
-CREATE TABLE IF NOT EXISTS labelled(round INTEGER, item INTEGER PRIMARY KEY, label INTEGER, source TEXT);
+CREATE TABLE IF NOT EXISTS labelled(seq INTEGER PRIMARY KEY AUTOINCREMENT, round INTEGER, item INTEGER UNIQUE,
+    label INTEGER, source TEXT);
 CREATE TABLE IF NOT EXISTS extras(round INTEGER, position INTEGER, origin INTEGER, label INTEGER,
     weight REAL, kind TEXT, payload BLOB, PRIMARY KEY(round, position));
 CREATE TABLE IF NOT EXISTS metrics(round INTEGER, n_labels INTEGER, name TEXT, value REAL,
@@ -144,7 +145,7 @@ class Journal:
 
     def labelled(self) -> list[tuple[int, int, int, str]]:
         """(round, item, label, source) in the order labels were added."""
-        return self.db.execute("SELECT round, item, label, source FROM labelled ORDER BY rowid").fetchall()
+        return self.db.execute("SELECT round, item, label, source FROM labelled ORDER BY seq").fetchall()
 
     def extras(self) -> list[Extra]:
         rows = self.db.execute(

@@ -50,6 +50,11 @@ def seed_for(seed: int, round: int, stage: str) -> int:
     return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
 
 
+def seed_init(seed: int) -> None:
+    """Seed every RNG before a module is built, so its initial weights depend on the run seed only."""
+    pl.seed_everything(seed_for(seed, 0, "init-weights"), verbose=False)
+
+
 @dataclass
 class LoopConfig:
     """``conf/loop/*.yaml``. ``budget`` caps the oracle labels (None: rounds × query_size)."""
@@ -143,7 +148,6 @@ class ActiveLoop:
         rng = np.random.default_rng(seed_for(self.cfg.seed, 0, "initial"))
         idx = self.dm.initial_indices(self.cfg.initial_per_class, self.cfg.initial_size, rng)
         labels = [self.dm.true_label(i) for i in idx]
-        pl.seed_everything(seed_for(self.cfg.seed, 0, "init-weights"), verbose=False)
         self._save(self.ckpt_dir / "init.pt")
         with j.transaction():
             j.add_labels(0, idx, labels, source="initial")

@@ -62,7 +62,7 @@ def finish(proc: subprocess.Popen) -> None:
 def outcome(run_dir: Path) -> dict:
     db = run_dir / "journal.sqlite"
     return {
-        "labelled": query(db, "SELECT round, item, label, source FROM labelled ORDER BY rowid"),
+        "labelled": query(db, "SELECT round, item, label, source FROM labelled ORDER BY seq"),
         "queries": query(db, "SELECT round, position, item FROM queries ORDER BY round, position"),
         "answers": query(db, "SELECT round, question, key, answer FROM answers ORDER BY round, key"),
         "metrics": query(db, "SELECT round, n_labels, name, value FROM metrics ORDER BY round, name"),
