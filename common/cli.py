@@ -106,8 +106,9 @@ def build_loop(cfg, run_dir: Path):
     if device == "auto":
         device = "cuda" if accel in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu"
 
-    def make_trainer(round: int, root: Path):
-        return instantiate(cfg.trainer, default_root_dir=str(root), callbacks=[hooks], logger=False)
+    def make_trainer(round: int, root: Path, single_device: bool = False):
+        one = {"devices": 1, "strategy": "auto"} if single_device else {}
+        return instantiate(cfg.trainer, default_root_dir=str(root), callbacks=[hooks], logger=False, **one)
 
     return ActiveLoop(loop_cfg, module, dm, strategy, oracle, hooks, make_trainer, run_dir,
                       loggers=loggers, device=device, config=journal_config(cfg))

@@ -82,7 +82,8 @@ class ActiveLoop:
         strategy: the query strategy the hooks may use.
         oracle: the teacher.
         hooks: the method's round hooks.
-        make_trainer: ``make_trainer(round, root_dir) -> Trainer``; called once per fitted round.
+        make_trainer: ``make_trainer(round, root_dir, single_device=False) -> Trainer``: a fresh Trainer
+            for each round's fit, and a single-device one for its evaluation.
         run_dir: where the journal, checkpoints and results live.
         loggers: Lightning loggers that receive the per-round metrics (step = labels).
         device: where pool scoring runs.
@@ -98,7 +99,7 @@ class ActiveLoop:
         strategy: QueryStrategy,
         oracle: Oracle,
         hooks: RoundHooks,
-        make_trainer: Callable[[int, Path], pl.Trainer],
+        make_trainer: Callable[..., pl.Trainer],
         run_dir: str | Path,
         loggers: Sequence[Any] = (),
         device: str | torch.device = "cpu",
@@ -116,7 +117,6 @@ class ActiveLoop:
         self.on_stage = on_stage
         self.journal: Journal | None = None
         self.asker: Asker | None = None
-        self._trainer: pl.Trainer | None = None
 
     # ------------------------------------------------------------------ run
     def run(self) -> Journal:
@@ -168,7 +168,6 @@ class ActiveLoop:
 
     def _fit(self, r: int) -> None:
         path = self.ckpt_dir / f"round_{r:03d}_fit.pt"
-        self._trainer = None
         if self.journal.done(r, "fit"):
             self._load(path)
             return
@@ -179,8 +178,8 @@ class ActiveLoop:
                                   "set loop.reset_each_round=false for this method")
             self._load(self.ckpt_dir / "init.pt")
         pl.seed_everything(seed_for(self.cfg.seed, r, "fit"), workers=True, verbose=False)
-        self._trainer = self.make_trainer(r, self.run_dir / "rounds" / f"{r:03d}")
-        self._trainer.fit(self.module, datamodule=self.dm)
+        trainer = self.make_trainer(r, self.run_dir / "rounds" / f"{r:03d}")
+        trainer.fit(self.module, datamodule=self.dm)
         self._save(path)
         with self.journal.transaction():
             self.journal.mark(r, "fit", time.perf_counter() - t0)
@@ -191,7 +190,8 @@ class ActiveLoop:
             return
         t0 = time.perf_counter()
         pl.seed_everything(seed_for(self.cfg.seed, r, "evaluate"), verbose=False)
-        trainer = self._trainer or self.make_trainer(r, self.run_dir / "rounds" / f"{r:03d}")
+        # evaluation on one device in this process: a DistributedSampler would pad the test set
+        trainer = self.make_trainer(r, self.run_dir / "rounds" / f"{r:03d}", single_device=True)
         (results,) = trainer.test(self.module, dataloaders=self.dm.test_dataloader(), verbose=False)
         metrics = {k: float(v) for k, v in results.items()}
         metrics.update(self.hooks.metrics(self._ctx(r, "evaluate")))

@@ -295,7 +295,9 @@ def targets_of(ds: Dataset) -> np.ndarray:
         return targets_of(ds.base)[ds.indices]
     if hasattr(ds, "targets"):
         t = ds.targets
-        return t.numpy() if torch.is_tensor(t) else np.asarray(t)
+        # a copy, not a view: spawning DDP workers moves tensor storage to shared memory, which
+        # would leave a numpy view pointing at freed memory
+        return t.numpy().copy() if torch.is_tensor(t) else np.array(t)
     return np.asarray([int(ds[i]["y"]) for i in range(len(ds))])
 
 

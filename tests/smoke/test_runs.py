@@ -1,0 +1,112 @@
+"""Tiny end-to-end runs through the real configs, in-process and as the `exil` command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from common.cli import run
+from common.journal import Journal, read_journal
+from tests.conftest import ROOT, compose
+
+STRATEGIES = sorted(p.stem for p in (ROOT / "conf" / "strategy").glob("*.yaml"))
+
+
+def queries(run_dir: Path) -> list[list[int]]:
+    j = Journal(run_dir / "journal.sqlite")
+    return [j.queries(r)[0] for r in range(3)]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_strategy_runs_end_to_end(run_cfg, strategy):
+    run_dir = run(run_cfg([f"strategy={strategy}", "loop.threads=1"]))
+    s = read_journal(run_dir / "journal.sqlite")
+    assert [m["n_labels"] for m in s["metrics"].values()] == [10, 15, 20]
+    q = queries(run_dir)
+    assert [len(x) for x in q] == [5, 5, 0] and len(set(q[0]) | set(q[1])) == 10
+    assert (run_dir / "learning_curve.png").exists()
+    assert (run_dir / "csv" / "metrics.csv").read_text().count("test/acc") == 1
+
+
+def test_same_seed_same_queries_other_seed_other_queries(tmp_path):
+    def run_in(d: Path, seed: int) -> Path:
+        return run(compose(["loop.rounds=2", "loop.query_size=5", "loop.initial_per_class=1", "trainer.max_epochs=2",
+                            "strategy=bald", f"loop.seed={seed}", "loop.threads=1"], d))
+
+    a, b, c = run_in(tmp_path / "a", 3), run_in(tmp_path / "b", 3), run_in(tmp_path / "c", 4)
+    assert queries(a) == queries(b)
+    assert queries(a) != queries(c)
+    assert read_journal(a / "journal.sqlite")["metrics"] == read_journal(b / "journal.sqlite")["metrics"]
+
+
+def test_active_learning_really_learns(run_cfg):
+    """Entropy sampling on digits: accuracy climbs from the 20-label start and beats chance by far."""
+    run_dir = run(run_cfg(["experiment=digits_al", "loop.rounds=4", "loop.query_size=20",
+                           "loop.initial_per_class=2", "trainer.max_epochs=10"], tiny=False))
+    accs = [m["test/acc"] for m in read_journal(run_dir / "journal.sqlite")["metrics"].values()]
+    assert accs[-1] > 0.8 and accs[-1] > accs[0] + 0.05, accs
+
+
+def test_budget_caps_oracle_labels(run_cfg):
+    run_dir = run(run_cfg(["loop.rounds=5", "loop.query_size=4", "loop.budget=6", "loop.threads=1"]))
+    j = Journal(run_dir / "journal.sqlite")
+    assert sum(src == "oracle" for *_, src in j.labelled()) == 6
+    assert [len(j.queries(r)[0]) for r in range(3)] == [4, 2, 0]
+
+
+def test_pool_subsample_limits_candidates(run_cfg):
+    run_dir = run(run_cfg(["loop.pool_subsample=50", "strategy=entropy", "loop.threads=1"]))
+    assert all(len(q) <= 5 for q in queries(run_dir))
+
+
+def test_loggers_tensorboard_and_wandb_offline(run_cfg, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    run_dir = run(run_cfg(["logger=many", "loop.threads=1"]))
+    assert list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
+    assert list((run_dir / "wandb").glob("offline-run-*"))
+    assert (run_dir / "csv" / "metrics.csv").exists()
+
+
+def exil(*args: str, stdin: str | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    env = dict(os.environ, WANDB_MODE="offline", PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "common.cli", *args], cwd=cwd, env=env, input=stdin,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_a_person_labels_at_the_terminal(tmp_path):
+    """The terminal oracle through the real command: a bad answer is re-asked, images are saved."""
+    answers = "\n".join(["banana", "12"] + [str(i % 10) for i in range(6)]) + "\n"
+    p = exil("oracle=terminal", "loop.rounds=2", "loop.query_size=3", "loop.initial_per_class=1",
+             "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}", stdin=answers)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout.count("✗") == 2 and "image:" in p.stdout
+    assert len(list((tmp_path / "oracle").glob("*.png"))) == 6
+    j = Journal(tmp_path / "journal.sqlite")
+    assert [a["answer"] for a in j.answers()] == [i % 10 for i in range(6)]
+
+
+def test_multirun_gives_one_directory_per_job_and_a_comparison(tmp_path):
+    p = exil("-m", "strategy=random,entropy", "loop.seed=1,2", "loop.rounds=1", "loop.query_size=5",
+             "loop.initial_per_class=1", "trainer.max_epochs=1", "loop.threads=1", f"hydra.sweep.dir={tmp_path}")
+    assert p.returncode == 0, p.stderr[-3000:]
+    jobs = sorted(d.name for d in tmp_path.iterdir() if (d / "journal.sqlite").exists())
+    assert jobs == ["0", "1", "2", "3"]
+    csv = (tmp_path / "comparison.csv").read_text()
+    assert "baseline/entropy" in csv and "baseline/random" in csv
+    assert (tmp_path / "comparison.png").exists()
+
+
+def test_ddp_sim_fits_on_two_cpu_processes(run_cfg):
+    run_dir = run(run_cfg(["trainer=ddp_sim", "loop.rounds=1"]))
+    accs = [m["test/acc"] for m in read_journal(run_dir / "journal.sqlite")["metrics"].values()]
+    assert len(accs) == 2 and all(np.isfinite(accs))
+    # the weights trained in the spawned workers came back to the loop's process
+    init = torch.load(run_dir / "checkpoints" / "init.pt")["state_dict"]
+    end = torch.load(run_dir / "checkpoints" / "round_000_end.pt")["state_dict"]
+    assert not torch.equal(init["head.weight"], end["head.weight"])
