@@ -9,6 +9,7 @@ of labels.
 from __future__ import annotations
 
 import csv
+import sqlite3
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -34,6 +35,19 @@ def run_rows(run_dir: str | Path) -> tuple[dict, list[dict]]:
     return j["meta"], rows
 
 
+def run_queries(run_dir: str | Path) -> list[dict]:
+    """What was asked each round and what the teacher answered (label questions)."""
+    db = sqlite3.connect(f"file:{Path(run_dir) / 'journal.sqlite'}?mode=ro", uri=True)
+    try:
+        rows = db.execute(
+            "SELECT q.round, q.position, q.item, q.score, a.answer FROM queries q LEFT JOIN answers a "
+            "ON a.round = q.round AND a.question = 'label' AND a.key = CAST(q.item AS TEXT) "
+            "ORDER BY q.round, q.position").fetchall()
+    finally:
+        db.close()
+    return [dict(zip(("round", "position", "item", "score", "answer"), r)) for r in rows]
+
+
 def run_report(run_dir: str | Path, console: Console | None = None, loggers: Sequence = ()) -> Path:
     """Print the per-round table of one run, write ``results.csv`` and ``learning_curve.png``; return the PNG path."""
     run_dir = Path(run_dir)
@@ -47,6 +61,7 @@ def run_report(run_dir: str | Path, console: Console | None = None, loggers: Seq
         table.add_row(str(r["round"]), str(r["n_labels"]), *(_fmt(r.get(k)) for k in names))
     (console or Console()).print(table)
     _write_csv(run_dir / "results.csv", rows, ["round", "n_labels", *names])
+    _write_csv(run_dir / "queries.csv", run_queries(run_dir), ["round", "position", "item", "score", "answer"])
     png = learning_curve({run_label(meta): [rows]}, run_dir / "learning_curve.png",
                          title=f"{run_label(meta)} (seed {meta.get('seed')})")
     log_figure(loggers, png)

@@ -32,6 +32,8 @@ def test_every_strategy_runs_end_to_end(run_cfg, strategy):
     assert [len(x) for x in q] == [5, 5, 0] and len(set(q[0]) | set(q[1])) == 10
     assert (run_dir / "learning_curve.png").exists()
     assert (run_dir / "csv" / "metrics.csv").read_text().count("test/acc") == 1
+    asked = (run_dir / "queries.csv").read_text().splitlines()
+    assert len(asked) == 1 + 10 and asked[0] == "round,position,item,score,answer"
 
 
 def test_same_seed_same_queries_other_seed_other_queries(tmp_path):
