@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, RandomSampler
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, RandomSampler, default_collate
 
 
 @dataclass
@@ -54,6 +54,13 @@ class TensorItems(Dataset):
         item["idx"] = i
         return item
 
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, Any]:
+        """A whole batch by tensor indexing (DataLoader calls this instead of one item at a time)."""
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        batch = {k: v[idx] for k, v in self.fields.items()}
+        batch["idx"] = idx
+        return batch
+
     @property
     def targets(self) -> torch.Tensor:
         return self.fields["y"]
@@ -74,6 +81,18 @@ class _LabelledView(Dataset):
         item["weight"] = torch.tensor(1.0)
         item["extra"] = torch.tensor(False)
         return item
+
+    def __getitems__(self, js: Sequence[int]) -> dict[str, Any] | list[dict[str, Any]]:
+        if not hasattr(self.base, "__getitems__"):
+            return [self[j] for j in js]
+        batch = self.base.__getitems__([self.indices[j] for j in js])
+        if not isinstance(batch, dict):
+            return [self[j] for j in js]
+        n = len(js)
+        batch["y"] = torch.as_tensor([self.labels[j] for j in js], dtype=torch.long)
+        batch["weight"] = torch.ones(n)
+        batch["extra"] = torch.zeros(n, dtype=torch.bool)
+        return batch
 
 
 class _ExtrasView(Dataset):
@@ -123,6 +142,14 @@ class _Subset(Dataset):
         if self.reindex:
             item = dict(item, idx=j)
         return item
+
+    def __getitems__(self, js: Sequence[int]) -> dict[str, Any] | list[dict[str, Any]]:
+        if not hasattr(self.base, "__getitems__"):
+            return [self[j] for j in js]
+        batch = self.base.__getitems__(self.indices[np.asarray(js, dtype=np.int64)].tolist())
+        if self.reindex:
+            batch["idx"] = torch.as_tensor(js, dtype=torch.long)
+        return batch
 
 
 class PoolDataModule(pl.LightningDataModule):
@@ -265,7 +292,8 @@ class PoolDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         ds = self.train_dataset()
         sampler = RandomSampler(ds, num_samples=max(len(ds), self.min_epoch_size))
-        return DataLoader(ds, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers)
+        return DataLoader(ds, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
+                          collate_fn=collate)
 
     def pool_dataloader(self, indices: Sequence[int] | None = None) -> DataLoader:
         """Unlabelled items (or the given pool indices), unshuffled, with their pool index in ``idx``."""
@@ -286,7 +314,13 @@ class PoolDataModule(pl.LightningDataModule):
         return self._eval_loader(self.test)
 
     def _eval_loader(self, ds: Dataset) -> DataLoader:
-        return DataLoader(ds, batch_size=self.eval_batch_size, shuffle=False, num_workers=self.num_workers)
+        return DataLoader(ds, batch_size=self.eval_batch_size, shuffle=False, num_workers=self.num_workers,
+                          collate_fn=collate)
+
+
+def collate(batch: dict[str, Any] | list[dict[str, Any]]) -> dict[str, Any]:
+    """Batches come whole from ``__getitems__`` (tensor datasets) or as a list of items (others)."""
+    return batch if isinstance(batch, dict) else default_collate(batch)
 
 
 def targets_of(ds: Dataset) -> np.ndarray:

@@ -54,6 +54,21 @@ class Classifier(ExilModule):
     def classify(self, h: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(h))
 
+    @torch.no_grad()
+    def mc_logits(self, x: torch.Tensor, passes: int) -> torch.Tensor:
+        """MC dropout. When the backbone has no dropout, its features are the same in every pass, so
+        they are computed once and only the head runs ``passes`` times — the same result as
+        ``passes`` full forward passes at the cost of about one."""
+        if any(isinstance(m, nn.modules.dropout._DropoutNd) for m in self.backbone.modules()):
+            return super().mc_logits(x, passes)
+        h = self.features(x)
+        was = self.dropout.training
+        self.dropout.train()
+        try:
+            return torch.stack([self.classify(h) for _ in range(passes)])
+        finally:
+            self.dropout.train(was)
+
     def loss(self, batch: dict[str, Any]) -> torch.Tensor:
         logits = self(self.inputs(batch))
         per_item = F.cross_entropy(logits, batch["y"], reduction="none")
