@@ -80,7 +80,7 @@ class Classifier(ExilModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self.loss(batch)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["y"]))
+        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["y"]), sync_dist=True)
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:

@@ -38,17 +38,19 @@ class QueryContext:
     def __len__(self) -> int:
         return len(self.candidates)
 
-    @torch.inference_mode()
     def _map(self, indices: np.ndarray, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        # moved outside inference mode: parameters moved inside it would become inference tensors,
+        # which the next round's training cannot use
         module = self.module.to(self.device)
         was_training = module.training
         module.eval()
         try:
             outs = []
-            for batch in self.datamodule.pool_dataloader(indices):
-                x = module.inputs(batch)
-                x = x.to(self.device, non_blocking=True) if torch.is_tensor(x) else _to(x, self.device)
-                outs.append(fn(x))
+            with torch.inference_mode():
+                for batch in self.datamodule.pool_dataloader(indices):
+                    x = module.inputs(batch)
+                    x = x.to(self.device, non_blocking=True) if torch.is_tensor(x) else _to(x, self.device)
+                    outs.append(fn(x))
             return torch.cat(outs, dim=-2 if outs and outs[0].dim() == 3 else 0)
         finally:
             module.train(was_training)
