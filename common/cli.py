@@ -11,6 +11,7 @@ printed as one message and exit with status 2; set ``EXIL_TRACEBACK=1`` for the 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sys
@@ -37,6 +38,10 @@ def _register_resolvers() -> None:
     if not OmegaConf.has_resolver("exil_run_dir"):
         # the run directory: the resumed run's own folder, else a fresh one
         OmegaConf.register_new_resolver("exil_run_dir", lambda resume, fresh: resume if resume else fresh)
+    if not OmegaConf.has_resolver("exil_run_id"):
+        # a stable id per run directory (a resumed run continues the same W&B run)
+        OmegaConf.register_new_resolver(
+            "exil_run_id", lambda path: hashlib.sha1(str(Path(path).resolve()).encode()).hexdigest()[:16])
 
 
 def _hydra_main() -> None:
