@@ -8,9 +8,13 @@ training: the train loader serves the *oracle's* label of each labelled item
 labels and weights. Every training item carries ``weight`` so that a method can
 down-weight what it adds.
 
-The state that changes during a run (labelled indices, their labels, extras) is
-small and is rebuilt from the run journal on resume; :meth:`state_dict` /
-:meth:`load_state_dict` make it checkpointable too.
+Fields named in ``oracle_fields`` (ground truth beyond the label: relevance masks, the decoy's
+label, part locations) are stripped from every loader; only oracles read them, through
+:meth:`PoolDataModule.ground_truth`. A method that is *given* such annotations gets them from the
+oracle and adds them to the training set itself.
+
+The state that changes during a run (labelled indices, their labels, extras) is small and is
+rebuilt from the run journal on resume.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, RandomSampler, default_collate
+
+from common.errors import ConfigError
 
 
 @dataclass
@@ -128,6 +134,32 @@ class _ExtrasView(Dataset):
         return item
 
 
+class _Hidden(Dataset):
+    """A dataset without some fields (the ground truth that only oracles may see)."""
+
+    def __init__(self, base: Dataset, hide: tuple[str, ...]):
+        self.base, self.hide = base, hide
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def _strip(self, item: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in item.items() if k not in self.hide}
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self._strip(self.base[i])
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, Any] | list[dict[str, Any]]:
+        if not hasattr(self.base, "__getitems__"):
+            return [self[i] for i in indices]
+        batch = self.base.__getitems__(indices)
+        return self._strip(batch) if isinstance(batch, dict) else [self._strip(b) for b in batch]
+
+    @property
+    def targets(self):
+        return targets_of(self.base)
+
+
 class _Subset(Dataset):
     """Items ``indices`` of ``base``; with ``reindex`` an item's ``idx`` becomes its position in the subset."""
 
@@ -193,6 +225,9 @@ class PoolDataModule(pl.LightningDataModule):
         self.extras: list[Extra] = []
         self._loaded = False
 
+    #: fields of an item that only oracles may read (stripped from every loader)
+    oracle_fields: tuple[str, ...] = ()
+
     # ----------------------------------------------------------------- loading
     def load(self) -> tuple[Dataset, Dataset | None, Dataset]:
         """Return (pool, val or None, test) datasets whose items are dicts with ``x`` and ``y``."""
@@ -214,14 +249,19 @@ class PoolDataModule(pl.LightningDataModule):
             perm = rng.permutation(len(pool))
             val = _Subset(pool, np.sort(perm[:n_val]), reindex=True)
             pool = _Subset(pool, np.sort(perm[n_val:]), reindex=True)
-        self.pool, self.val, self.test = pool, val, test
+        self._ground_truth_pool = pool
+        hide = tuple(self.oracle_fields)
+        self.pool = _Hidden(pool, hide) if hide else pool
+        self.val = _Hidden(val, hide) if hide and val is not None else val
+        self.test = _Hidden(test, hide) if hide else test
         self._targets = targets_of(pool)
+        self._num_classes = int(max(int(targets_of(test).max()), int(self._targets.max())) + 1)
         self._loaded = True
 
     @property
     def num_classes(self) -> int:
         self.setup()
-        return int(max(int(targets_of(self.test).max()), int(self._targets.max())) + 1)
+        return self._num_classes
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -244,6 +284,11 @@ class PoolDataModule(pl.LightningDataModule):
         """Ground truth of a pool item: for simulated oracles and metrics only, never for training."""
         self.setup()
         return int(self._targets[idx])
+
+    def ground_truth(self, idx: int, field: str) -> Any:
+        """A ground-truth field of a pool item (``y``, or one of ``oracle_fields``): for oracles only."""
+        self.setup()
+        return self._ground_truth_pool[int(idx)][field]
 
     def pool_item(self, idx: int) -> dict[str, Any]:
         self.setup()
@@ -271,15 +316,10 @@ class PoolDataModule(pl.LightningDataModule):
         if per_class:
             return stratified_per_class(self._targets, per_class, rng)
         if size:
+            if size > len(self.pool):
+                raise ConfigError(f"loop.initial_size={size} is larger than the pool ({len(self.pool)} items)")
             return np.sort(rng.choice(len(self.pool), size=size, replace=False))
-        raise ValueError("loop.initial_per_class or loop.initial_size must be > 0")
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"labels": dict(self.labels), "extras": list(self.extras)}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.labels = dict(state["labels"])
-        self.extras = list(state["extras"])
+        raise ConfigError("loop.initial_per_class or loop.initial_size must be > 0")
 
     # ------------------------------------------------------------- loaders
     def train_dataset(self) -> Dataset:
@@ -300,10 +340,6 @@ class PoolDataModule(pl.LightningDataModule):
         self.setup()
         idx = self.unlabelled_indices if indices is None else np.asarray(indices, dtype=np.int64)
         return self._eval_loader(_Subset(self.pool, idx))
-
-    def labelled_dataloader(self) -> DataLoader:
-        """Labelled pool items (inputs only matter: strategies such as core-set and CAL embed them)."""
-        return self.pool_dataloader(self.labelled_indices)
 
     def val_dataloader(self) -> DataLoader | list:
         self.setup()
@@ -340,7 +376,7 @@ def stratified_per_class(targets: np.ndarray, per_class: int, rng: np.random.Gen
     for c in np.unique(targets):
         members = np.flatnonzero(targets == c)
         if len(members) < per_class:
-            raise ValueError(f"class {c} has {len(members)} items, fewer than initial_per_class={per_class}")
+            raise ConfigError(f"class {c} has {len(members)} items, fewer than initial_per_class={per_class}")
         out.append(rng.choice(members, size=per_class, replace=False))
     return np.sort(np.concatenate(out))
 

@@ -95,7 +95,13 @@ class _DecoyMixin:
         decoy_seed: seed of the decoys (fixed, independent of the run seed).
         patch_size, corner_offset, shade_step, mask_threshold: see :func:`add_decoys`.
         **kwargs: the plain data module's arguments.
+
+    ``mask`` (relevant pixels), ``decoy`` (the patch) and ``decoy_y`` (the label the patch shows) are
+    ground truth for oracles (``oracle_fields``): loaders never serve them; a simulated teacher
+    reads them with ``ground_truth(idx, field)``.
     """
+
+    oracle_fields = ("mask", "decoy", "decoy_y")
 
     def __init__(
         self,

@@ -222,11 +222,24 @@ def test_pool_bookkeeping():
         dm.label([7], [4])
     pool = _all_batches(dm.pool_dataloader())
     assert pool["idx"].tolist() == dm.unlabelled_indices.tolist()
-    assert _all_batches(dm.labelled_dataloader())["idx"].tolist() == [5, 3]
-    state = dm.state_dict()
-    other = _Toy()
-    other.load_state_dict(state)
-    assert other.labels == {5: 1, 3: 3}
+    assert _all_batches(dm.pool_dataloader(dm.labelled_indices))["idx"].tolist() == [5, 3]
+
+
+def test_oracle_fields_never_reach_a_loader():
+    class WithMasks(PoolDataModule):
+        oracle_fields = ("mask",)
+
+        def load(self):
+            x = torch.rand(10, 1, 2, 2)
+            items = TensorItems(x=x, y=torch.arange(10) % 2, mask=x > 0.5)
+            return items, None, TensorItems(x=x[:4], y=torch.arange(4) % 2, mask=x[:4] > 0.5)
+
+    dm = WithMasks()
+    dm.label([1, 2], [1, 0])
+    for loader in (dm.pool_dataloader(), dm.train_dataloader(), dm.test_dataloader()):
+        assert "mask" not in next(iter(loader))
+    assert "mask" not in dm.pool_item(3)
+    assert torch.equal(dm.ground_truth(3, "mask"), dm.ground_truth(3, "x") > 0.5)
 
 
 def test_train_loader_serves_oracle_labels_and_weighted_extras():

