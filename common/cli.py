@@ -61,11 +61,18 @@ def run(cfg) -> Path:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
+    from hydra.types import RunMode
+
+    from common.errors import ConfigError
     from common.report import run_report
 
     _quiet()
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra = HydraConfig.get()
+    run_dir = Path(hydra.runtime.output_dir)
     if cfg.loop.resume:
+        if hydra.mode == RunMode.MULTIRUN:
+            raise ConfigError("loop.resume resumes one run: drop -m")
+        run_dir = Path(cfg.loop.resume)  # whatever hydra.run.dir says, the resumed run's own folder
         cfg = _resumed_config(cfg, run_dir)
     else:
         OmegaConf.set_struct(cfg, False)
@@ -93,6 +100,10 @@ def build_loop(cfg, run_dir: Path):
 
     from common.loop import ActiveLoop, LoopConfig, seed_init
 
+    from omegaconf.errors import ConfigKeyError, ValidationError
+
+    from common.errors import ConfigError
+
     check_missing(cfg)
     dm = instantiate(cfg.dataset)
     dm.setup()
@@ -105,7 +116,10 @@ def build_loop(cfg, run_dir: Path):
     loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    loop_cfg = LoopConfig(**OmegaConf.to_container(cfg.loop, resolve=True))
+    try:  # typed: loop.rounds=abc is a clear error, not a TypeError deep in the loop
+        loop_cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(LoopConfig), cfg.loop))
+    except (ValidationError, ConfigKeyError) as e:
+        raise ConfigError(f"loop: {e.msg}") from None
     accel = str(cfg.trainer.get("accelerator", "cpu"))
     device = loop_cfg.device
     if device == "auto":

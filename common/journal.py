@@ -18,17 +18,19 @@ as they arrive: a kill in the middle of asking loses no answer.
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import torch
 
 from common.data.base import Extra
+from common.errors import ExilError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -54,6 +56,12 @@ class Journal:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.path.with_suffix(".lock"), "a+")
+        try:  # one process per run: two would ask the same questions
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise ExilError(f"another exil process is working on {self.path.parent}; wait for it or stop it") from None
         self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
@@ -63,6 +71,7 @@ class Journal:
 
     def close(self) -> None:
         self.db.close()
+        self._lock.close()  # releases the lock
 
     # --------------------------------------------------------------- writing
     def transaction(self) -> "_Transaction":
@@ -203,9 +212,3 @@ def read_journal(path: str | Path) -> dict[str, Any]:
     finally:
         db.close()
 
-
-def stage_times(rows: Iterable[tuple[int, str, float]]) -> dict[int, dict[str, float]]:
-    out: dict[int, dict[str, float]] = {}
-    for r, stage, sec in rows:
-        out.setdefault(r, {})[stage] = sec
-    return out

@@ -38,7 +38,7 @@ from common.hooks import Incorporation, RoundContext, RoundHooks
 from common.journal import Journal
 from common.modules.base import ExilModule
 from common.oracle.asker import Asker
-from common.oracle.base import Oracle, OracleContext
+from common.oracle.base import Oracle, OracleContext, Question
 from common.strategies.base import QueryStrategy, Selection
 
 STAGES = ("initial", "fit", "evaluate", "query", "ask", "incorporate")
@@ -124,30 +124,37 @@ class ActiveLoop:
             torch.set_num_threads(self.cfg.threads)
         self.dm.setup()
         self.journal = Journal(self.run_dir / "journal.sqlite")
-        self.asker = Asker(self.oracle, self.journal,
-                           OracleContext(self.dm, self.dm.class_names, self.run_dir / "oracle"))
-        self._check_config()
-        self._initial()
-        start = self._restore()
-        for r in range(start, self.cfg.rounds + 1):
-            self._fit(r)
-            self._evaluate(r)
-            k = self._query_size()
-            if r == self.cfg.rounds or k == 0:
-                break
-            selection = self._query(r, k)
-            answers = self._ask(r, selection)
-            self._incorporate(r, selection, answers)
+        try:
+            self.asker = Asker(self.oracle, self.journal,
+                               OracleContext(self.dm, self.dm.class_names, self.run_dir / "oracle"))
+            self._check_config()
+            self._initial()
+            start = self._restore()
+            if self.journal.metrics():
+                self._replay_logs()
+            for r in range(start, self.cfg.rounds + 1):
+                self._fit(r)
+                self._evaluate(r)
+                k = self._query_size()
+                if r == self.cfg.rounds or k == 0:
+                    break
+                selection = self._query(r, k)
+                answers = self._ask(r, selection)
+                self._incorporate(r, selection, answers)
+        except BaseException:
+            self.journal.close()  # releases the run's lock: a crashed loop can be resumed in-process
+            raise
         return self.journal
 
     # --------------------------------------------------------------- stages
     def _initial(self) -> None:
+        """The initial labelled set, labelled by the oracle (journaled as round −1 answers)."""
         j = self.journal
         if j.done(0, "initial"):
             return
         rng = np.random.default_rng(seed_for(self.cfg.seed, 0, "initial"))
         idx = self.dm.initial_indices(self.cfg.initial_per_class, self.cfg.initial_size, rng)
-        labels = [self.dm.true_label(i) for i in idx]
+        labels = [int(self.asker(-1, Question("label", key=str(int(i)), item=int(i)))) for i in idx]
         self._save(self.ckpt_dir / "init.pt")
         with j.transaction():
             j.add_labels(0, idx, labels, source="initial")
@@ -207,9 +214,9 @@ class ActiveLoop:
             items, scores = self.journal.queries(r)
             return Selection(np.asarray(items), np.asarray(scores))
         t0 = time.perf_counter()
-        selection = self.hooks.query(self._ctx(r, "query"), k)
-        if len(selection.indices) == 0:
-            raise ExilError(f"round {r}: the strategy chose nothing from {len(self.dm.unlabelled_indices)} items")
+        ctx = self._ctx(r, "query")
+        selection = self.hooks.query(ctx, k)
+        self._check_selection(r, selection, ctx.candidates, k)
         with self.journal.transaction():
             self.journal.add_queries(r, selection.indices, selection.scores)
             self.journal.mark(r, "query", time.perf_counter() - t0)
@@ -239,9 +246,29 @@ class ActiveLoop:
         (self.ckpt_dir / f"round_{r:03d}_fit.pt").unlink(missing_ok=True)  # only needed to resume inside round r
         self._stage(r, "incorporate", t0)
         times = {f"time/{s}": sec for rr, s, sec in self.journal.stages() if rr == r}
-        self._log({**times, "queried": len(items), "extras_added": len(inc.extras)}, step=len(self.dm.labels))
+        self._log({**times, "queried": len(items), "extras_added": len(inc.extras)}, step=len(self.dm.labels) - len(items))
 
     # -------------------------------------------------------------- helpers
+    def _check_selection(self, r: int, selection: Selection, candidates: np.ndarray, k: int) -> None:
+        """A selection is journaled only if it can be asked: 1..k distinct candidates."""
+        n = len(selection.indices)
+        if not 0 < n <= k:
+            raise ExilError(f"round {r}: {type(self.strategy).__name__} chose {n} items; 1 to {k} were asked for")
+        outside = np.setdiff1d(selection.indices, candidates)
+        if len(outside):
+            raise ExilError(f"round {r}: the selection holds items that are not unlabelled candidates: "
+                            f"{outside[:10].tolist()}")
+
+    def _replay_logs(self) -> None:
+        """A resumed run sends what the journal already holds to the loggers (they start empty)."""
+        stages: dict[int, dict[str, float]] = {}
+        for r, stage, sec in self.journal.stages():
+            stages.setdefault(r, {})[f"time/{stage}"] = sec
+        for r, row in sorted(self.journal.metrics_by_round().items()):
+            n = row.pop("n_labels")
+            self._log({**row, "round": r, "n_labels": n}, step=n)
+            if self.journal.done(r, "incorporate"):
+                self._log({k: v for k, v in stages.get(r, {}).items() if k != "time/initial"}, step=n)  # as live
     def _query_size(self) -> int:
         used = sum(1 for row in self.journal.labelled() if row[3] == "oracle")
         budget = self.cfg.budget if self.cfg.budget is not None else self.cfg.rounds * self.cfg.query_size

@@ -43,12 +43,14 @@ class TerminalOracle(Oracle):
 
     def show(self, question: Question, ctx: OracleContext) -> None:
         p = self.print_fn
-        p(f"\n── round {ctx.round} · {question.kind} · item {question.key} ──")
+        stage = "initial set" if ctx.round < 0 else f"round {ctx.round}"
+        p(f"\n── {stage} · {question.kind} · item {question.key} ──")
         item = ctx.datamodule.pool_item(question.item) if question.item is not None else {}
         if "text" in item:
             p(str(item["text"]))
         elif "x" in item and torch.is_tensor(item["x"]) and item["x"].dim() in (2, 3):
-            path = save_image(item["x"], ctx.out_dir / f"round_{ctx.round:03d}_item_{question.key}.png")
+            name = "initial" if ctx.round < 0 else f"round_{ctx.round:03d}"
+            path = save_image(item["x"], ctx.out_dir / f"{name}_item_{question.key}.png")
             p(f"image: {path}")
         probs = question.payload.get("probs")
         if probs is not None:

@@ -83,14 +83,14 @@ def exil(*args: str, stdin: str | None = None, cwd: Path = ROOT) -> subprocess.C
 
 def test_a_person_labels_at_the_terminal(tmp_path):
     """The terminal oracle through the real command: a bad answer is re-asked, images are saved."""
-    answers = "\n".join(["banana", "12"] + [str(i % 10) for i in range(6)]) + "\n"
+    answers = "\n".join(["banana", "12"] + [str(i % 10) for i in range(16)]) + "\n"
     p = exil("oracle=terminal", "loop.rounds=2", "loop.query_size=3", "loop.initial_per_class=1",
              "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}", stdin=answers)
     assert p.returncode == 0, p.stderr[-3000:]
     assert p.stdout.count("✗") == 2 and "image:" in p.stdout
-    assert len(list((tmp_path / "oracle").glob("*.png"))) == 6
+    assert len(list((tmp_path / "oracle").glob("*.png"))) == 16  # 10 initial labels, then 2 rounds × 3
     j = Journal(tmp_path / "journal.sqlite")
-    assert [a["answer"] for a in j.answers()] == [i % 10 for i in range(6)]
+    assert [a["answer"] for a in j.answers()] == [i % 10 for i in range(16)]
 
 
 def test_multirun_gives_one_directory_per_job_and_a_comparison(tmp_path):
