@@ -20,6 +20,15 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
+from common.errors import ConfigError
+
+
+def require_dropout(module: nn.Module, dropouts: list[nn.Module]) -> None:
+    """MC dropout needs a dropout layer with p > 0; with none every pass is the same and BALD scores 0."""
+    if not any(m.p > 0 for m in dropouts):
+        raise ConfigError(f"{type(module).__name__} has no dropout layer with p > 0: MC dropout (strategy=bald) "
+                          "needs one, e.g. method.module.dropout=0.2")
+
 
 class ExilModule(pl.LightningModule):
     """Base class for every exil model; subclasses implement ``features`` and ``classify``."""
@@ -46,8 +55,7 @@ class ExilModule(pl.LightningModule):
         a CPU once activations leave the cache.
         """
         dropouts = [m for m in self.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
-        if not dropouts:
-            raise ValueError(f"{type(self).__name__} has no dropout layer: MC dropout (BALD) needs one")
+        require_dropout(self, dropouts)
         was = [m.training for m in dropouts]
         for m in dropouts:
             m.train()

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from common.modules.base import ExilModule
+from common.modules.base import ExilModule, require_dropout
 
 
 class Classifier(ExilModule):
@@ -61,6 +61,7 @@ class Classifier(ExilModule):
         ``passes`` full forward passes at the cost of about one."""
         if any(isinstance(m, nn.modules.dropout._DropoutNd) for m in self.backbone.modules()):
             return super().mc_logits(x, passes)
+        require_dropout(self, [self.dropout])
         h = self.features(x)
         was = self.dropout.training
         self.dropout.train()

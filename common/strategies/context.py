@@ -83,12 +83,15 @@ class QueryContext:
         """Features and probabilities from one pass (what BADGE and CAL need)."""
         if ("emb", which) not in self._cache or ("probs", which) not in self._cache:
 
+            width: list[int] = []
+
             def both(x):
                 h = self.module.features(x)
+                width[:] = [h.shape[1]]
                 return torch.cat([h.float(), self.module.classify(h).float()], dim=1)
 
             out = self._map(self._indices(which), both)
-            d = out.shape[1] - self.datamodule.num_classes
+            d = width[0]  # the feature width (the head may have more or fewer outputs than the dataset's classes)
             self._cache[("emb", which)] = out[:, :d]
             self._cache[("logits", which)] = out[:, d:]
             self._cache[("probs", which)] = out[:, d:].softmax(-1)

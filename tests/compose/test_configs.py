@@ -113,3 +113,14 @@ def test_data_cli_lists_sources_and_rejects_unknown_ones(tmp_path):
         assert f"[ ] {name}" in listed.stdout
     p = exil("data", "fetch", "cifar", "--data-dir", str(tmp_path))
     assert p.returncode == 2 and "unknown data source 'cifar'" in p.stderr and "fashion_mnist" in p.stderr
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["loop.rounds=abc"], "could not be converted to Integer"),
+    (["loop.initial_per_class=500"], "fewer than initial_per_class=500"),
+    (["loop.initial_per_class=null", "loop.initial_size=99999"], "larger than the pool"),
+])
+def test_bad_loop_values_are_one_clear_message(tmp_path, overrides, message):
+    p = exil(*overrides, f"hydra.run.dir={tmp_path}")
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert message in p.stderr

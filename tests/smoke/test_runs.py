@@ -63,8 +63,18 @@ def test_budget_caps_oracle_labels(run_cfg):
 
 
 def test_pool_subsample_limits_candidates(run_cfg):
-    run_dir = run(run_cfg(["loop.pool_subsample=50", "strategy=entropy", "loop.threads=1"]))
-    assert all(len(q) <= 5 for q in queries(run_dir))
+    """Every queried item lies in that round's seeded 50-item subsample of the unlabelled pool."""
+    from common.loop import seed_for
+
+    run_dir = run(run_cfg(["loop.pool_subsample=50", "strategy=entropy", "loop.threads=1", "loop.seed=5"]))
+    j = Journal(run_dir / "journal.sqlite")
+    labelled = {r: [item for rr, item, _, _ in j.labelled() if rr <= r] for r in range(2)}
+    pool = np.arange(1257)  # digits: 1,797 images, 30% held out for test
+    for r in range(2):
+        unlabelled = np.setdiff1d(pool, labelled[r])
+        rng = np.random.default_rng(seed_for(5, r, "subsample"))
+        subsample = set(rng.choice(unlabelled, size=50, replace=False).tolist())
+        assert set(j.queries(r)[0]) <= subsample
 
 
 def test_loggers_tensorboard_and_wandb_offline(run_cfg, monkeypatch):

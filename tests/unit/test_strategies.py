@@ -118,10 +118,14 @@ def test_bald_uses_mc_dropout_passes():
     assert (scores > 0).any() and (scores > -1e-6).all()  # I ≥ 0 (Jensen), > 0 where dropout disagrees
 
 
-def test_bald_without_dropout_variation_is_zero():
+def test_bald_refuses_a_model_without_active_dropout():
+    """With p = 0 every pass is the same and BALD would score all zeros: a config error, not a silent top-k."""
+    from common.errors import ConfigError
+
     ctx = make_ctx()
     ctx.module.dropout.p = 0.0
-    assert torch.allclose(BALD(passes=3).score(ctx), torch.zeros(len(ctx)), atol=1e-6)
+    with pytest.raises(ConfigError, match="method.module.dropout"):
+        BALD(passes=3).score(ctx)
 
 
 def test_coreset_through_context_hand_example():
