@@ -29,6 +29,35 @@ def run_label(meta: dict) -> str:
     return f"{ch.get('method', '?')}/{ch.get('strategy', '?')}"
 
 
+#: config keys that tell seeds apart (averaged over) or repeat what the label already says
+_NOT_GROUPED = ("loop.seed", "dataset.seed", "oracle.seed", "choices.", "strategy._target_", "method.name",
+                "logger.", "experiment_name")
+
+
+def comparison_labels(metas: list[dict]) -> list[str]:
+    """``method/strategy`` plus every config value that differs between runs (seeds aside), so that a
+    sweep over e.g. ``loop.query_size=5,20`` is compared, not averaged as if it were seeds."""
+    flat = [_flatten(m.get("config", {})) for m in metas]
+    keys = sorted({k for f in flat for k in f})
+    differing = [k for k in keys if not k.startswith(_NOT_GROUPED) and len({repr(f.get(k)) for f in flat}) > 1]
+    out = []
+    for meta, f in zip(metas, flat):
+        extra = " ".join(f"{k.split('.')[-1] if k.startswith('strategy.') else k}={f.get(k)}" for k in differing
+                         if f.get(k) is not None)
+        out.append(f"{run_label(meta)} {extra}".strip())
+    return out
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def run_rows(run_dir: str | Path) -> tuple[dict, list[dict]]:
     j = read_journal(Path(run_dir) / "journal.sqlite")
     rows = [{"round": r, **m} for r, m in sorted(j["metrics"].items())]
@@ -71,12 +100,12 @@ def run_report(run_dir: str | Path, console: Console | None = None, loggers: Seq
 def compare_runs(run_dirs: Iterable[str | Path], out_dir: str | Path, metric: str = "test/acc",
                  console: Console | None = None) -> Path:
     """Mean ± std of ``metric`` per label count for each run label; writes ``comparison.csv`` and ``comparison.png``."""
+    runs = [run_rows(d) for d in run_dirs if (Path(d) / "journal.sqlite").exists()]
+    runs = [(meta, rows) for meta, rows in runs if rows]
+    labels = comparison_labels([meta for meta, _ in runs])
     groups: dict[str, list[list[dict]]] = defaultdict(list)
-    for d in run_dirs:
-        if (Path(d) / "journal.sqlite").exists():
-            meta, rows = run_rows(d)
-            if rows:
-                groups[run_label(meta)].append(rows)
+    for label, (_, rows) in zip(labels, runs):
+        groups[label].append(rows)
     if not groups:
         raise FileNotFoundError(f"no run journals under {out_dir}")
     out_dir = Path(out_dir)
