@@ -52,6 +52,7 @@ def build_backbone(
     input_shape: Sequence[int] | None = None,
     data_dir: str | Path = "data",
     freeze_layers: int = 0,
+    normalize: Sequence[Sequence[float]] | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """Build the backbone ``name`` of ``source`` (exil | torchvision | timm | transformers).
@@ -65,6 +66,9 @@ def build_backbone(
             library nets a 1-channel shape makes the backbone repeat the channel to RGB.
         data_dir: where ``exil data fetch`` puts things; relative ``file:`` paths start here.
         freeze_layers: freeze the first N parameterised layers (see the module docstring).
+        normalize: ``[mean, std]`` (per RGB channel) that image library nets subtract and divide by
+            after the grey-to-RGB repeat: what pretrained weights expect of inputs in [0, 1]
+            (ImageNet statistics for torchvision's nets, 0.5 / 0.5 for the TF EfficientNet-Lite).
         **kwargs: passed to the network: ``hidden``/``dropout`` (mlp), ``channels``/``pool``
             (small_cnn), the torchvision/timm constructor, or for transformers ``pooling``
             (``mean`` | ``cls``) and ``config`` (config overrides; with ``model_type`` in it, a
@@ -84,6 +88,10 @@ def build_backbone(
             net = _build_timm(name, kind, path, offline, input_shape, kwargs)
         else:
             net = _build_transformers(name, kind, path, kwargs)
+    if isinstance(net, ImageBackbone):
+        net.set_normalization(normalize)
+    elif normalize is not None:
+        raise ConfigError(f"normalize applies to torchvision / timm image backbones, not to {source}:{name}")
     if freeze_layers:
         freeze_first_layers(net, int(freeze_layers))
     return net
@@ -164,8 +172,22 @@ class ImageBackbone(nn.Module):
             raise ConfigError(f"image backbones take 1- or 3-channel inputs, got input_shape {tuple(input_shape)}")
         self.grey = channels == 1
 
+    def set_normalization(self, normalize: Sequence[Sequence[float]] | None) -> None:
+        """Inputs become ``(x − mean) / std`` per RGB channel (``None``: left as they are)."""
+        if normalize is None:
+            self.mean = self.std = None
+            return
+        mean, std = (torch.as_tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in normalize)
+        if mean.numel() != 3 or std.numel() != 3:
+            raise ConfigError(f"normalize must be [[3 means], [3 stds]], got {normalize}")
+        self.register_buffer("mean", mean, persistent=False)
+        self.register_buffer("std", std, persistent=False)
+
     def _rgb(self, x: torch.Tensor) -> torch.Tensor:
-        return x.expand(-1, 3, -1, -1) if self.grey else x
+        x = x.expand(-1, 3, -1, -1) if self.grey else x
+        if getattr(self, "mean", None) is not None:
+            x = (x - self.mean) / self.std
+        return x
 
     def train(self, mode: bool = True) -> "ImageBackbone":
         super().train(mode)
