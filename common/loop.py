@@ -206,7 +206,7 @@ class ActiveLoop:
         with self.journal.transaction():
             self.journal.add_metrics(r, n, metrics)
             self.journal.mark(r, "evaluate", time.perf_counter() - t0)
-        self._log({**metrics, "round": r, "n_labels": n, "n_extras": len(self.dm.extras)}, step=n)
+        self._log_evaluation(r)
         self._stage(r, "evaluate", t0)
 
     def _query(self, r: int, k: int) -> Selection:
@@ -245,8 +245,7 @@ class ActiveLoop:
             self.journal.mark(r, "incorporate", time.perf_counter() - t0)
         (self.ckpt_dir / f"round_{r:03d}_fit.pt").unlink(missing_ok=True)  # only needed to resume inside round r
         self._stage(r, "incorporate", t0)
-        times = {f"time/{s}": sec for rr, s, sec in self.journal.stages() if rr == r}
-        self._log({**times, "queried": len(items), "extras_added": len(inc.extras)}, step=len(self.dm.labels) - len(items))
+        self._log_round(r)
 
     # -------------------------------------------------------------- helpers
     def _check_selection(self, r: int, selection: Selection, candidates: np.ndarray, k: int) -> None:
@@ -261,14 +260,24 @@ class ActiveLoop:
 
     def _replay_logs(self) -> None:
         """A resumed run sends what the journal already holds to the loggers (they start empty)."""
-        stages: dict[int, dict[str, float]] = {}
-        for r, stage, sec in self.journal.stages():
-            stages.setdefault(r, {})[f"time/{stage}"] = sec
-        for r, row in sorted(self.journal.metrics_by_round().items()):
-            n = row.pop("n_labels")
-            self._log({**row, "round": r, "n_labels": n}, step=n)
+        for r in sorted(self.journal.metrics_by_round()):
+            self._log_evaluation(r)
             if self.journal.done(r, "incorporate"):
-                self._log({k: v for k, v in stages.get(r, {}).items() if k != "time/initial"}, step=n)  # as live
+                self._log_round(r)
+
+    def _log_evaluation(self, r: int) -> None:
+        """Round ``r``'s journaled metrics, at step = labels when it was evaluated."""
+        row = dict(self.journal.metrics_by_round()[r])
+        n = row.pop("n_labels")
+        self._log({**row, "round": r, "n_labels": n}, step=n)
+
+    def _log_round(self, r: int) -> None:
+        """Round ``r``'s stage times and what it added, at the step of its evaluation."""
+        n = self.journal.metrics_by_round()[r]["n_labels"]
+        times = {f"time/{s}": sec for rr, s, sec in self.journal.stages() if rr == r and s != "initial"}
+        queried, extras = self.journal.added_in(r)
+        self._log({**times, "queried": queried, "extras_added": extras}, step=n)
+
     def _query_size(self) -> int:
         used = sum(1 for row in self.journal.labelled() if row[3] == "oracle")
         budget = self.cfg.budget if self.cfg.budget is not None else self.cfg.rounds * self.cfg.query_size

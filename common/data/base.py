@@ -19,8 +19,8 @@ rebuilt from the run journal on resume.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import lightning.pytorch as pl
 import numpy as np

