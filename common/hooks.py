@@ -2,6 +2,7 @@
 
 Each round the loop calls, in order,
 
+* :meth:`RoundHooks.initial`     — once, after the initial set is labelled: annotations or extras for it;
 * :meth:`RoundHooks.query`       — choose what to ask about (default: the configured strategy);
 * :meth:`RoundHooks.ask`         — put questions to the teacher through ``ctx.ask`` (journaled);
 * :meth:`RoundHooks.incorporate` — turn answers into new labels and extra examples, and change the
@@ -39,6 +40,7 @@ class RoundContext:
     datamodule: PoolDataModule
     strategy: QueryStrategy
     ask: Callable[[Question], Any]  # journal-backed: ask(question) -> validated answer
+    ask_many: Callable[[list[Question]], list[Any]]  # many at once (simulated answers commit in batches)
     candidates: np.ndarray  # unlabelled pool indices the strategy may choose from (subsampled if configured)
     device: torch.device
     generator: torch.Generator  # seeded for this round and stage
@@ -47,14 +49,24 @@ class RoundContext:
 
 @dataclass
 class Incorporation:
-    """What a round adds to the training set: oracle labels of pool items, and extra examples."""
+    """What a round adds to the training set: oracle labels of pool items, the teacher's annotations of
+    labelled items (e.g. relevance masks, served with their training batches), and extra examples."""
 
     labels: dict[int, int] = field(default_factory=dict)
     extras: list[Extra] = field(default_factory=list)
+    annotations: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
 
 
 class RoundHooks(pl.Callback):
     """Instance-level active learning: query with the strategy, ask for labels, add them."""
+
+    #: True for methods whose rounds may ask no labels at all (eXBL asks for exemplar explanations
+    #: of an already labelled set): the loop then keeps going when no label is left to ask
+    label_free_rounds: bool = False
+
+    def initial(self, ctx: RoundContext, labels: dict[int, int]) -> Incorporation:
+        """Annotations / extras for the initial labelled set (its ``labels`` are already added)."""
+        return Incorporation()
 
     def query(self, ctx: RoundContext, k: int) -> Selection:
         qctx = QueryContext(ctx.module, ctx.datamodule, ctx.candidates, ctx.device, ctx.generator)

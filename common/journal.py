@@ -9,6 +9,7 @@ Tables (rows are inserted, never updated or deleted):
 * ``answers(round, question, key, answer, ...)`` — every oracle answer, written *before* it is used;
 * ``labelled(round, item, label, source)`` — labels the training set holds (``initial`` or ``oracle``);
 * ``extras(round, position, origin, label, weight, kind, payload)`` — examples a method added;
+* ``annotations(round, item, payload)`` — a teacher's annotation fields of a labelled item (masks);
 * ``metrics(round, n_labels, name, value)`` — per-round evaluation.
 
 A stage's rows and its ``stages`` mark are written in one transaction, so after a
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 
 from common.data.base import Extra
@@ -45,6 +47,7 @@ CREATE TABLE IF NOT EXISTS labelled(seq INTEGER PRIMARY KEY AUTOINCREMENT, round
     label INTEGER, source TEXT);
 CREATE TABLE IF NOT EXISTS extras(round INTEGER, position INTEGER, origin INTEGER, label INTEGER,
     weight REAL, kind TEXT, payload BLOB, PRIMARY KEY(round, position));
+CREATE TABLE IF NOT EXISTS annotations(round INTEGER, item INTEGER PRIMARY KEY, payload BLOB);
 CREATE TABLE IF NOT EXISTS metrics(round INTEGER, n_labels INTEGER, name TEXT, value REAL,
     PRIMARY KEY(round, name));
 """
@@ -102,6 +105,15 @@ class Journal:
             (round, question, key, json.dumps(answer), oracle, self.session, time.time()),
         )
 
+    def add_answers(self, round: int, rows: Sequence[tuple[str, str, Any]], oracle: str) -> None:
+        """Commit many (question, key, answer) rows of a reproducible oracle in one transaction."""
+        t = time.time()
+        with self.transaction():
+            self.db.executemany(
+                "INSERT INTO answers(round, question, key, answer, oracle, session, t) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(round, q, k, json.dumps(a), oracle, self.session, t) for q, k, a in rows],
+            )
+
     def add_labels(self, round: int, items: Sequence[int], labels: Sequence[int], source: str) -> None:
         self.db.executemany(
             "INSERT INTO labelled(round, item, label, source) VALUES (?, ?, ?, ?)",
@@ -116,6 +128,12 @@ class Journal:
                 (round, start + p, e.origin, e.label, e.weight, e.kind, _pack(e.fields))
                 for p, e in enumerate(extras)
             ],
+        )
+
+    def add_annotations(self, round: int, annotations: dict[int, dict[str, torch.Tensor]]) -> None:
+        self.db.executemany(
+            "INSERT INTO annotations(round, item, payload) VALUES (?, ?, ?)",
+            [(round, int(i), pack_tensors(f)) for i, f in annotations.items()],
         )
 
     def add_metrics(self, round: int, n_labels: int, metrics: dict[str, float]) -> None:
@@ -145,6 +163,13 @@ class Journal:
         ).fetchone()
         return (True, json.loads(row[0])) if row else (False, None)
 
+    def answers_of(self, round: int, kinds: set[str]) -> dict[tuple[str, str], Any]:
+        """{(question, key): answer} of ``round`` for the question kinds ``kinds``."""
+        marks = ",".join("?" * len(kinds))
+        rows = self.db.execute(f"SELECT question, key, answer FROM answers WHERE round = ? AND question IN ({marks})",
+                               (round, *sorted(kinds))).fetchall()
+        return {(q, k): json.loads(a) for q, k, a in rows}
+
     def answers(self, round: int | None = None) -> list[dict[str, Any]]:
         sql = "SELECT round, question, key, answer, oracle, session FROM answers"
         rows = self.db.execute(sql + (" WHERE round = ?" if round is not None else "") + " ORDER BY t",
@@ -161,6 +186,10 @@ class Journal:
             "SELECT origin, label, weight, kind, payload FROM extras ORDER BY round, position"
         ).fetchall()
         return [Extra(_unpack(p), label=l, weight=w, origin=o, kind=k) for o, l, w, k, p in rows]
+
+    def annotations(self) -> dict[int, dict[str, torch.Tensor]]:
+        rows = self.db.execute("SELECT item, payload FROM annotations ORDER BY round, rowid").fetchall()
+        return {int(i): unpack_tensors(p) for i, p in rows}
 
     def metrics(self) -> list[tuple[int, int, str, float]]:
         return self.db.execute("SELECT round, n_labels, name, value FROM metrics ORDER BY round, name").fetchall()
@@ -201,6 +230,34 @@ def _pack(fields: dict[str, torch.Tensor]) -> bytes:
 
 def _unpack(blob: bytes) -> dict[str, torch.Tensor]:
     return torch.load(io.BytesIO(blob), weights_only=True)
+
+
+def pack_tensors(fields: dict[str, torch.Tensor]) -> bytes:
+    """A compact blob of named tensors: a JSON header, then each tensor's bytes (bool tensors bit-packed,
+    so a 28×28 mask takes 98 bytes). The inverse is :func:`unpack_tensors`."""
+    header, chunks, offset = {}, [], 0
+    for k, v in fields.items():
+        a = v.detach().cpu().contiguous().numpy()
+        raw = np.packbits(a.ravel()).tobytes() if a.dtype == np.bool_ else a.tobytes()
+        header[k] = [a.dtype.str, list(a.shape), offset, len(raw)]
+        chunks.append(raw)
+        offset += len(raw)
+    head = json.dumps(header).encode()
+    return len(head).to_bytes(4, "little") + head + b"".join(chunks)
+
+
+def unpack_tensors(blob: bytes) -> dict[str, torch.Tensor]:
+    n = int.from_bytes(blob[:4], "little")
+    header, body = json.loads(blob[4:4 + n]), memoryview(blob)[4 + n:]
+    out = {}
+    for k, (dtype, shape, offset, size) in header.items():
+        raw = np.frombuffer(body[offset:offset + size], dtype=np.uint8)
+        if dtype == "|b1":
+            a = np.unpackbits(raw)[: int(np.prod(shape))].astype(bool).reshape(shape)
+        else:
+            a = raw.view(np.dtype(dtype)).reshape(shape).copy()
+        out[k] = torch.from_numpy(a)
+    return out
 
 
 def read_journal(path: str | Path) -> dict[str, Any]:

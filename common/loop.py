@@ -9,7 +9,8 @@ Round ``r`` (``r = 0 .. rounds``):
    with step = number of labels. The last round stops here.
 3. **query** — ``hooks.query`` chooses ``query_size`` pool items (journaled).
 4. **ask** — ``hooks.ask`` asks the oracle through the journal (each answer committed before use).
-5. **incorporate** — ``hooks.incorporate`` returns new labels and extras (and may morph the module);
+5. **incorporate** — ``hooks.incorporate`` returns new labels, annotations and extras (and may morph
+   the module);
    the module is checkpointed with its architecture spec (``round_RRR_end.pt``), then the labels,
    extras and the stage mark are journaled in one transaction.
 
@@ -136,7 +137,7 @@ class ActiveLoop:
                 self._fit(r)
                 self._evaluate(r)
                 k = self._query_size()
-                if r == self.cfg.rounds or k == 0:
+                if r == self.cfg.rounds or (k == 0 and not self.hooks.label_free_rounds):
                     break
                 selection = self._query(r, k)
                 answers = self._ask(r, selection)
@@ -154,19 +155,24 @@ class ActiveLoop:
             return
         rng = np.random.default_rng(seed_for(self.cfg.seed, 0, "initial"))
         idx = self.dm.initial_indices(self.cfg.initial_per_class, self.cfg.initial_size, rng)
-        labels = [int(self.asker(-1, Question("label", key=str(int(i)), item=int(i)))) for i in idx]
+        labels = [int(a) for a in self.asker.many(-1, [Question("label", key=str(int(i)), item=int(i)) for i in idx])]
+        inc = self.hooks.initial(self._ctx(0, "initial", ask_round=-1), dict(zip(map(int, idx), labels)))
+        if inc.labels:
+            raise ExilError(f"{type(self.hooks).__name__}.initial returned labels; the initial set is labelled already")
         self._save(self.ckpt_dir / "init.pt")
         with j.transaction():
             j.add_labels(0, idx, labels, source="initial")
+            j.add_annotations(0, inc.annotations)
+            j.add_extras(0, inc.extras)
             j.mark(0, "initial", 0.0)
 
     def _restore(self) -> int:
         """Rebuild the pool from the journal and the module from the last round-end checkpoint."""
         j = self.journal
-        self.dm.labels = {}
-        self.dm.extras = []
+        self.dm.labels, self.dm.extras, self.dm.annotations = {}, [], {}
         rows = j.labelled()
         self.dm.label([r[1] for r in rows], [r[2] for r in rows])
+        self.dm.annotate(j.annotations())
         self.dm.add_extras(j.extras())
         done = [r for r in range(self.cfg.rounds + 1) if j.done(r, "incorporate")]
         start = (max(done) + 1) if done else 0
@@ -201,6 +207,7 @@ class ActiveLoop:
         trainer = self.make_trainer(r, self.run_dir / "rounds" / f"{r:03d}", single_device=True)
         (results,) = trainer.test(self.module, dataloaders=self.dm.test_dataloader(), verbose=False)
         metrics = {k: float(v) for k, v in results.items()}
+        self._save_predictions(r)
         metrics.update(self.hooks.metrics(self._ctx(r, "evaluate")))
         n = len(self.dm.labels)
         with self.journal.transaction():
@@ -237,10 +244,12 @@ class ActiveLoop:
         inc: Incorporation = self.hooks.incorporate(self._ctx(r, "incorporate"), selection, answers)
         items = list(inc.labels)
         self.dm.label(items, [inc.labels[i] for i in items])
+        self.dm.annotate(inc.annotations)
         self.dm.add_extras(inc.extras)
         self._save(self.ckpt_dir / f"round_{r:03d}_end.pt")
         with self.journal.transaction():
             self.journal.add_labels(r + 1, items, [inc.labels[i] for i in items], source="oracle")
+            self.journal.add_annotations(r + 1, inc.annotations)
             self.journal.add_extras(r + 1, inc.extras)
             self.journal.mark(r, "incorporate", time.perf_counter() - t0)
         (self.ckpt_dir / f"round_{r:03d}_fit.pt").unlink(missing_ok=True)  # only needed to resume inside round r
@@ -251,7 +260,7 @@ class ActiveLoop:
     def _check_selection(self, r: int, selection: Selection, candidates: np.ndarray, k: int) -> None:
         """A selection is journaled only if it can be asked: 1..k distinct candidates."""
         n = len(selection.indices)
-        if not 0 < n <= k:
+        if not (0 < n <= k or n == k == 0):
             raise ExilError(f"round {r}: {type(self.strategy).__name__} chose {n} items; 1 to {k} were asked for")
         outside = np.setdiff1d(selection.indices, candidates)
         if len(outside):
@@ -283,7 +292,15 @@ class ActiveLoop:
         budget = self.cfg.budget if self.cfg.budget is not None else self.cfg.rounds * self.cfg.query_size
         return int(max(0, min(self.cfg.query_size, budget - used, len(self.dm.unlabelled_indices))))
 
-    def _ctx(self, r: int, stage: str) -> RoundContext:
+    def _save_predictions(self, r: int) -> None:
+        """The test predictions of round ``r`` (``predictions/round_RRR.npy``), for agreement between runs."""
+        preds = getattr(self.module, "test_predictions", None)
+        if preds is not None:
+            path = self.run_dir / "predictions" / f"round_{r:03d}.npy"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path, np.asarray(preds))
+
+    def _ctx(self, r: int, stage: str, ask_round: int | None = None) -> RoundContext:
         seed = seed_for(self.cfg.seed, r, stage)
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
@@ -294,7 +311,8 @@ class ActiveLoop:
             candidates = np.sort(rng.choice(candidates, size=n, replace=False))
         return RoundContext(
             round=r, module=self.module, datamodule=self.dm, strategy=self.strategy,
-            ask=lambda q: self.asker(r, q), candidates=candidates, device=self.device,
+            ask=lambda q: self.asker(r if ask_round is None else ask_round, q),
+            ask_many=lambda qs: self.asker.many(r if ask_round is None else ask_round, qs), candidates=candidates, device=self.device,
             generator=gen, run_dir=self.run_dir,
         )
 

@@ -13,8 +13,13 @@ label, part locations) are stripped from every loader; only oracles read them, t
 :meth:`PoolDataModule.ground_truth`. A method that is *given* such annotations gets them from the
 oracle and adds them to the training set itself.
 
-The state that changes during a run (labelled indices, their labels, extras) is small and is
-rebuilt from the run journal on resume.
+**Annotations** are what a teacher said about a labelled item beyond its label — e.g. the mask of
+its relevant pixels (RRR, alternating training). They are added with :meth:`PoolDataModule.annotate`
+and served with the item's training batches; items without one get zeros and ``annotated`` False,
+so a loss can tell them apart. Extra examples may carry annotation fields of their own.
+
+The state that changes during a run (labelled indices, their labels, annotations, extras) is
+small and is rebuilt from the run journal on resume.
 """
 
 from __future__ import annotations
@@ -72,11 +77,32 @@ class TensorItems(Dataset):
         return self.fields["y"]
 
 
-class _LabelledView(Dataset):
-    """The labelled part of the pool with the oracle's labels (never the ground truth) and weight 1."""
+class _Annotations:
+    """Annotation fields of training items: ``fields(keys)`` stacks them, zeros where an item has none."""
 
-    def __init__(self, base: Dataset, indices: Sequence[int], labels: Sequence[int]):
-        self.base, self.indices, self.labels = base, list(indices), list(labels)
+    def __init__(self, annotations: dict[int, dict[str, torch.Tensor]]):
+        self.by_item = annotations
+        self.templates: dict[str, torch.Tensor] = {}
+        for fields in annotations.values():
+            for k, v in fields.items():
+                self.templates.setdefault(k, torch.zeros_like(v))
+
+    def __bool__(self) -> bool:
+        return bool(self.templates)
+
+    def fields(self, keys: Sequence[int]) -> dict[str, torch.Tensor]:
+        found = [self.by_item.get(int(i)) for i in keys]
+        out = {k: torch.stack([f[k] if f is not None and k in f else t for f in found])
+               for k, t in self.templates.items()}
+        out["annotated"] = torch.tensor([f is not None for f in found], dtype=torch.bool)
+        return out
+
+
+class _LabelledView(Dataset):
+    """The labelled part of the pool with the oracle's labels (never the ground truth), weight 1 and annotations."""
+
+    def __init__(self, base: Dataset, indices: Sequence[int], labels: Sequence[int], annotations: _Annotations):
+        self.base, self.indices, self.labels, self.annotations = base, list(indices), list(labels), annotations
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -86,26 +112,32 @@ class _LabelledView(Dataset):
         item["y"] = torch.tensor(self.labels[j], dtype=torch.long)
         item["weight"] = torch.tensor(1.0)
         item["extra"] = torch.tensor(False)
+        if self.annotations:
+            item.update({k: v[0] for k, v in self.annotations.fields([self.indices[j]]).items()})
         return item
 
     def __getitems__(self, js: Sequence[int]) -> dict[str, Any] | list[dict[str, Any]]:
         if not hasattr(self.base, "__getitems__"):
             return [self[j] for j in js]
-        batch = self.base.__getitems__([self.indices[j] for j in js])
+        items = [self.indices[j] for j in js]
+        batch = self.base.__getitems__(items)
         if not isinstance(batch, dict):
             return [self[j] for j in js]
         n = len(js)
         batch["y"] = torch.as_tensor([self.labels[j] for j in js], dtype=torch.long)
         batch["weight"] = torch.ones(n)
         batch["extra"] = torch.zeros(n, dtype=torch.bool)
+        if self.annotations:
+            batch.update(self.annotations.fields(items))
         return batch
 
 
 class _ExtrasView(Dataset):
-    """Extra examples, shaped like pool items (fields missing from an extra are copied from its origin, else zeros)."""
+    """Extra examples, shaped like pool items (fields missing from an extra are copied from its origin, else
+    zeros); annotation fields come from the extra itself, else zeros with ``annotated`` False."""
 
-    def __init__(self, base: Dataset, extras: Sequence[Extra]):
-        self.base, self.extras = base, list(extras)
+    def __init__(self, base: Dataset, extras: Sequence[Extra], annotations: _Annotations):
+        self.base, self.extras, self.annotations = base, list(extras), annotations
         self._template = base[0]
 
     def __len__(self) -> int:
@@ -124,14 +156,41 @@ class _ExtrasView(Dataset):
                 item[k] = v
             else:
                 item[k] = torch.zeros_like(v) if torch.is_tensor(v) else v
-        unknown = set(e.fields) - set(ref)
+        own = [k for k in e.fields if k in self.annotations.templates]
+        unknown = set(e.fields) - set(ref) - set(own)
         if unknown:
             raise KeyError(f"extra example has fields {sorted(unknown)} that pool items do not have")
+        if self.annotations:
+            for k, t in self.annotations.templates.items():
+                item[k] = e.fields.get(k, t)
+            item["annotated"] = torch.tensor(bool(own))
         item["idx"] = e.origin
         item["y"] = torch.tensor(e.label, dtype=torch.long)
         item["weight"] = torch.tensor(float(e.weight))
         item["extra"] = torch.tensor(True)
         return item
+
+    def __getitems__(self, js: Sequence[int]) -> dict[str, Any]:
+        return default_collate([self[j] for j in js])
+
+
+class _Concat(ConcatDataset):
+    """``ConcatDataset`` that fetches a batch part by part (each part batched), instead of item by item."""
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, Any]:
+        idx = np.asarray(indices, dtype=np.int64)
+        part = np.searchsorted(self.cumulative_sizes, idx, side="right")
+        starts = np.concatenate([[0], self.cumulative_sizes[:-1]])
+        batches, order = [], []
+        for p in np.unique(part):
+            sel = np.flatnonzero(part == p)
+            local = (idx[sel] - starts[p]).tolist()
+            ds = self.datasets[p]
+            b = ds.__getitems__(local) if hasattr(ds, "__getitems__") else [ds[i] for i in local]
+            batches.append(b if isinstance(b, dict) else default_collate(b))
+            order.append(sel)
+        inverse = np.argsort(np.concatenate(order))
+        return {k: torch.cat([torch.as_tensor(b[k]) for b in batches])[inverse] for k in batches[0]}
 
 
 class _Hidden(Dataset):
@@ -194,7 +253,12 @@ class PoolDataModule(pl.LightningDataModule):
         seed: seed of the data splits made here (validation split, subsets).
         val_size: items moved from the pool into a validation set when the dataset has none
             (a fraction if < 1, else a count; 0 = no validation set).
-        pool_size: optional cap on the pool (a stratified random subset), for quick runs.
+        pool_size: optional cap on the pool (a stratified random subset), for quick runs and
+            small-data experiments.
+        class_imbalance: with ``pool_size``, make the subset long-tailed instead of stratified: class
+            ``c`` (in label order) keeps a share proportional to ``class_imbalance ** (c / (C − 1))``,
+            so the rarest class has ``class_imbalance`` times the items of the most frequent
+            (e.g. 0.1; the exponential profile of Cui et al. 2019's long-tailed CIFAR).
         min_epoch_size: an epoch draws at least this many training items (whole reshuffled passes
             over the labelled set, then a partial one), so that tiny labelled sets early in a run get
             enough optimiser steps per epoch without paying Lightning's per-epoch overhead many times.
@@ -209,6 +273,7 @@ class PoolDataModule(pl.LightningDataModule):
         val_size: float = 0.0,
         pool_size: int | None = None,
         min_epoch_size: int = 0,
+        class_imbalance: float | None = None,
     ):
         super().__init__()
         self.batch_size = batch_size
@@ -218,11 +283,17 @@ class PoolDataModule(pl.LightningDataModule):
         self.val_size = val_size
         self.pool_size = pool_size
         self.min_epoch_size = min_epoch_size
+        if class_imbalance is not None and not 0 < class_imbalance <= 1:
+            raise ConfigError(f"dataset.class_imbalance must be in (0, 1], got {class_imbalance}")
+        if class_imbalance is not None and pool_size is None:
+            raise ConfigError("dataset.class_imbalance needs dataset.pool_size (the size of the imbalanced subset)")
+        self.class_imbalance = class_imbalance
         self.pool: Dataset | None = None
         self.val: Dataset | None = None
         self.test: Dataset | None = None
         self.labels: dict[int, int] = {}  # pool index -> oracle label, in labelling order
         self.extras: list[Extra] = []
+        self.annotations: dict[int, dict[str, torch.Tensor]] = {}  # pool index -> annotation fields
         self._loaded = False
 
     #: fields of an item that only oracles may read (stripped from every loader)
@@ -242,14 +313,17 @@ class PoolDataModule(pl.LightningDataModule):
             return
         pool, val, test = self.load()
         rng = np.random.default_rng(self.seed)
-        if self.pool_size is not None and self.pool_size < len(pool):
-            pool = _Subset(pool, stratified_subset(targets_of(pool), self.pool_size, rng), reindex=True)
+        if self.pool_size is not None and (self.pool_size < len(pool) or self.class_imbalance is not None):
+            targets = targets_of(pool)
+            subset = (stratified_subset(targets, self.pool_size, rng) if self.class_imbalance is None
+                      else imbalanced_subset(targets, self.pool_size, self.class_imbalance, rng))
+            pool = _Subset(pool, subset, reindex=True)
         if val is None and self.val_size:
             n_val = int(round(self.val_size * len(pool))) if self.val_size < 1 else int(self.val_size)
             perm = rng.permutation(len(pool))
             val = _Subset(pool, np.sort(perm[:n_val]), reindex=True)
             pool = _Subset(pool, np.sort(perm[n_val:]), reindex=True)
-        self._ground_truth_pool = pool
+        self._ground_truth_pool, self._ground_truth_test = pool, test
         hide = tuple(self.oracle_fields)
         self.pool = _Hidden(pool, hide) if hide else pool
         self.val = _Hidden(val, hide) if hide and val is not None else val
@@ -290,6 +364,11 @@ class PoolDataModule(pl.LightningDataModule):
         self.setup()
         return self._ground_truth_pool[int(idx)][field]
 
+    def test_ground_truth_dataloader(self) -> DataLoader:
+        """The test set *with* its oracle-only fields (relevance masks), for evaluation metrics only."""
+        self.setup()
+        return self._eval_loader(self._ground_truth_test)
+
     def pool_item(self, idx: int) -> dict[str, Any]:
         self.setup()
         return self.pool[int(idx)]
@@ -310,6 +389,16 @@ class PoolDataModule(pl.LightningDataModule):
     def add_extras(self, extras: Sequence[Extra]) -> None:
         self.extras.extend(extras)
 
+    def annotate(self, annotations: dict[int, dict[str, torch.Tensor]]) -> None:
+        """Attach a teacher's annotation fields (e.g. ``relevant`` masks) to labelled pool items."""
+        for i, fields in annotations.items():
+            i = int(i)
+            if i not in self.labels:
+                raise ValueError(f"pool item {i} is annotated but not labelled")
+            if i in self.annotations:
+                raise ValueError(f"pool item {i} is already annotated")
+            self.annotations[i] = dict(fields)
+
     def initial_indices(self, per_class: int | None, size: int | None, rng: np.random.Generator) -> np.ndarray:
         """The initial labelled set: ``per_class`` items of every class (stratified) or ``size`` at random."""
         self.setup()
@@ -324,10 +413,11 @@ class PoolDataModule(pl.LightningDataModule):
     # ------------------------------------------------------------- loaders
     def train_dataset(self) -> Dataset:
         self.setup()
-        parts: list[Dataset] = [_LabelledView(self.pool, list(self.labels), list(self.labels.values()))]
+        annotations = _Annotations(self.annotations)
+        parts: list[Dataset] = [_LabelledView(self.pool, list(self.labels), list(self.labels.values()), annotations)]
         if self.extras:
-            parts.append(_ExtrasView(self.pool, self.extras))
-        return ConcatDataset(parts) if len(parts) > 1 else parts[0]
+            parts.append(_ExtrasView(self.pool, self.extras, annotations))
+        return _Concat(parts) if len(parts) > 1 else parts[0]
 
     def train_dataloader(self) -> DataLoader:
         ds = self.train_dataset()
@@ -378,6 +468,22 @@ def stratified_per_class(targets: np.ndarray, per_class: int, rng: np.random.Gen
         if len(members) < per_class:
             raise ConfigError(f"class {c} has {len(members)} items, fewer than initial_per_class={per_class}")
         out.append(rng.choice(members, size=per_class, replace=False))
+    return np.sort(np.concatenate(out))
+
+
+def imbalanced_subset(targets: np.ndarray, size: int, ratio: float, rng: np.random.Generator) -> np.ndarray:
+    """``size`` items with class ``c`` of C (label order) in proportion to ``ratio ** (c / (C − 1))``."""
+    classes = np.unique(targets)
+    share = ratio ** (np.arange(len(classes)) / max(len(classes) - 1, 1))
+    exact = share / share.sum() * size
+    quota = np.maximum(np.floor(exact).astype(int), 1)
+    quota[np.argsort(-(exact - quota))[: max(size - quota.sum(), 0)]] += 1
+    out = []
+    for c, q in zip(classes, quota):
+        members = np.flatnonzero(targets == c)
+        if q > len(members):
+            raise ConfigError(f"class {c} has {len(members)} items; an imbalanced pool of {size} needs {q}")
+        out.append(rng.choice(members, size=q, replace=False))
     return np.sort(np.concatenate(out))
 
 

@@ -89,8 +89,18 @@ class Classifier(ExilModule):
         acc = (logits.argmax(-1) == batch["y"]).float().mean()
         self.log("val/acc", acc, on_epoch=True, batch_size=len(batch["y"]), sync_dist=True)
 
+    def on_test_epoch_start(self) -> None:
+        self._test_preds: list[torch.Tensor] = []
+
+    @property
+    def test_predictions(self) -> torch.Tensor | None:
+        """Predicted labels of the last test pass, in test-set order (the loop saves them per round)."""
+        preds = getattr(self, "_test_preds", None)
+        return torch.cat(preds).numpy() if preds else None
+
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         pred = self(self.inputs(batch)).argmax(-1)
+        self._test_preds.append(pred.detach().cpu())
         self.test_acc.update(pred, batch["y"])
         self.test_f1.update(pred, batch["y"])
         self.log("test/acc", self.test_acc, on_epoch=True)

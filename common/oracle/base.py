@@ -47,6 +47,8 @@ class Oracle(ABC):
     kinds: tuple[str, ...] = ("label",)
     #: how many invalid answers in a row are re-asked before the run stops with an error
     max_attempts: int = 3
+    #: answers cost nothing and are reproducible (simulated): the asker may commit many in one transaction
+    cheap: bool = False
 
     @property
     def name(self) -> str:

@@ -1,6 +1,13 @@
 """A simulated teacher that answers from ground truth (labels, relevance masks, part annotations).
 
-``label`` questions get the true label; with ``noise`` > 0 a label is replaced by a
+* ``label``: the true label;
+* ``relevance``: the item's ground-truth mask of relevant pixels (the dataset's ``relevance_field``,
+  ``mask`` by default), and its irrelevant pixels from ``irrelevant_field`` if one is named
+  (``decoy``: Ross et al.'s annotation of decoy MNIST, the swatch), else the complement;
+* ``choose_exemplars``: eXBL's automatic teacher — the candidate explanations with the highest and
+  the lowest Activation Recall against the ground-truth masks (threshold ``exemplar_threshold``).
+
+For ``label`` questions, with ``noise`` > 0 a label is replaced by a
 uniformly drawn *other* class with that probability. The draw depends only on
 (seed, question key), so an answer does not depend on the order questions come in
 (a resumed run gets the same noisy labels). ``latency`` seconds per answer
@@ -14,18 +21,25 @@ import time
 from typing import Any
 
 import numpy as np
+import torch
 
+from common.errors import ExilError
 from common.oracle.base import Oracle, OracleContext, Question
+from common.oracle.exemplars import pick_by_activation_recall
 
 
 class SimulatedOracle(Oracle):
-    kinds = ("label",)
+    kinds = ("label", "relevance", "choose_exemplars")
     max_attempts = 1
+    cheap = True  # answers are free and reproducible: the asker may commit them in batches
 
-    def __init__(self, noise: float = 0.0, latency: float = 0.0, seed: int = 0):
+    def __init__(self, noise: float = 0.0, latency: float = 0.0, seed: int = 0, relevance_field: str = "mask",
+                 irrelevant_field: str | None = None, exemplar_threshold: float | None = 0.5):
         if not 0 <= noise < 1:
             raise ValueError(f"noise must be in [0, 1), got {noise}")
         self.noise, self.latency, self.seed = noise, latency, seed
+        self.relevance_field, self.irrelevant_field = relevance_field, irrelevant_field
+        self.exemplar_threshold = exemplar_threshold
 
     def rng(self, question: Question) -> np.random.Generator:
         h = hashlib.sha256(f"{self.seed}/{question.kind}/{question.key}".encode()).digest()
@@ -36,7 +50,31 @@ class SimulatedOracle(Oracle):
             time.sleep(self.latency)
         if question.kind == "label":
             return self.label(question, ctx)
+        if question.kind == "relevance":
+            return self.relevance(question, ctx)
+        if question.kind == "choose_exemplars":
+            return self.exemplars(question, ctx)
         raise KeyError(question.kind)
+
+    def _field(self, ctx: OracleContext, item: int, name: str) -> torch.Tensor:
+        fields = tuple(getattr(ctx.datamodule, "oracle_fields", ()))
+        if name not in fields:
+            raise ExilError(f"the simulated teacher needs ground-truth {name!r} of every item, and "
+                            f"{type(ctx.datamodule).__name__} has {list(fields) or 'none'}: choose a dataset "
+                            "with relevance masks (decoy_mnist, decoy_fashion_mnist, mask_folder)")
+        m = torch.as_tensor(ctx.datamodule.ground_truth(item, name)).bool()
+        return m.any(dim=0) if m.dim() == 3 else m
+
+    def relevance(self, question: Question, ctx: OracleContext) -> dict[str, Any]:
+        out = {"relevant": self._field(ctx, question.item, self.relevance_field)}
+        if self.irrelevant_field:
+            out["irrelevant"] = self._field(ctx, question.item, self.irrelevant_field)
+        return out
+
+    def exemplars(self, question: Question, ctx: OracleContext) -> dict[str, int]:
+        candidates = question.payload["candidates"]
+        masks = torch.stack([self._field(ctx, i, self.relevance_field) for i in candidates])
+        return pick_by_activation_recall(question.payload["maps"], masks, candidates, self.exemplar_threshold)
 
     def label(self, question: Question, ctx: OracleContext) -> int:
         y = ctx.datamodule.true_label(question.item)

@@ -1,0 +1,72 @@
+"""The ``relevance`` question: "which pixels of this item are relevant to its label?"
+
+The teacher answers with a binary mask of the relevant input (the annotations of RRR, Ross et al.
+2017, and of explanation-guided alternating training, Tao & Shokri 2025) and, optionally, the mask
+of the pixels known to be *ir*relevant (Ross et al.'s annotation ``A``: for decoy MNIST, the
+swatch); when it is absent, everything that is not relevant is irrelevant.
+
+Masks travel through the journal as JSON: ``{"shape": [H, W], "bits": base64(packbits(mask))}``,
+98 bytes of bits for a 28×28 mask. The question's payload carries the expected ``shape``; the
+validator rejects a mask of any other shape, and returns the answer in that canonical encoding.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+import torch
+
+from common.oracle.base import InvalidAnswer, OracleContext, Question, validator
+
+
+def encode_mask(mask: torch.Tensor | np.ndarray) -> dict[str, Any]:
+    a = np.asarray(mask.cpu() if torch.is_tensor(mask) else mask).astype(bool)
+    return {"shape": list(a.shape), "bits": base64.b64encode(np.packbits(a.ravel()).tobytes()).decode()}
+
+
+def decode_mask(encoded: dict[str, Any]) -> torch.Tensor:
+    shape = [int(s) for s in encoded["shape"]]
+    bits = np.frombuffer(base64.b64decode(encoded["bits"]), dtype=np.uint8)
+    n = int(np.prod(shape))
+    if len(bits) * 8 < n:
+        raise ValueError(f"{len(bits) * 8} bits cannot fill a mask of shape {shape}")
+    return torch.from_numpy(np.unpackbits(bits)[:n].astype(bool).reshape(shape))
+
+
+def relevance_question(item: int, shape: tuple[int, ...]) -> Question:
+    """Ask for the relevance mask of pool item ``item`` whose spatial shape is ``shape`` (H, W)."""
+    return Question("relevance", key=str(int(item)), item=int(item), payload={"shape": list(shape)})
+
+
+def relevance_masks(answer: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """``{"relevant": (H, W) bool, "irrelevant": (H, W) bool}`` from a validated answer."""
+    relevant = decode_mask(answer["relevant"])
+    irrelevant = decode_mask(answer["irrelevant"]) if answer.get("irrelevant") is not None else ~relevant
+    return {"relevant": relevant, "irrelevant": irrelevant}
+
+
+@validator("relevance")
+def validate_relevance(question: Question, answer: Any, ctx: OracleContext) -> dict[str, Any]:
+    """``{"relevant": mask[, "irrelevant": mask]}``; a mask is a bool array / tensor or its encoding."""
+    if torch.is_tensor(answer) or isinstance(answer, np.ndarray):
+        answer = {"relevant": answer}
+    if not isinstance(answer, dict) or "relevant" not in answer:
+        raise InvalidAnswer("answer a relevance mask: {'relevant': mask of shape "
+                            f"{question.payload.get('shape')}, optional 'irrelevant': mask}}")
+    out = {}
+    for name in ("relevant", "irrelevant"):
+        m = answer.get(name)
+        if m is None:
+            continue
+        try:
+            t = decode_mask(m) if isinstance(m, dict) else torch.as_tensor(np.asarray(m)).bool()
+        except (KeyError, TypeError, ValueError) as e:
+            raise InvalidAnswer(f"the {name} mask cannot be read: {e}") from None
+        t = t.reshape(t.shape[-2:]) if t.dim() > 2 and all(s == 1 for s in t.shape[:-2]) else t
+        want = question.payload.get("shape")
+        if want is not None and list(t.shape) != list(want):
+            raise InvalidAnswer(f"the {name} mask has shape {list(t.shape)}; this item needs {list(want)}")
+        out[name] = encode_mask(t)
+    return out
