@@ -127,7 +127,8 @@ def build_loop(cfg, run_dir: Path):
 
     def make_trainer(round: int, root: Path, single_device: bool = False):
         one = {"devices": 1, "strategy": "auto"} if single_device else {}
-        return instantiate(cfg.trainer, default_root_dir=str(root), callbacks=[hooks], logger=False, **one)
+        extra = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+        return instantiate(cfg.trainer, default_root_dir=str(root), callbacks=[hooks, *extra], logger=False, **one)
 
     return ActiveLoop(loop_cfg, module, dm, strategy, oracle, hooks, make_trainer, run_dir,
                       loggers=loggers, device=device, config=journal_config(cfg))

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from common.data.base import Extra, PoolDataModule
+from common.errors import ConfigError
 from common.modules.base import ExilModule
 from common.oracle.base import Question
 from common.strategies.base import QueryStrategy, Selection
@@ -58,7 +59,20 @@ class Incorporation:
 
 
 class RoundHooks(pl.Callback):
-    """Instance-level active learning: query with the strategy, ask for labels, add them."""
+    """Instance-level active learning: query with the strategy, ask for labels, add them.
+
+    Args:
+        explainer: if set (``input_gradients`` | ``gradcam``), every evaluation also scores the model's
+            explanations against the test set's ground-truth masks (:mod:`common.explain.evaluate`:
+            Activation Recall / Precision / F1, decoy share) — for datasets that have masks.
+        layer: the Grad-CAM layer (``None``: the last spatial one).
+        threshold: the activation threshold of those metrics (``None``: soft).
+        metric_items: explain only the first this many test items (``None``: all).
+    """
+
+    def __init__(self, explainer: str | None = None, layer: str | None = None, threshold: float | None = 0.5,
+                 metric_items: int | None = None):
+        self.explainer, self.layer, self.threshold, self.metric_items = explainer, layer, threshold, metric_items
 
     #: True for methods whose rounds may ask no labels at all (eXBL asks for exemplar explanations
     #: of an already labelled set): the loop then keeps going when no label is left to ask
@@ -83,7 +97,15 @@ class RoundHooks(pl.Callback):
         return Incorporation(labels={i: int(answers[i]) for i in map(int, selection.indices)})
 
     def metrics(self, ctx: RoundContext) -> dict[str, float]:
-        return {}
+        if self.explainer is None:
+            return {}
+        from common.explain.evaluate import explanation_quality
+
+        try:
+            return explanation_quality(ctx.module, ctx.datamodule, ctx.device, self.explainer, self.layer,
+                                       threshold=self.threshold, max_items=self.metric_items)
+        except ValueError as e:  # e.g. Grad-CAM asked of an MLP
+            raise ConfigError(f"method.hooks.explainer={self.explainer}: {e}") from None
 
     @staticmethod
     def predict_proba(ctx: RoundContext, indices: np.ndarray) -> np.ndarray:

@@ -1,7 +1,9 @@
 """eXBL (Hagos et al. 2023), explanation-guided alternating training (Tao & Shokri 2025) and RRR
 (Ross et al. 2017): learning from explanation signals in the loss.
 
-Will hold: the triplet Grad-CAM explanation loss with exemplar choice (``choose_exemplars``),
-the alternating label / alignment training, and the right-for-the-right-reasons input-gradient
-penalty, over the masked datasets of ``common.data``.
+* :mod:`exbl.losses`      — the three explanation losses as pure tensor functions;
+* :mod:`exbl.rrr`         — ``method=rrr``: cross-entropy + input-gradient penalty on irrelevant input;
+* :mod:`exbl.exbl`        — ``method=exbl``: cross-entropy + triplet loss towards a good exemplar Grad-CAM;
+* :mod:`exbl.alternating` — ``method=alternating``: label and alignment stages taking turns;
+* :mod:`exbl.hooks`       — round hooks: relevance masks for labelled items, exemplar choice, metrics.
 """

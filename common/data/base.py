@@ -400,10 +400,13 @@ class PoolDataModule(pl.LightningDataModule):
             self.annotations[i] = dict(fields)
 
     def initial_indices(self, per_class: int | None, size: int | None, rng: np.random.Generator) -> np.ndarray:
-        """The initial labelled set: ``per_class`` items of every class (stratified) or ``size`` at random."""
+        """The initial labelled set: ``per_class`` items of every class (stratified), or ``size`` at random
+        (``-1``: the whole pool, for passive training with ``loop.rounds=0``)."""
         self.setup()
         if per_class:
             return stratified_per_class(self._targets, per_class, rng)
+        if size == -1:  # the whole pool: passive training
+            return np.arange(len(self.pool))
         if size:
             if size > len(self.pool):
                 raise ConfigError(f"loop.initial_size={size} is larger than the pool ({len(self.pool)} items)")

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from common.data.base import TensorItems
+from common.data.digits import DigitsDataModule
 from common.data.mnist import FashionMNISTDataModule, MNISTDataModule
 from common.errors import ConfigError
 
@@ -143,3 +144,8 @@ class DecoyMNISTDataModule(_DecoyMixin, MNISTDataModule):
 
 class DecoyFashionMNISTDataModule(_DecoyMixin, FashionMNISTDataModule):
     """Decoy Fashion-MNIST: :class:`FashionMNISTDataModule` with Ross et al.'s label-coding corner swatches."""
+
+
+class DecoyDigitsDataModule(_DecoyMixin, DigitsDataModule):
+    """Decoy digits: scikit-learn's 8×8 digits (embedded, no download) with the same swatches, 2×2 by
+    default — a masked dataset small enough for tests and demos of the explanation methods."""

@@ -66,6 +66,12 @@ class GradCAM:
     def __call__(self, x: torch.Tensor, target: torch.Tensor, create_graph: bool = False,
                  upsample: bool = True, normalise: bool = True) -> torch.Tensor:
         """Maps (B, H, W): at the input's resolution if ``upsample``, else at the layer's."""
+        return self.forward_with_maps(x, target, create_graph, upsample, normalise)[1]
+
+    def forward_with_maps(self, x: torch.Tensor, target: torch.Tensor, create_graph: bool = False,
+                          upsample: bool = True, normalise: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, maps) from one forward pass: a training step uses the logits for its
+        cross-entropy and the (differentiable, if ``create_graph``) maps for an explanation loss."""
         captured: list[torch.Tensor] = []
         handle = self._module(x).register_forward_hook(lambda m, i, out: captured.append(out))
         try:
@@ -75,11 +81,11 @@ class GradCAM:
             handle.remove()
         acts = captured[-1]
         score = logits.gather(1, target.view(-1, 1).to(logits.device)).sum()
-        (grads,) = torch.autograd.grad(score, acts, create_graph=create_graph)
+        (grads,) = torch.autograd.grad(score, acts, create_graph=create_graph, retain_graph=True)
         alpha = grads.mean(dim=(2, 3), keepdim=True)
         cam = F.relu((alpha * acts).sum(dim=1))
         if upsample and cam.shape[-2:] != x.shape[-2:]:
             cam = F.interpolate(cam.unsqueeze(1), size=x.shape[-2:], mode="bilinear", align_corners=False).squeeze(1)
         if normalise:
             cam = cam / cam.flatten(1).amax(dim=1).clamp_min(1e-12).view(-1, 1, 1)
-        return cam if create_graph else cam.detach()
+        return (logits, cam) if create_graph else (logits.detach(), cam.detach())

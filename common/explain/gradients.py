@@ -27,8 +27,13 @@ def log_prob_gradients(model: Callable[[torch.Tensor], torch.Tensor], x: torch.T
                        create_graph: bool = False) -> torch.Tensor:
     """``∂/∂x Σ_k log softmax(model(x))_k`` per sample, the shape of ``x``."""
     x = _input(x)
-    logp = torch.log_softmax(model(x), dim=-1)
-    (g,) = torch.autograd.grad(logp.sum(), x, create_graph=create_graph)
+    return log_prob_gradients_of(model(x), x, create_graph)
+
+
+def log_prob_gradients_of(logits: torch.Tensor, x: torch.Tensor, create_graph: bool = False) -> torch.Tensor:
+    """As :func:`log_prob_gradients`, from logits already computed from ``x`` (which requires grad):
+    a training step reuses its forward pass for the cross-entropy and the penalty."""
+    (g,) = torch.autograd.grad(torch.log_softmax(logits, dim=-1).sum(), x, create_graph=create_graph)
     return g
 
 

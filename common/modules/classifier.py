@@ -71,7 +71,11 @@ class Classifier(ExilModule):
             self.dropout.train(was)
 
     def loss(self, batch: dict[str, Any]) -> torch.Tensor:
-        logits = self(self.inputs(batch))
+        return self.cross_entropy(self(self.inputs(batch)), batch)
+
+    @staticmethod
+    def cross_entropy(logits: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+        """The per-item weighted cross-entropy of the module docstring."""
         per_item = F.cross_entropy(logits, batch["y"], reduction="none")
         w = batch.get("weight")
         if w is None:

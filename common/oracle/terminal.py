@@ -4,6 +4,13 @@ For each question the item is shown — text printed, an image saved as a PNG
 (``<run dir>/oracle/round_RRR_item_N.png``, path printed) — with the model's
 prediction and top classes; the person types an answer. The Asker validates it;
 an invalid answer prints what would be valid and the question is asked again.
+
+* ``label``: a class number or name.
+* ``relevance``: the image is saved with a numbered ``grid`` × ``grid`` overlay; the person types
+  the numbers of the cells that hold what matters for the label (``all`` / ``none`` allowed), which
+  become the relevant mask.
+* ``choose_exemplars`` (eXBL): every candidate's explanation is saved as an overlay on its image in
+  one numbered contact sheet; the person types the good one's number, then the bad one's.
 ``input_fn``/``print_fn`` are injectable so the same code is driven by tests.
 """
 
@@ -34,11 +41,11 @@ def save_image(x: torch.Tensor, path: Path, scale: int = 8) -> Path:
 
 
 class TerminalOracle(Oracle):
-    kinds = ("label",)
+    kinds = ("label", "relevance", "choose_exemplars")
 
-    def __init__(self, max_attempts: int = 20, top: int = 3, input_fn: Callable[[str], str] = input,
+    def __init__(self, max_attempts: int = 20, top: int = 3, grid: int = 4, input_fn: Callable[[str], str] = input,
                  print_fn: Callable[..., None] = print):
-        self.max_attempts, self.top = max_attempts, top
+        self.max_attempts, self.top, self.grid = max_attempts, top, grid
         self.input_fn, self.print_fn = input_fn, print_fn
 
     def show(self, question: Question, ctx: OracleContext) -> None:
@@ -58,9 +65,93 @@ class TerminalOracle(Oracle):
             p("model: " + ", ".join(f"{ctx.class_names[c]} ({probs[c]:.2f})" for c in order))
 
     def answer(self, question: Question, ctx: OracleContext) -> Any:
+        if question.kind == "choose_exemplars":
+            return self.exemplars(question, ctx)
         self.show(question, ctx)
+        if question.kind == "relevance":
+            return self.relevance(question, ctx)
         classes = ", ".join(f"{i}={n}" for i, n in enumerate(ctx.class_names))
         return self.input_fn(f"label? [{classes}] > ")
 
     def reject(self, question: Question, answer: Any, reason: str) -> None:
         self.print_fn(f"✗ {reason}")
+
+    def relevance(self, question: Question, ctx: OracleContext) -> Any:
+        h, w = question.payload["shape"]
+        x = ctx.datamodule.pool_item(question.item)["x"]
+        path = save_grid(x, self.grid, ctx.out_dir / f"round_{max(ctx.round, -1):03d}_item_{question.key}_grid.png")
+        self.print_fn(f"grid: {path} (cells numbered 0..{self.grid ** 2 - 1}, row by row)")
+        typed = self.input_fn("relevant cells? [numbers, 'all' or 'none'] > ").strip().lower()
+        if typed in ("all", "none"):
+            return {"relevant": np.full((h, w), typed == "all")}
+        try:
+            cells = [int(t) for t in typed.replace(",", " ").split()]
+        except ValueError:
+            return typed  # invalid: the validator says so and the question is asked again
+        if any(not 0 <= c < self.grid ** 2 for c in cells):
+            return typed
+        return {"relevant": grid_mask(cells, self.grid, h, w)}
+
+    def exemplars(self, question: Question, ctx: OracleContext) -> Any:
+        cands = question.payload["candidates"]
+        labels = question.payload.get("labels") or [None] * len(cands)
+        images = [ctx.datamodule.pool_item(i)["x"] for i in cands]
+        path = save_overlays(images, question.payload["maps"],
+                             [f"{p}: {ctx.class_names[y] if y is not None else ''}" for p, y in enumerate(labels)],
+                             ctx.out_dir / f"round_{ctx.round:03d}_exemplars.png")
+        self.print_fn(f"\n── round {ctx.round} · choose_exemplars · {len(cands)} candidate explanations ──")
+        self.print_fn(f"overlays: {path} (red = where the model looks)")
+        return self.input_fn("good and bad exemplar? [two numbers, e.g. '0 3'] > ")
+
+
+def grid_mask(cells: list[int], grid: int, h: int, w: int) -> np.ndarray:
+    """The (h, w) mask covered by the given cells of a ``grid`` × ``grid`` partition (row-major)."""
+    rows = np.minimum(np.arange(h) * grid // h, grid - 1)
+    cols = np.minimum(np.arange(w) * grid // w, grid - 1)
+    cell = rows[:, None] * grid + cols[None, :]
+    return np.isin(cell, cells)
+
+
+def save_grid(x: torch.Tensor, grid: int, path: Path, scale: int = 8) -> Path:
+    """The image with its ``grid`` × ``grid`` cells outlined and numbered."""
+    import matplotlib.pyplot as plt
+
+    a = x.detach().float().cpu().numpy()
+    a = a[0] if a.shape[0] == 1 else np.moveaxis(a[:3], 0, -1)
+    h, w = a.shape[:2]
+    fig, ax = plt.subplots(figsize=(max(3, w * scale / 100), max(3, h * scale / 100)))
+    ax.imshow(np.clip(a, 0, 1), cmap="gray" if a.ndim == 2 else None, vmin=0, vmax=1)
+    for k in range(1, grid):
+        ax.axhline(k * h / grid - 0.5, color="yellow", lw=0.8)
+        ax.axvline(k * w / grid - 0.5, color="yellow", lw=0.8)
+    for r in range(grid):
+        for c in range(grid):
+            ax.text((c + 0.5) * w / grid - 0.5, (r + 0.5) * h / grid - 0.5, str(r * grid + c), color="yellow",
+                    ha="center", va="center", fontsize=8)
+    ax.axis("off")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight", dpi=100)
+    plt.close(fig)
+    return path
+
+
+def save_overlays(images: list[torch.Tensor], maps: torch.Tensor, titles: list[str], path: Path) -> Path:
+    """A numbered contact sheet: each image in grey with its explanation map over it in red."""
+    import matplotlib.pyplot as plt
+
+    n = len(images)
+    cols = min(n, 6)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.2 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, x, m, t in zip(axes.ravel(), images, maps, titles):
+        a = x.detach().float().cpu()
+        a = a.mean(0) if a.dim() == 3 else a
+        ax.imshow(a.numpy(), cmap="gray")
+        ax.imshow(m.detach().float().cpu().numpy(), cmap="Reds", alpha=0.5, vmin=0, vmax=1)
+        ax.set_title(t, fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight", dpi=80)
+    plt.close(fig)
+    return path

@@ -1,0 +1,106 @@
+"""Round hooks of the explanation-in-the-loss methods.
+
+* :class:`RelevanceHooks` (RRR, alternating training): every labelled item — the initial set and
+  each queried one — also gets a ``relevance`` question; the teacher's masks (``relevant``,
+  ``irrelevant``) become the item's annotations and reach the loss with its training batches.
+* :class:`ExemplarHooks` (eXBL): rounds ask no labels (``label_free_rounds``); after a round's fit
+  the model's Grad-CAM maps of labelled training images are shown to the teacher
+  (``choose_exemplars``: all of them, or ``candidates`` drawn at random — a person cannot look at
+  thousands), and the chosen good / bad maps become the module's exemplars for the next fit.
+
+Like every :class:`~common.hooks.RoundHooks`, both can report explanation quality on the test set
+each round (``explainer``: Activation Recall / Precision / F1 and the decoy share).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from common.errors import ConfigError
+from common.hooks import Incorporation, RoundContext, RoundHooks
+from common.oracle.exemplars import exemplars_question
+from common.oracle.relevance import relevance_masks, relevance_question
+from common.strategies.base import Selection
+
+
+class RelevanceHooks(RoundHooks):
+    """Labels plus relevance masks for every labelled item (module docstring)."""
+
+    def _annotations(self, ctx: RoundContext, items: list[int]) -> dict[int, dict[str, torch.Tensor]]:
+        shape = tuple(ctx.datamodule.input_shape[-2:])
+        answers = ctx.ask_many([relevance_question(i, shape) for i in items])
+        return {i: relevance_masks(a) for i, a in zip(items, answers)}
+
+    def initial(self, ctx: RoundContext, labels: dict[int, int]) -> Incorporation:
+        return Incorporation(annotations=self._annotations(ctx, list(labels)))
+
+    def ask(self, ctx: RoundContext, selection: Selection) -> dict[int, Any]:
+        labels = super().ask(ctx, selection)
+        items = [int(i) for i in selection.indices]
+        shape = tuple(ctx.datamodule.input_shape[-2:])
+        masks = ctx.ask_many([relevance_question(i, shape) for i in items])
+        return {i: {"label": labels[i], "relevance": m} for i, m in zip(items, masks)}
+
+    def incorporate(self, ctx: RoundContext, selection: Selection, answers: dict[int, Any]) -> Incorporation:
+        items = [int(i) for i in selection.indices]
+        return Incorporation(labels={i: int(answers[i]["label"]) for i in items},
+                             annotations={i: relevance_masks(answers[i]["relevance"]) for i in items})
+
+
+class ExemplarHooks(RoundHooks):
+    """eXBL's exemplar rounds (module docstring).
+
+    Args:
+        candidates: how many labelled images the teacher chooses from (``None``: all of them, as the
+            paper's automatic teacher does; a person at the terminal wants a dozen or so).
+        explainer, layer, threshold, metric_items: the explanation metrics (Grad-CAM by default).
+    """
+
+    label_free_rounds = True
+
+    def __init__(self, candidates: int | None = None, explainer: str | None = "gradcam", **kwargs: Any):
+        super().__init__(explainer=explainer, **kwargs)
+        self.candidates = candidates
+
+    def query(self, ctx: RoundContext, k: int) -> Selection:
+        return Selection(np.zeros(0, dtype=np.int64), np.zeros(0))
+
+    def ask(self, ctx: RoundContext, selection: Selection) -> dict[str, Any]:
+        dm, module = ctx.datamodule, ctx.module
+        if not hasattr(module, "explanation_maps"):
+            raise ConfigError(f"method.hooks=ExemplarHooks needs an eXBL module; {type(module).__name__} has no "
+                              "explanation_maps (use method=exbl)")
+        items = np.fromiter(dm.labels, dtype=np.int64)
+        if self.candidates is not None and self.candidates < len(items):
+            pick = torch.randperm(len(items), generator=ctx.generator)[: self.candidates].numpy()
+            items = np.sort(items[pick])
+        maps = self._maps(ctx, items)
+        labels = [dm.labels[int(i)] for i in items]
+        return {"exemplars": ctx.ask(exemplars_question(ctx.round, items, maps, labels)), "items": items}
+
+    def incorporate(self, ctx: RoundContext, selection: Selection, answers: dict[str, Any]) -> Incorporation:
+        chosen = answers["exemplars"]
+        good, bad = self._maps(ctx, np.array([chosen["good"], chosen["bad"]]))
+        ctx.module.set_exemplars(good, bad)
+        return Incorporation()
+
+    @staticmethod
+    def _maps(ctx: RoundContext, items: np.ndarray) -> torch.Tensor:
+        """Grad-CAM maps (N, H, W) of labelled pool items for their oracle labels, in batches."""
+        dm, module = ctx.datamodule, ctx.module
+        was = module.training
+        module.eval()
+        module.to(ctx.device)
+        out = []
+        try:
+            for batch in dm.pool_dataloader(items):
+                y = torch.as_tensor([dm.labels[int(i)] for i in batch["idx"]], device=ctx.device)
+                out.append(module.explanation_maps(module.inputs(batch).to(ctx.device), y).cpu())
+        finally:
+            module.train(was)
+        return torch.cat(out)
+
+

@@ -1,0 +1,50 @@
+"""Right for the Right Reasons (Ross, Hughes & Doshi-Velez, IJCAI 2017), ``method=rrr``.
+
+    L = Σ_i w_i CE(f(x_i), y_i) / Σ_i w_i  +  λ · 1/B Σ_i ‖A_i ⊙ ∂/∂x_i Σ_k log p(k | x_i)‖²
+
+``A_i`` is the teacher's mask of irrelevant input of item ``i`` (the ``irrelevant`` annotation;
+zero for items without one). The input gradient is taken with ``create_graph=True`` (double
+backpropagation) from the same forward pass as the cross-entropy.
+
+Scale of λ: Ross et al. sum both terms over the batch (their λ = 1000 for decoy MNIST). Here both
+are means over the batch — their loss divided by the batch size B — so the ratio of the two terms,
+and hence λ = 1000, carry over unchanged; only the loss's overall scale differs, which Adam
+ignores.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from common.explain.gradients import log_prob_gradients_of
+from common.modules.classifier import Classifier
+from exbl.losses import rrr_penalty
+
+
+class RRRClassifier(Classifier):
+    """:class:`~common.modules.classifier.Classifier` trained with the RRR loss (module docstring).
+
+    Args:
+        l2_grads: λ, the weight of the input-gradient penalty (0 = plain cross-entropy).
+        **kwargs: the Classifier's arguments.
+    """
+
+    def __init__(self, *args: Any, l2_grads: float = 1000.0, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.l2_grads = l2_grads
+
+    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        x = self.inputs(batch)
+        if not self.l2_grads or "irrelevant" not in batch:
+            return self.cross_entropy(self(x), batch)
+        x = x.detach().requires_grad_(True)
+        logits = self(x)
+        ce = self.cross_entropy(logits, batch)
+        grads = log_prob_gradients_of(logits, x, create_graph=True)
+        penalty = rrr_penalty(grads, batch["irrelevant"], batch.get("annotated")).mean()
+        n = len(batch["y"])
+        self.log("train/ce", ce, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
+        self.log("train/rrr_penalty", penalty, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
+        return ce + self.l2_grads * penalty

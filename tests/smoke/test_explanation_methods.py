@@ -1,0 +1,68 @@
+"""RRR, alternating training and eXBL end to end through the real configs, on decoy digits (embedded)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common.cli import run
+from common.journal import Journal, read_journal
+from tests.conftest import compose
+from tests.smoke.test_resume_after_kill import exil, finish, outcome, query, wait_and_kill
+
+DECOY_DIGITS = ["experiment=rrr_decoy_mnist", "dataset=decoy_digits", "dataset.min_epoch_size=0", "loop.threads=1"]
+
+
+def last_metrics(run_dir: Path) -> dict[str, float]:
+    m = read_journal(run_dir / "journal.sqlite")["metrics"]
+    return m[max(m)]
+
+
+def test_rrr_learns_to_ignore_the_decoy_that_plain_training_uses(tmp_path):
+    plain = last_metrics(run(compose([*DECOY_DIGITS, "method=baseline", "trainer.max_epochs=20"], tmp_path / "plain")))
+    rrr_dir = run(compose([*DECOY_DIGITS, "method=rrr", "trainer.max_epochs=20"], tmp_path / "rrr"))
+    rrr = last_metrics(rrr_dir)
+    assert rrr["test/acc"] > plain["test/acc"] + 0.03, (plain, rrr)
+    assert rrr["test/decoy_share"] < plain["test/decoy_share"] / 10, (plain, rrr)
+    j = Journal(rrr_dir / "journal.sqlite")
+    assert len(j.annotations()) == len(j.labelled()) == 1257  # every training image was annotated by the teacher
+    assert np.load(rrr_dir / "predictions" / "round_000.npy").shape == (540,)
+
+
+def test_alternating_runs_with_per_epoch_test_accuracy(run_cfg):
+    run_dir = run(run_cfg(["experiment=alternating_decoy_mnist", "dataset=decoy_digits", "trainer.max_epochs=3",
+                           "dataset.pool_size=100", "dataset.class_imbalance=0.2"], tiny=False))
+    rows = list(csv.DictReader(open(run_dir / "rounds" / "000" / "epochs.csv")))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2] and all(0 <= float(r["acc"]) <= 1 for r in rows)
+    assert "test/expl_recall" in last_metrics(run_dir)
+    assert len(Journal(run_dir / "journal.sqlite").annotations()) == 100
+
+
+def test_exbl_picks_exemplars_then_trains_with_them(run_cfg):
+    run_dir = run(run_cfg(["experiment=exbl_decoy_fashion_mnist", "dataset=decoy_digits", "dataset.pool_size=300",
+                           "trainer.max_epochs=2", "loop.threads=1", "method.hooks.metric_items=null"], tiny=False))
+    j = Journal(run_dir / "journal.sqlite")
+    (answer,) = [a for a in j.answers() if a["question"] == "choose_exemplars"]
+    assert answer["answer"]["good"] != answer["answer"]["bad"]
+    m = read_journal(run_dir / "journal.sqlite")["metrics"]
+    assert sorted(m) == [0, 1] and m[0]["n_labels"] == m[1]["n_labels"] == 300
+    assert all("test/expl_recall" in m[r] for r in m)
+    end = torch.load(run_dir / "checkpoints" / "round_000_end.pt", weights_only=False)
+    assert end["arch"] == {"exemplar_size": [8, 8]} and end["state_dict"]["good_map"].max() == 1
+
+
+def test_killed_rrr_run_resumes_with_its_annotations(tmp_path):
+    args = [*DECOY_DIGITS, "method=rrr", "loop.rounds=2", "loop.query_size=4", "loop.initial_size=20",
+            "loop.initial_per_class=null", "trainer.max_epochs=2", "oracle.latency=0.1", "loop.seed=3"]
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    finish(exil(*args, f"hydra.run.dir={ref}"))
+    proc = exil(*args, f"hydra.run.dir={killed}")
+    wait_and_kill(proc, killed / "journal.sqlite", "SELECT COUNT(*) >= 2 FROM answers WHERE round = 1 AND question = 'relevance'")
+    finish(exil(f"loop.resume={killed}"))
+    assert outcome(killed) == outcome(ref)
+    sql = "SELECT round, item, payload FROM annotations ORDER BY item"
+    assert query(killed / "journal.sqlite", sql) == query(ref / "journal.sqlite", sql)
+    assert len(query(ref / "journal.sqlite", sql)) == 20 + 8
