@@ -168,7 +168,8 @@ class MaskFolderDataModule(PoolDataModule):
         hint = f"\nClass folders were found one level down: set dataset.root={nested[0]}" if len(nested) == 1 else ""
         return (
             f"{problem}.\nExpected {self.root}/<class>/{self.images_dir}/<name>.png with masks of the same names in "
-            f"{self.root}/<class>/{self.masks_dir}/ (or that layout under {self.root}/train/ and {self.root}/test/).{hint}"
+            f"{self.root}/<class>/{self.masks_dir}/ (or that layout under {self.root}/train/ and "
+            f"{self.root}/test/).{hint}"
             f"\n{GET_COVID}"
         )
 
@@ -189,7 +190,8 @@ class MaskFolderDataModule(PoolDataModule):
             if missing and self.missing_mask == "error":
                 more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
                 raise DataMissing(
-                    f"no mask for {missing[0]}{more}: expected {folder / name / self.masks_dir}/{missing[0].stem}.<ext>. "
+                    f"no mask for {missing[0]}{more}: expected "
+                    f"{folder / name / self.masks_dir}/{missing[0].stem}.<ext>. "
                     f"Set dataset.missing_mask=skip to leave such images out, or =full to mark every pixel relevant."
                 )
             for p in images:
@@ -212,7 +214,8 @@ class MaskFolderDataModule(PoolDataModule):
         where = self.root / "train" if self.split_folders else self.root
         empty = sorted(set(self.class_names) - {self.class_names[y] for y in train.labels})
         if empty:
-            raise DataMissing(self._layout_message(f"classes {empty} have no images with masks for training in {where}"))
+            raise DataMissing(self._layout_message(f"classes {empty} have no images with masks for training in "
+                                                   f"{where}"))
         if not test.labels:
             raise DataMissing(self._layout_message(f"no test images with masks in {self.root / 'test'}"))
         return self._decode(train), None if val is None else self._decode(val), self._decode(test)
