@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.exil-installed
 export WANDB_MODE ?= offline
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install run test test-all data bench reproduce clean
+.PHONY: install run test test-all data bench reproduce reproduce-rrr reproduce-exbl reproduce-alternating clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,19 @@ data: install  ## fetch every offline dataset and weight file (DATA.md) into dat
 
 bench: install  ## benchmarks: ratios against reference runs in the same process
 	$(PY) benchmarks/run.py
+
+# Paper reproductions: each prints a table (figures in the issue notes); ARGS="--quick" checks the pipeline,
+# ARGS="--jobs 8" runs 8 configurations at a time. Needs `make data` (decoy MNIST / Fashion-MNIST).
+reproduce-rrr: install  ## RRR vs plain on decoy MNIST (Ross et al. 2017) and CAIPI Table 1's RRR row
+	$(PY) -m reproduce.rrr $(ARGS)
+
+reproduce-exbl: install  ## eXBL vs no interaction on decoy Fashion-MNIST: accuracy and Activation Recall
+	$(PY) -m reproduce.exbl $(ARGS)
+
+reproduce-alternating: install  ## alternating vs plain / RRR / joint on small and imbalanced decoy data, 5 seeds
+	$(PY) -m reproduce.alternating $(ARGS)
+
+reproduce: reproduce-rrr reproduce-exbl reproduce-alternating  ## every paper reproduction
 
 clean:
 	rm -rf outputs .pytest_cache

@@ -1,0 +1,84 @@
+"""Run many exil configurations (in parallel processes) and summarise them as mean ± std tables.
+
+Each run is ``common.cli.run`` on the composed real config (exactly what ``exil <overrides>`` does)
+in its own folder under ``out``; a finished run is not run again (its journal says so), so a
+reproduction that was stopped goes on where it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+os.environ.setdefault("WANDB_MODE", "offline")
+
+
+def arguments(description: str, seeds: int) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--out", default=None, help="where the runs go (default outputs/reproduce/<name>)")
+    p.add_argument("--seeds", type=int, default=seeds)
+    p.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2), help="runs in parallel")
+    p.add_argument("--quick", action="store_true", help="a much smaller version, to check the pipeline")
+    p.add_argument("--data-dir", default=None, help="paths.data_dir (default: the repository's data/)")
+    return p.parse_args()
+
+
+def _run_one(args: tuple[list[str], str]) -> str:
+    overrides, run_dir = args
+    from common.cli import run
+    from common.journal import read_journal
+    from tests.conftest import compose
+
+    path = Path(run_dir)
+    db = path / "journal.sqlite"
+    if db.exists() and read_journal(db)["meta"].get("finished"):
+        return run_dir
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)  # an unfinished run from before: start it over
+    import torch
+
+    torch.set_num_threads(1)
+    run(compose(overrides, path))
+    from common.journal import Journal
+
+    j = Journal(db)
+    j.set_meta("finished", True)
+    j.close()
+    return run_dir
+
+
+def run_all(jobs: Sequence[tuple[str, list[str]]], out: Path, parallel: int, data_dir: str | None) -> dict[str, Path]:
+    """Run ``(name, overrides)`` jobs, ``parallel`` at a time; returns {name: run dir}."""
+    extra = [f"paths.data_dir={Path(data_dir).resolve()}"] if data_dir else [f"paths.data_dir={Path('data').resolve()}"]
+    todo = [([*ov, *extra, "logger=csv"], str(out / name)) for name, ov in jobs]
+    if parallel <= 1:
+        for t in todo:
+            _run_one(t)
+    else:
+        with ProcessPoolExecutor(parallel) as pool:
+            list(pool.map(_run_one, todo))
+    return {name: out / name for name, _ in jobs}
+
+
+def metrics(run_dir: Path, round: int | None = None) -> dict[str, float]:
+    from common.journal import read_journal
+
+    m = read_journal(run_dir / "journal.sqlite")["metrics"]
+    return m[max(m) if round is None else round]
+
+
+def mean_std(values: Sequence[float]) -> str:
+    v = np.asarray(values, dtype=float)
+    return f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.3f}"
+
+
+def markdown(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
