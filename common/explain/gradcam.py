@@ -30,10 +30,13 @@ def last_spatial_layer(model: nn.Module, x: torch.Tensor) -> str:
         if name and not list(m.children()):
             hooks.append(m.register_forward_hook(
                 lambda mod, inp, out, name=name: order.append(name) if torch.is_tensor(out) and out.dim() == 4 else None))
+    was = model.training
+    model.eval()  # a probe pass: batch norm must not see a one-item batch in training mode, nor update
     try:
         with torch.no_grad():
             model(x[:1])
     finally:
+        model.train(was)
         for h in hooks:
             h.remove()
     if not order:

@@ -200,3 +200,20 @@ def test_imbalanced_subset_follows_the_exponential_profile():
     counts = np.bincount(dm._targets, minlength=10)
     assert counts.sum() == 300 and counts[0] > counts[5] > counts[9]
     assert counts[9] / counts[0] == pytest.approx(0.1, abs=0.03)
+
+
+def test_exbl_on_mobilenet_v2_with_frozen_layers_trains_only_the_rest():
+    """The paper's set-up: MobileNetV2 with its first 50 layers frozen; Grad-CAM at the last conv block."""
+    bb = build_backbone(source="torchvision", name="mobilenet_v2", weights="none", input_shape=[3, 64, 64],
+                        data_dir="data", freeze_layers=50)
+    m = quiet(ExBLClassifier(bb, num_classes=2))
+    good = torch.zeros(64, 64)
+    good[16:48, 16:48] = 1
+    m.set_exemplars(good, 1 - good)
+    x, y = torch.rand(4, 3, 64, 64), torch.tensor([0, 1, 0, 1])
+    m.loss({"x": x, "y": y}).backward()
+    frozen = [p for p in m.backbone.parameters() if not p.requires_grad]
+    trained = [p for p in m.backbone.parameters() if p.requires_grad]
+    assert frozen and trained and all(p.grad is None for p in frozen)
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trained)
+    assert m.explanation_maps(x, y).shape == (4, 64, 64)
