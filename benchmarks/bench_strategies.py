@@ -19,7 +19,6 @@ Run: ``.venv/bin/python benchmarks/bench_strategies.py [--out table.json|table.c
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import statistics
 import subprocess
@@ -36,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tables import write  # noqa: E402  (benchmarks/tables.py)
 from common.data.base import PoolDataModule, TensorItems  # noqa: E402
 from common.errors import ExilError  # noqa: E402
 from common.modules.classifier import Classifier  # noqa: E402
@@ -275,17 +275,6 @@ def print_table(rows: list[dict]) -> None:
         table.add_row(r["row"], fmt(r["seconds"], ".3f"), fmt(r["ratio"], ".3f"), fmt(r["peak_gb"], ".3f"),
                       r["goal"], r["result"], r["note"])  # fmt: skip
     Console(width=200).print(table)
-
-
-def write(rows: list[dict], out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".csv":
-        with out.open("w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
-    else:
-        out.write_text(json.dumps(rows, indent=2, ensure_ascii=False))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,7 +11,7 @@ Round ``r`` (``r = 0 .. rounds``):
 4. **ask** — ``hooks.ask`` asks the oracle through the journal (each answer committed before use).
 5. **incorporate** — ``hooks.incorporate`` returns new labels, annotations and extras (and may morph
    the module);
-   the module is checkpointed with its architecture spec (``round_RRR_end.pt``), then the labels,
+   the module is checkpointed with its architecture spec (``round_RRR_end.pt``), then the labels, annotations,
    extras and the stage mark are journaled in one transaction.
 
 Every stage draws its randomness from ``seed_for(seed, round, stage)``, never from what ran

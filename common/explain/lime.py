@@ -8,8 +8,8 @@ says which are kept. For each instance:
    ones, uniformly; ``sampling="bernoulli"`` (its image explainer): each component on with probability ½.
 2. Targets y_s = p(c | x(z_s)): the model's probability (softmax of its logits) of the explained
    class c, by default the class predicted for the instance itself.
-3. Weights π_s = sqrt(exp(−D_s² / σ²)), with D_s = 1 − ⟨z_s, 1⟩ / (‖z_s‖ ‖1‖) = 1 − sqrt(|z_s| / d) the
-   cosine distance to the instance (1 when z_s = 0, as scikit-learn's ``cosine_distances``) and
+3. Weights π_s = sqrt(exp(−D_s² / σ²)), with D_s = 1 − ⟨z_s, 1⟩ / (‖z_s‖ ‖1‖) = 1 − sqrt(|z_s| / d)
+   the cosine distance to the instance (1 when z_s = 0, as scikit-learn's ``cosine_distances``) and
    σ = ``kernel_width``: ``lime``'s kernel exactly (its image default σ = 0.25; its text explainer's
    σ = 25 on distances × 100 is the same 0.25).
 4. k components are selected as in ``lime``'s ``LimeBase``: ``forward_selection`` (greedy: add the
@@ -21,8 +21,8 @@ says which are kept. For each instance:
    its weighted R² is the explanation's ``score``.
 
 Every fit goes through the weighted moments of (z, y) (:class:`Moments`): with m_z = Σπz / Σπ,
-m_y = Σπy / Σπ, G = Σπ (z − m_z)(z − m_z)ᵀ, g = Σπ (z − m_z)(y − m_y), s = Σπ (y − m_y)², a fit on a
-subset S is one |S|×|S| solve: β = (G_SS + αI)⁻¹ g_S, b = m_y − m_z,Sᵀβ,
+m_y = Σπy / Σπ, G = Σπ (z − m_z)(z − m_z)ᵀ, g = Σπ (z − m_z)(y − m_y), s = Σπ (y − m_y)²,
+a fit on a subset S is one |S|×|S| solve: β = (G_SS + αI)⁻¹ g_S, b = m_y − m_z,Sᵀβ,
 SS_res = s − 2βᵀg_S + βᵀG_SSβ, R² = 1 − SS_res / s. Forward selection solves the systems of all
 candidates of all instances at once (one batched ``torch.linalg.solve`` per step).
 
@@ -35,8 +35,8 @@ numbers of superpixels, texts of different lengths): components are padded to th
 ``valid`` mask (B, d) marks the real ones; padded components stay on, are never selected, and do not
 count in the distance.
 
-Perturbed inputs are built from the instance and z by a ``perturb(x_rows, z_rows)`` function (one
-tensor op for images: z gathered through the segment map), evaluated on the model's device in
+Perturbed inputs are built from the instance and z by a ``perturb(x_rows, z_rows)`` function (for
+images, z gathered through the segment map and one ``torch.where``), evaluated on the model's device in
 batches of ``batch_size`` under ``torch.inference_mode``; the perturbations of all instances (and all
 runs) are stacked into the same batches. Random draws use ``generator`` (on its device), so results
 are a function of its seed.
@@ -135,7 +135,8 @@ class LimeExplanation:
 
 # ------------------------------------------------------------------ local linear models
 class Moments(NamedTuple):
-    """Weighted sums of N local data sets: Σπ (N,), Σπz (N, d), Σπy (N,), Σπzzᵀ (N, d, d), Σπzy (N, d), Σπy² (N,)."""
+    """Weighted sums of N local data sets:
+    Σπ (N,), Σπz (N, d), Σπy (N,), Σπzzᵀ (N, d, d), Σπzy (N, d), Σπy² (N,)."""
 
     sw: torch.Tensor
     sz: torch.Tensor
@@ -163,27 +164,24 @@ class Moments(NamedTuple):
         return mz, my, G, g, self.syy - self.sw * my * my
 
 
-def _fit_subsets(moments: Moments, subsets: torch.Tensor, alpha: float) -> tuple[torch.Tensor, ...]:
-    """Weighted ridge on the columns ``subsets`` (N, ..., m) of each instance: β (N, ..., m),
-    intercept (N, ...), R² (N, ...)."""
+def ridge(moments: Moments, subsets: torch.Tensor, alpha: float = 1.0) -> tuple[torch.Tensor, ...]:
+    """Weighted ridge of each instance on its components ``subsets`` (N, ..., m) — several subsets per
+    instance solved at once: coefficients (N, ..., m), intercept (N, ...), weighted R² (N, ...).
+
+    R² is 1 where y is constant (scikit-learn's ``r2_score`` for a perfect fit)."""
     mz, my, G, g, s = moments.centred()
     n, m = G.shape[0], subsets.shape[-1]
     inst = torch.arange(n, device=G.device).view(n, *([1] * (subsets.dim() - 1)))
     Gs = G[inst[..., None], subsets[..., :, None], subsets[..., None, :]]
-    gs = g[inst, subsets]
-    expand = [n] + [1] * (subsets.dim() - 2)
-    ridge = (alpha + JITTER * moments.sw).view(*expand, 1, 1) * torch.eye(m, dtype=G.dtype, device=G.device)
-    beta = torch.linalg.solve(Gs + ridge, gs.unsqueeze(-1))
-    ss_res = s.view(expand) - 2 * (beta.squeeze(-1) * gs).sum(-1) + (beta.transpose(-1, -2) @ Gs @ beta).view(gs.shape[:-1])
-    s = s.view(expand)
+    gs = g[inst, subsets].unsqueeze(-1)
+    batch = [n] + [1] * (subsets.dim() - 2)
+    penalty = (alpha + JITTER * moments.sw).view(*batch, 1, 1) * torch.eye(m, dtype=G.dtype, device=G.device)
+    beta = torch.linalg.solve(Gs + penalty, gs)
+    s = s.view(batch)
+    ss_res = s - 2 * (beta * gs).sum((-1, -2)) + (beta.transpose(-1, -2) @ Gs @ beta).flatten(-3)
     r2 = torch.where(s > 0, 1 - ss_res / s.clamp_min(torch.finfo(s.dtype).tiny), torch.ones_like(ss_res))
     beta = beta.squeeze(-1)
-    return beta, my.view(expand) - (mz[inst, subsets] * beta).sum(-1), r2
-
-
-def ridge(moments: Moments, subset: torch.Tensor, alpha: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Weighted ridge on the components ``subset`` (N, k): coefficients (N, k), intercept (N,), weighted R² (N,)."""
-    return _fit_subsets(moments, subset, alpha)
+    return beta, my.view(batch) - (mz[inst, subsets] * beta).sum(-1), r2
 
 
 def forward_selection(moments: Moments, k: int, valid: torch.Tensor) -> torch.Tensor:
@@ -195,7 +193,7 @@ def forward_selection(moments: Moments, k: int, valid: torch.Tensor) -> torch.Te
     free = valid.clone()
     for _ in range(k):
         subsets = torch.cat([chosen[:, None, :].expand(n, d, chosen.shape[1]), candidates[..., None]], dim=-1)
-        _, _, r2 = _fit_subsets(moments, subsets, 0.0)
+        _, _, r2 = ridge(moments, subsets, 0.0)
         best = r2.masked_fill(~free, -torch.inf).argmax(1, keepdim=True)
         chosen = torch.cat([chosen, best], dim=1)
         free.scatter_(1, best, False)
@@ -205,7 +203,7 @@ def forward_selection(moments: Moments, k: int, valid: torch.Tensor) -> torch.Te
 def highest_weights(moments: Moments, k: int, valid: torch.Tensor) -> torch.Tensor:
     """The k valid components (N, k) with the largest |β| of a weighted ridge (α = 0.01) on all of them."""
     n, d = valid.shape
-    beta, _, _ = _fit_subsets(moments, torch.arange(d, device=valid.device).expand(n, d), HIGHEST_WEIGHTS_ALPHA)
+    beta, _, _ = ridge(moments, torch.arange(d, device=valid.device).expand(n, d), HIGHEST_WEIGHTS_ALPHA)
     return beta.abs().masked_fill(~valid, -1.0).topk(k, dim=1).indices
 
 
@@ -244,7 +242,7 @@ def sample_masks(valid: torch.Tensor, num_samples: int, sampling: str = "count",
 
 def kernel_weights(z: torch.Tensor, valid: torch.Tensor, kernel_width: float,
                    dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """π = sqrt(exp(−D² / σ²)), D = 1 − sqrt(|z| / d) the cosine distance of z (N, n, d) to the all-ones vector."""
+    """π = sqrt(exp(−D² / σ²)), D = 1 − sqrt(|z| / d) the cosine distance of z (N, n, d) to all-ones."""
     kept = (z & valid[:, None, :]).sum(-1).to(dtype)
     dist = 1 - torch.sqrt(kept / valid.sum(-1, keepdim=True).to(dtype))
     return torch.sqrt(torch.exp(-(dist**2) / kernel_width**2))
@@ -266,6 +264,15 @@ def _take(x: Any, rows: torch.Tensor) -> Any:
     if isinstance(x, Mapping):
         return {key: _take(v, rows) for key, v in x.items()}
     return [x[i] for i in rows.tolist()]
+
+
+def _repeat(x: Any, i: int, count: int) -> Any:
+    """Instance i of x repeated ``count`` times, as a broadcast view (no copy) for tensors."""
+    if torch.is_tensor(x):
+        return x[i : i + 1].expand(count, *x.shape[1:])
+    if isinstance(x, Mapping):
+        return {key: _repeat(v, i, count) for key, v in x.items()}
+    return [x[i]] * count
 
 
 def _device(model: Any, x: Any) -> torch.device:
@@ -294,21 +301,26 @@ def _eval_mode(model: Any) -> Iterator[None]:
 @torch.inference_mode()
 def _predict(model: Callable[[Any], torch.Tensor], x: Any, perturb: Perturb, z: torch.Tensor, runs: int,
              batch_size: int, softmax: bool) -> torch.Tensor:
-    """Model outputs (B·R, n, C) on the perturbations z (B·R, n, d) of R runs per instance of x."""
+    """Model outputs (B·R, n, C) on the perturbations z (B·R, n, d) of R runs per instance of x.
+
+    A batch within one instance gets it as a broadcast view; one spanning several, gathered rows."""
     rows, n, d = z.shape
-    flat = z.view(rows * n, d)
-    instance = torch.arange(rows * n, device=z.device) // (n * runs)
+    flat, per = z.view(rows * n, d), n * runs
+    instance = torch.arange(rows * n, device=z.device) // per
     out = []
     with _eval_mode(model):
         for start in range(0, rows * n, batch_size):
-            chunk = slice(start, start + batch_size)
-            scores = model(perturb(_take(x, instance[chunk]), flat[chunk]))
-            out.append(scores.softmax(-1) if softmax else scores)
-    return torch.cat(out).view(rows, n, -1)
+            end = min(start + batch_size, rows * n)
+            first, last = start // per, (end - 1) // per
+            x_rows = _repeat(x, first, end - start) if first == last else _take(x, instance[start:end])
+            out.append(model(perturb(x_rows, flat[start:end])))
+    out = torch.cat(out).view(rows, n, -1)
+    return out.softmax(-1) if softmax else out
 
 
-def vote(selected: torch.Tensor, magnitude: torch.Tensor, valid: torch.Tensor, runs: int, k: int) -> tuple[torch.Tensor, ...]:
-    """The k components (N, k) selected in most of the R runs of each instance, and their vote counts (N, k).
+def vote(selected: torch.Tensor, magnitude: torch.Tensor, valid: torch.Tensor, runs: int,
+         k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k components (N, k) selected in most of the R runs of each instance, and their votes (N, k).
 
     ``selected`` and ``magnitude`` (N·R, k') are each run's components and |β|, instance-major;
     ``valid`` (N, d). Ties go to the larger Σ_runs |β|.
@@ -330,8 +342,8 @@ def lime(model: Callable[[Any], torch.Tensor], x: Any, perturb: Perturb, num_com
     Args:
         model: maps a batch of perturbed inputs to logits (B', C) (or targets, with ``softmax=False``).
         x: the instances, with whatever the perturbation needs (segment maps, fill values, ...).
-        perturb: ``perturb(x_rows, z)`` → the model's inputs for R instances ``x_rows`` (taken from
-            ``x``) with kept components ``z`` (R, d) bool.
+        perturb: ``perturb(x_rows, z)`` → the model's inputs for R instances ``x_rows`` (rows of
+            ``x``, possibly read-only broadcast views) with kept components ``z`` (R, d) bool.
         num_components: d, the (padded) number of components.
         config: the settings.
         valid: (B, d) bool, the real components of each instance (all, by default).
@@ -351,7 +363,7 @@ def lime(model: Callable[[Any], torch.Tensor], x: Any, perturb: Perturb, num_com
     out = _predict(model, x, perturb, z, runs, config.batch_size, config.softmax)
     target = out[::runs, 0].argmax(-1) if target is None else torch.as_tensor(target, device=out.device).long().view(b)
     dtype = torch.float32 if device.type == "mps" else torch.float64
-    y = out.gather(2, target.repeat_interleave(runs).view(-1, 1, 1).expand(-1, z.shape[1], 1)).squeeze(-1).to(device, dtype)
+    y = out[torch.arange(out.shape[0], device=out.device), :, target.repeat_interleave(runs)].to(device, dtype)
     moments = Moments.of(z.to(dtype), y, kernel_weights(z, valid_runs, config.kernel_width, dtype))
     selected = select(moments, k, valid_runs, config.selection)
     beta, _, _ = ridge(moments, selected, config.alpha)
@@ -462,7 +474,7 @@ def _token_perturb(mask_token_id: int | None) -> Perturb:
     def perturb(x: Mapping[str, torch.Tensor], z: torch.Tensor) -> dict[str, torch.Tensor]:
         kept = _kept(x, z, x["input_ids"].shape[1])
         if mask_token_id is None:
-            return {"input_ids": x["input_ids"], "attention_mask": x["attention_mask"] * kept}
+            return {"input_ids": x["input_ids"].contiguous(), "attention_mask": x["attention_mask"] * kept}
         return {"input_ids": x["input_ids"].masked_fill(~kept, mask_token_id), "attention_mask": x["attention_mask"]}
 
     return perturb
