@@ -1,6 +1,8 @@
 """CAIPI — explanatory active learning with LIME (Teso & Kersting; AIES 2019).
 
-Will hold: round hooks that predict, explain (LIME from ``common.explain``) and ask for
-corrections (``correct_explanation``), counterexample generation (randomise / alternative
-value / substitute), explanation-quality metrics, and the colors, decoy and text problems.
+Here so far: :mod:`caipi.counterexamples` (randomise / alternative values / substitute, batched).
+The ``correct_explanation`` question lives in ``common.oracle.corrections`` and batched LIME in
+``common.explain.lime``. Still to come (issue 3): the round hooks that predict, explain, ask for
+corrections and add counterexamples, explanation-quality metrics, the colors and text problems,
+linear learners, and the Table 1 reproduction.
 """

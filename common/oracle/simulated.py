@@ -4,6 +4,8 @@
 * ``relevance``: the item's ground-truth mask of relevant pixels (the dataset's ``relevance_field``,
   ``mask`` by default), and its irrelevant pixels from ``irrelevant_field`` if one is named
   (``decoy``: Ross et al.'s annotation of decoy MNIST, the swatch), else the complement;
+* ``correct_explanation``: CAIPI's corrections — the shown components that cover the item's
+  ``irrelevant_field`` (if named), else that cover none of its ``relevance_field``;
 * ``choose_exemplars``: eXBL's automatic teacher — the candidate explanations with the highest and
   the lowest Activation Recall against the ground-truth masks (threshold ``exemplar_threshold``).
 
@@ -25,11 +27,12 @@ import torch
 
 from common.errors import ExilError
 from common.oracle.base import Oracle, OracleContext, Question
+from common.oracle.corrections import wrongly_relevant
 from common.oracle.exemplars import pick_by_activation_recall
 
 
 class SimulatedOracle(Oracle):
-    kinds = ("label", "relevance", "choose_exemplars")
+    kinds = ("label", "relevance", "choose_exemplars", "correct_explanation")
     max_attempts = 1
     cheap = True  # answers are free and reproducible: the asker may commit them in batches
 
@@ -54,7 +57,17 @@ class SimulatedOracle(Oracle):
             return self.relevance(question, ctx)
         if question.kind == "choose_exemplars":
             return self.exemplars(question, ctx)
+        if question.kind == "correct_explanation":
+            return self.correction(question, ctx)
         raise KeyError(question.kind)
+
+    def correction(self, question: Question, ctx: OracleContext) -> list[int]:
+        p = question.payload
+        if self.irrelevant_field:
+            return wrongly_relevant(p["component_masks"], p["components"],
+                                    irrelevant=self._field(ctx, question.item, self.irrelevant_field))
+        return wrongly_relevant(p["component_masks"], p["components"],
+                                relevant=self._field(ctx, question.item, self.relevance_field))
 
     def _field(self, ctx: OracleContext, item: int, name: str) -> torch.Tensor:
         fields = tuple(getattr(ctx.datamodule, "oracle_fields", ()))

@@ -9,6 +9,9 @@ an invalid answer prints what would be valid and the question is asked again.
 * ``relevance``: the image is saved with a numbered ``grid`` × ``grid`` overlay; the person types
   the numbers of the cells that hold what matters for the label (``all`` / ``none`` allowed), which
   become the relevant mask.
+* ``correct_explanation`` (CAIPI): the image is saved with the explanation's components highlighted
+  and numbered by their ids (for text, the components are printed); the person types the ids of
+  those that do not matter for the label (``none`` if the model is right for the right reasons).
 * ``choose_exemplars`` (eXBL): every candidate's explanation is saved as an overlay on its image in
   one numbered contact sheet; the person types the good one's number, then the bad one's.
 ``input_fn``/``print_fn`` are injectable so the same code is driven by tests.
@@ -41,7 +44,7 @@ def save_image(x: torch.Tensor, path: Path, scale: int = 8) -> Path:
 
 
 class TerminalOracle(Oracle):
-    kinds = ("label", "relevance", "choose_exemplars")
+    kinds = ("label", "relevance", "choose_exemplars", "correct_explanation")
 
     def __init__(self, max_attempts: int = 20, top: int = 3, grid: int = 4, input_fn: Callable[[str], str] = input,
                  print_fn: Callable[..., None] = print):
@@ -70,6 +73,8 @@ class TerminalOracle(Oracle):
         self.show(question, ctx)
         if question.kind == "relevance":
             return self.relevance(question, ctx)
+        if question.kind == "correct_explanation":
+            return self.correction(question, ctx)
         classes = ", ".join(f"{i}={n}" for i, n in enumerate(ctx.class_names))
         return self.input_fn(f"label? [{classes}] > ")
 
@@ -92,6 +97,19 @@ class TerminalOracle(Oracle):
             return typed
         return {"relevant": grid_mask(cells, self.grid, h, w)}
 
+    def correction(self, question: Question, ctx: OracleContext) -> Any:
+        p = question.payload
+        shown = p["components"]
+        self.print_fn(f"predicted: {ctx.class_names[p['prediction']]}")
+        masks = p["component_masks"]
+        if masks.dim() == 3:  # image components
+            x = ctx.datamodule.pool_item(question.item)["x"]
+            path = save_components(x, masks, shown, ctx.out_dir / f"round_{ctx.round:03d}_item_{question.key}_why.png")
+            self.print_fn(f"because of the highlighted parts {shown}: {path}")
+        else:
+            self.print_fn(f"because of the components {shown}")
+        return self.input_fn("which of them do NOT matter for the label? [numbers or 'none'] > ")
+
     def exemplars(self, question: Question, ctx: OracleContext) -> Any:
         cands = question.payload["candidates"]
         labels = question.payload.get("labels") or [None] * len(cands)
@@ -102,6 +120,31 @@ class TerminalOracle(Oracle):
         self.print_fn(f"\n── round {ctx.round} · choose_exemplars · {len(cands)} candidate explanations ──")
         self.print_fn(f"overlays: {path} (red = where the model looks)")
         return self.input_fn("good and bad exemplar? [two numbers, e.g. '0 3'] > ")
+
+
+def save_components(x: torch.Tensor, masks: torch.Tensor, ids: list[int], path: Path) -> Path:
+    """The image with each shown component tinted and labelled with its id at its centre."""
+    import matplotlib.pyplot as plt
+
+    a = x.detach().float().cpu()
+    a = (a.mean(0) if a.dim() == 3 else a).numpy()
+    h, w = a.shape
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.imshow(a, cmap="gray")
+    overlay = np.zeros((h, w, 4))
+    colours = plt.get_cmap("tab10")
+    for j, (m, c) in enumerate(zip(masks.cpu().numpy().astype(bool), ids)):
+        overlay[m] = (*colours(j % 10)[:3], 0.45)
+        rows, cols = np.nonzero(m)
+        if len(rows):
+            ax.text(cols.mean(), rows.mean(), str(c), color="white", ha="center", va="center", fontsize=9,
+                    weight="bold")
+    ax.imshow(overlay)
+    ax.axis("off")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight", dpi=100)
+    plt.close(fig)
+    return path
 
 
 def grid_mask(cells: list[int], grid: int, h: int, w: int) -> np.ndarray:
