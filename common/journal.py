@@ -223,13 +223,13 @@ def _float(s: Any) -> float | None:
 
 
 def _pack(fields: dict[str, torch.Tensor]) -> bytes:
-    buf = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in fields.items()}, buf)
-    return buf.getvalue()
+    return pack_tensors(fields)
 
 
 def _unpack(blob: bytes) -> dict[str, torch.Tensor]:
-    return torch.load(io.BytesIO(blob), weights_only=True)
+    if blob[:2] == b"PK":  # journals written before pack_tensors held torch.save archives
+        return torch.load(io.BytesIO(blob), weights_only=True)
+    return unpack_tensors(blob)
 
 
 def pack_tensors(fields: dict[str, torch.Tensor]) -> bytes:

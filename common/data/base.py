@@ -37,13 +37,33 @@ from common.errors import ConfigError
 
 @dataclass
 class Extra:
-    """An example added by a method: ``fields`` holds at least ``x``; ``origin`` is the pool item it came from."""
+    """An example added by a method: ``fields`` holds at least ``x``; ``origin`` is the pool item it came from.
+
+    A field may also be given as a *patch* of its origin's value — ``"<name>@index"`` (flat positions)
+    and ``"<name>@values"`` — so that a counterexample that changes 16 pixels of an image stores 16
+    values, not the image (``patch`` builds one).
+    """
 
     fields: dict[str, torch.Tensor]
     label: int
     weight: float = 1.0
     origin: int = -1
     kind: str = "extra"
+
+
+def patch(name: str, original: torch.Tensor, changed: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The patch fields of :class:`Extra` that turn ``original`` into ``changed``."""
+    where = (original != changed).flatten().nonzero().squeeze(1)
+    return {f"{name}@index": where.to(torch.int32), f"{name}@values": changed.flatten()[where]}
+
+
+def _apply_patches(item: dict[str, Any], fields: dict[str, torch.Tensor]) -> None:
+    for key in fields:
+        if key.endswith("@index"):
+            name = key[: -len("@index")]
+            flat = item[name].clone().flatten()
+            flat[fields[key].long()] = fields[f"{name}@values"].to(flat.dtype)
+            item[name] = flat.view_as(item[name])
 
 
 class TensorItems(Dataset):
@@ -156,8 +176,10 @@ class _ExtrasView(Dataset):
                 item[k] = v
             else:
                 item[k] = torch.zeros_like(v) if torch.is_tensor(v) else v
+        _apply_patches(item, e.fields)
         own = [k for k in e.fields if k in self.annotations.templates]
-        unknown = set(e.fields) - set(ref) - set(own)
+        patches = {k for k in e.fields if k.endswith(("@index", "@values")) and k.split("@")[0] in ref}
+        unknown = set(e.fields) - set(ref) - set(own) - patches
         if unknown:
             raise KeyError(f"extra example has fields {sorted(unknown)} that pool items do not have")
         if self.annotations:

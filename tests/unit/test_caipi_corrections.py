@@ -91,3 +91,25 @@ def test_correction_validator_and_terminal(dm, tmp_path):
     oracle = TerminalOracle(input_fn=lambda p: next(typed), print_fn=lambda *a: said.append(" ".join(map(str, a))))
     assert Asker(oracle, Journal(tmp_path / "j.sqlite"), ctx)(0, q) == [9]
     assert (ctx.out_dir / "round_000_item_5_why.png").exists() and any("not shown" in s for s in said)
+
+
+def test_patched_extras_store_only_what_changed_and_train_as_whole_items(tmp_path):
+    from common.data.base import Extra, patch
+    from common.journal import Journal
+
+    dm = DecoyDigitsDataModule(patch_size=2)
+    dm.setup()
+    dm.label([0, 1], [dm.true_label(0), dm.true_label(1)])
+    x = dm.pool_item(0)["x"]
+    cx = randomise(x.unsqueeze(0), dm.ground_truth(0, "decoy"), c=2, generator=torch.Generator().manual_seed(0))[0]
+    extras = [Extra(patch("x", x, cx[j]), label=dm.true_label(0), weight=0.5, origin=0, kind="counterexample")
+              for j in range(2)]
+    assert extras[0].fields["x@index"].numel() == 4  # the 2x2 swatch
+    j = Journal(tmp_path / "j.sqlite")
+    with j.transaction():
+        j.add_extras(1, extras)
+    dm.add_extras(j.extras())
+    batch = next(iter(dm.train_dataloader()))
+    served = batch["x"][batch["extra"]]
+    assert len(served) == 2 and {tuple(s.flatten().tolist()) for s in served} == {tuple(c.flatten().tolist()) for c in cx}
+    assert set(batch["weight"][batch["extra"]].tolist()) == {0.5}
