@@ -66,3 +66,17 @@ def test_killed_rrr_run_resumes_with_its_annotations(tmp_path):
     sql = "SELECT round, item, payload FROM annotations ORDER BY item"
     assert query(killed / "journal.sqlite", sql) == query(ref / "journal.sqlite", sql)
     assert len(query(ref / "journal.sqlite", sql)) == 20 + 8
+
+
+def test_caipi_round_asks_corrections_and_adds_counterexamples(run_cfg):
+    run_dir = run(run_cfg(["dataset=decoy_digits", "method=caipi", "oracle.irrelevant_field=decoy",
+                           "method.hooks.segment_cell=2", "method.hooks.lime.num_samples=200",
+                           "loop.query_size=10", "loop.initial_per_class=3", "trainer.max_epochs=15",
+                           "loop.threads=1"]))
+    j = Journal(run_dir / "journal.sqlite")
+    corrections = [a for a in j.answers() if a["question"] == "correct_explanation"]
+    assert corrections  # right predictions were explained and shown
+    wrong = sum(len(a["answer"]) for a in corrections)
+    extras = j.extras()
+    assert len(extras) == 3 * wrong and all(e.kind == "counterexample" for e in extras)
+    assert all(e.fields["x@index"].numel() == 4 for e in extras)  # a 2x2 segment changed

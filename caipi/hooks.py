@@ -1,0 +1,117 @@
+"""CAIPI's round (Teso & Kersting, AIES 2019, Algorithm 1), for images.
+
+For each queried item the learner predicts, explains its prediction with LIME (the top-k segments
+of ``common.explain.lime``, batched over the round's queries) and shows both to the teacher:
+
+* **wrong prediction** — the teacher's label is used, nothing else;
+* **right prediction** — the teacher marks the shown segments that are wrongly deemed relevant
+  (``correct_explanation``; none = right for the right reasons); each marked segment becomes ``c``
+  counterexamples: copies of the item with that segment changed (``cx_strategy``: randomise, or
+  substitute from another labelled item of the same class), labelled with the prediction and
+  weighted ``cx_weight``. They are stored as patches of the item (only the changed pixels).
+
+Explanations (and so corrections) start after ``burn_in`` rounds. The label question is asked for
+every query, first, so that the teacher's label is journaled before any explanation is shown.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from caipi.counterexamples import STRATEGIES, randomise, substitute
+from common.data.base import Extra, patch
+from common.errors import ConfigError
+from common.explain.lime import LimeConfig, explain_batch
+from common.explain.segmentation import grid
+from common.hooks import Incorporation, RoundContext, RoundHooks
+from common.oracle.base import Question
+from common.oracle.corrections import correction_question
+from common.strategies.base import Selection
+
+
+class CaipiHooks(RoundHooks):
+    """CAIPI's predict → explain → ask → counterexamples round (module docstring).
+
+    Args:
+        k: segments in an explanation.
+        counterexamples: c, copies per wrongly relevant segment.
+        cx_strategy: ``randomise`` | ``substitute`` (``alternatives`` needs a finite value set:
+            the colors problem).
+        cx_weight: training weight of a counterexample.
+        burn_in: rounds before explanations are shown.
+        segment_cell: side of the square grid cells that are LIME's segments.
+        lime: further :class:`~common.explain.lime.LimeConfig` settings (num_samples, repeats, ...).
+        **kwargs: :class:`~common.hooks.RoundHooks`'s explanation-metric settings.
+    """
+
+    def __init__(self, k: int = 5, counterexamples: int = 3, cx_strategy: str = "randomise", cx_weight: float = 1.0,
+                 burn_in: int = 0, segment_cell: int = 4, lime: dict[str, Any] | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        if cx_strategy not in ("randomise", "substitute"):
+            raise ConfigError(f"caipi cx_strategy={cx_strategy!r}: images take randomise or substitute "
+                              f"(of {', '.join(STRATEGIES)}; alternatives is for finite-valued inputs)")
+        self.k, self.c, self.cx_strategy, self.cx_weight = k, counterexamples, cx_strategy, cx_weight
+        self.burn_in, self.segment_cell = burn_in, segment_cell
+        self.lime = LimeConfig(k=k, **(lime or {}))
+
+    def _inputs(self, ctx: RoundContext, items: list[int]) -> torch.Tensor:
+        return torch.cat([ctx.module.inputs(b) for b in ctx.datamodule.pool_dataloader(items)])
+
+    def _segments(self, x: torch.Tensor) -> torch.Tensor:
+        return grid(x.shape[-2], x.shape[-1], cell=self.segment_cell)
+
+    def ask(self, ctx: RoundContext, selection: Selection) -> dict[int, Any]:
+        items = [int(i) for i in selection.indices]
+        probs = self.predict_proba(ctx, np.asarray(items))
+        preds = probs.argmax(1)
+        labels = {i: int(ctx.ask(Question("label", key=str(i), item=i, payload={"probs": p.tolist()})))
+                  for i, p in zip(items, probs)}
+        out = {i: {"label": labels[i], "prediction": int(p), "components": [], "wrong": []} for i, p in zip(items, preds)}
+        right = [i for i in items if out[i]["prediction"] == labels[i]]
+        if ctx.round < self.burn_in or not right:
+            return out
+        x = self._inputs(ctx, right)
+        segments = self._segments(x)
+        module = ctx.module.to(ctx.device)
+        was = module.training
+        module.eval()
+        try:
+            target = torch.as_tensor([out[i]["prediction"] for i in right])
+            expl = explain_batch(module, x, segments, self.lime, target=target, generator=ctx.generator)
+        finally:
+            module.train(was)
+        for j, i in enumerate(right):
+            comps = expl.components[j].tolist()
+            out[i]["components"] = comps
+            out[i]["wrong"] = ctx.ask(correction_question(i, comps, out[i]["prediction"], segments=segments.cpu()))
+        return out
+
+    def incorporate(self, ctx: RoundContext, selection: Selection, answers: dict[int, Any]) -> Incorporation:
+        items = [int(i) for i in selection.indices]
+        corrected = [i for i in items if answers[i]["wrong"]]
+        extras: list[Extra] = []
+        if corrected:
+            x = self._inputs(ctx, corrected)
+            segments = self._segments(x)
+            donors = donor_labels = None
+            if self.cx_strategy == "substitute":
+                dm = ctx.datamodule
+                pool = sorted(set(dm.labels) | set(items))
+                labels_of = {**dm.labels, **{i: answers[i]["label"] for i in items}}
+                donors = self._inputs(ctx, pool)
+                donor_labels = torch.as_tensor([labels_of[i] for i in pool])
+            for j, i in enumerate(corrected):
+                y = answers[i]["label"]
+                for comp in answers[i]["wrong"]:
+                    mask = (segments == comp).unsqueeze(0)
+                    if self.cx_strategy == "randomise":
+                        cx = randomise(x[j:j + 1], mask, self.c, ctx.generator)[0]
+                    else:
+                        cx = substitute(x[j:j + 1], mask, torch.tensor([y]), donors, donor_labels, self.c,
+                                        ctx.generator, exclude=torch.tensor([pool.index(i)]))[0]
+                    extras += [Extra(patch("x", x[j], cx[n]), label=y, weight=self.cx_weight, origin=i,
+                                     kind="counterexample") for n in range(self.c)]
+        return Incorporation(labels={i: int(answers[i]["label"]) for i in items}, extras=extras)
