@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.exil-installed
 export WANDB_MODE ?= offline
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install run test test-all data bench reproduce reproduce-rrr reproduce-exbl reproduce-alternating clean
+.PHONY: install run test test-all data bench reproduce reproduce-rrr reproduce-exbl reproduce-alternating reproduce-caipi clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,7 +44,10 @@ reproduce-exbl: install  ## eXBL vs no interaction on decoy Fashion-MNIST: accur
 reproduce-alternating: install  ## alternating vs plain / RRR / joint on small and imbalanced decoy data, 5 seeds
 	$(PY) -m reproduce.alternating $(ARGS)
 
-reproduce: reproduce-rrr reproduce-exbl reproduce-alternating  ## every paper reproduction
+reproduce-caipi: install  ## CAIPI Table 1 (passive counterexamples vs RRR) and the active setting on decoy Fashion-MNIST
+	$(PY) -m reproduce.caipi $(ARGS)
+
+reproduce: reproduce-rrr reproduce-exbl reproduce-alternating reproduce-caipi  ## every paper reproduction
 
 clean:
 	rm -rf outputs .pytest_cache

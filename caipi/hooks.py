@@ -12,6 +12,16 @@ of ``common.explain.lime``, batched over the round's queries) and shows both to 
 
 Explanations (and so corrections) start after ``burn_in`` rounds. The label question is asked for
 every query, first, so that the teacher's label is journaled before any explanation is shown.
+
+**Passive corrections** (CAIPI's Table 1): with ``initial_counterexamples`` = c > 0, every item of
+the initial labelled set is also asked a ``relevance`` question, and gets c counterexamples with
+its irrelevant input (the decoy swatch, with ``oracle.irrelevant_field=decoy``) randomised.
+
+**Metrics** (``lime_metric_items`` > 0): LIME explains that many test items (their predicted class);
+with the test set's masks, a segment is relevant when it covers part of the object (``mask``);
+reported are the precision / recall / F1 of the top-k segments against the relevant ones
+(``test/lime_precision|recall|f1``) and, for decoy data, the share of explanations whose top-k
+include a decoy segment (``test/lime_decoy_rate``).
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from common.explain.segmentation import grid
 from common.hooks import Incorporation, RoundContext, RoundHooks
 from common.oracle.base import Question
 from common.oracle.corrections import correction_question
+from common.oracle.relevance import relevance_masks, relevance_question
 from common.strategies.base import Selection
 
 
@@ -48,7 +59,8 @@ class CaipiHooks(RoundHooks):
     """
 
     def __init__(self, k: int = 5, counterexamples: int = 3, cx_strategy: str = "randomise", cx_weight: float = 1.0,
-                 burn_in: int = 0, segment_cell: int = 4, lime: dict[str, Any] | None = None, **kwargs: Any):
+                 burn_in: int = 0, segment_cell: int = 4, lime: dict[str, Any] | None = None,
+                 initial_counterexamples: int = 0, lime_metric_items: int = 0, **kwargs: Any):
         super().__init__(**kwargs)
         if cx_strategy not in ("randomise", "substitute"):
             raise ConfigError(f"caipi cx_strategy={cx_strategy!r}: images take randomise or substitute "
@@ -56,6 +68,68 @@ class CaipiHooks(RoundHooks):
         self.k, self.c, self.cx_strategy, self.cx_weight = k, counterexamples, cx_strategy, cx_weight
         self.burn_in, self.segment_cell = burn_in, segment_cell
         self.lime = LimeConfig(k=k, **(lime or {}))
+        self.initial_c, self.lime_metric_items = initial_counterexamples, lime_metric_items
+
+    def initial(self, ctx: RoundContext, labels: dict[int, int]) -> Incorporation:
+        if not self.initial_c:
+            return Incorporation()
+        items = list(labels)
+        shape = tuple(ctx.datamodule.input_shape[-2:])
+        answers = ctx.ask_many([relevance_question(i, shape) for i in items])
+        extras: list[Extra] = []
+        for start in range(0, len(items), 4096):  # batched, so 60,000 items take seconds
+            chunk = items[start:start + 4096]
+            x = self._inputs(ctx, chunk)
+            irrelevant = torch.stack([relevance_masks(a)["irrelevant"] for a in answers[start:start + 4096]])
+            cx = randomise(x, irrelevant, self.initial_c, ctx.generator)
+            extras += [Extra(patch("x", x[j], cx[j, n]), label=labels[i], weight=self.cx_weight, origin=i,
+                             kind="counterexample") for j, i in enumerate(chunk) for n in range(self.initial_c)]
+        return Incorporation(extras=extras)
+
+    def metrics(self, ctx: RoundContext) -> dict[str, float]:
+        out = super().metrics(ctx)
+        if self.lime_metric_items:
+            out.update(self._lime_quality(ctx))
+        return out
+
+    def _lime_quality(self, ctx: RoundContext) -> dict[str, float]:
+        xs, masks, decoys = [], [], []
+        seen = 0
+        for batch in ctx.datamodule.test_ground_truth_dataloader():
+            if "mask" not in batch:
+                return {}
+            xs.append(ctx.module.inputs(batch))
+            masks.append(batch["mask"].flatten(1, -3).any(1) if batch["mask"].dim() == 4 else batch["mask"])
+            if "decoy" in batch:
+                decoys.append(batch["decoy"].flatten(1, -3).any(1) if batch["decoy"].dim() == 4 else batch["decoy"])
+            seen += len(xs[-1])
+            if seen >= self.lime_metric_items:
+                break
+        n = self.lime_metric_items
+        x, mask = torch.cat(xs)[:n], torch.cat(masks)[:n]
+        segments = self._segments(x)
+        module = ctx.module.to(ctx.device)
+        was = module.training
+        module.eval()
+        try:
+            expl = explain_batch(module, x, segments, self.lime, generator=ctx.generator)
+        finally:
+            module.train(was)
+        s = int(segments.max()) + 1
+        seg = segments.to(mask.device).flatten()
+        onehot = torch.nn.functional.one_hot(seg, s).bool()  # (HW, S)
+        relevant = (mask.flatten(1).unsqueeze(2) & onehot.unsqueeze(0)).any(1)  # (N, S)
+        chosen = torch.zeros_like(relevant).scatter_(1, expl.components.to(relevant.device), True)
+        hit = (chosen & relevant).sum(1).float()
+        precision = hit / chosen.sum(1).clamp_min(1)
+        recall = hit / relevant.sum(1).clamp_min(1)
+        f1 = torch.where(hit > 0, 2 * precision * recall / (precision + recall).clamp_min(1e-12), torch.zeros_like(hit))
+        out = {"test/lime_precision": float(precision.mean()), "test/lime_recall": float(recall.mean()),
+               "test/lime_f1": float(f1.mean())}
+        if decoys:
+            on_decoy = (torch.cat(decoys)[:n].flatten(1).unsqueeze(2) & onehot.unsqueeze(0)).any(1)
+            out["test/lime_decoy_rate"] = float((chosen & on_decoy).any(1).float().mean())
+        return out
 
     def _inputs(self, ctx: RoundContext, items: list[int]) -> torch.Tensor:
         return torch.cat([ctx.module.inputs(b) for b in ctx.datamodule.pool_dataloader(items)])
