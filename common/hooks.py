@@ -70,6 +70,12 @@ class RoundHooks(pl.Callback):
         metric_items: explain only the first this many test items (``None``: all).
     """
 
+    # class defaults, so a subclass whose __init__ does not call super().__init__ still works
+    explainer: str | None = None
+    layer: str | None = None
+    threshold: float | None = 0.5
+    metric_items: int | None = None
+
     def __init__(self, explainer: str | None = None, layer: str | None = None, threshold: float | None = 0.5,
                  metric_items: int | None = None):
         self.explainer, self.layer, self.threshold, self.metric_items = explainer, layer, threshold, metric_items
