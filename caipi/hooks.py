@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from caipi.counterexamples import STRATEGIES, randomise, substitute
+from caipi.counterexamples import STRATEGIES, alternatives, randomise, substitute
 from common.data.base import Extra, patch
 from common.errors import ConfigError
 from common.explain.lime import LimeConfig, explain_batch
@@ -49,22 +49,27 @@ class CaipiHooks(RoundHooks):
     Args:
         k: segments in an explanation.
         counterexamples: c, copies per wrongly relevant segment.
-        cx_strategy: ``randomise`` | ``substitute`` (``alternatives`` needs a finite value set:
-            the colors problem).
+        cx_strategy: ``randomise`` | ``substitute`` | ``alternatives`` (every other value of ``values``,
+            at most ``counterexamples`` of them: the colors problem's recolouring).
         cx_weight: training weight of a counterexample.
         burn_in: rounds before explanations are shown.
         segment_cell: side of the square grid cells that are LIME's segments.
         lime: further :class:`~common.explain.lime.LimeConfig` settings (num_samples, repeats, ...).
+        hide_color: the value of a segment LIME switches off (``None``: the segment's mean).
+        values: the finite set of input values, for ``alternatives``.
         **kwargs: :class:`~common.hooks.RoundHooks`'s explanation-metric settings.
     """
 
     def __init__(self, k: int = 5, counterexamples: int = 3, cx_strategy: str = "randomise", cx_weight: float = 1.0,
                  burn_in: int = 0, segment_cell: int = 4, lime: dict[str, Any] | None = None,
-                 initial_counterexamples: int = 0, lime_metric_items: int = 0, **kwargs: Any):
+                 initial_counterexamples: int = 0, lime_metric_items: int = 0, hide_color: float | None = 0.0,
+                 values: list[float] | None = None, **kwargs: Any):
         super().__init__(**kwargs)
-        if cx_strategy not in ("randomise", "substitute"):
-            raise ConfigError(f"caipi cx_strategy={cx_strategy!r}: images take randomise or substitute "
-                              f"(of {', '.join(STRATEGIES)}; alternatives is for finite-valued inputs)")
+        if cx_strategy not in STRATEGIES:
+            raise ConfigError(f"caipi cx_strategy={cx_strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+        if cx_strategy == "alternatives" and not values:
+            raise ConfigError("caipi cx_strategy=alternatives needs method.hooks.values (the input's possible values)")
+        self.hide_color, self.values = hide_color, values
         self.k, self.c, self.cx_strategy, self.cx_weight = k, counterexamples, cx_strategy, cx_weight
         self.burn_in, self.segment_cell = burn_in, segment_cell
         self.lime = LimeConfig(k=k, **(lime or {}))
@@ -112,7 +117,7 @@ class CaipiHooks(RoundHooks):
         was = module.training
         module.eval()
         try:
-            expl = explain_batch(module, x, segments, self.lime, generator=ctx.generator)
+            expl = explain_batch(module, x, segments, self.lime, generator=ctx.generator, hide_color=self.hide_color)
         finally:
             module.train(was)
         s = int(segments.max()) + 1
@@ -154,7 +159,8 @@ class CaipiHooks(RoundHooks):
         module.eval()
         try:
             target = torch.as_tensor([out[i]["prediction"] for i in right])
-            expl = explain_batch(module, x, segments, self.lime, target=target, generator=ctx.generator)
+            expl = explain_batch(module, x, segments, self.lime, target=target, generator=ctx.generator,
+                                 hide_color=self.hide_color)
         finally:
             module.train(was)
         for j, i in enumerate(right):
@@ -183,9 +189,11 @@ class CaipiHooks(RoundHooks):
                     mask = (segments == comp).unsqueeze(0)
                     if self.cx_strategy == "randomise":
                         cx = randomise(x[j:j + 1], mask, self.c, ctx.generator)[0]
+                    elif self.cx_strategy == "alternatives":
+                        cx = alternatives(x[j:j + 1], mask, self.values, self.c)[0]
                     else:
                         cx = substitute(x[j:j + 1], mask, torch.tensor([y]), donors, donor_labels, self.c,
                                         ctx.generator, exclude=torch.tensor([pool.index(i)]))[0]
                     extras += [Extra(patch("x", x[j], cx[n]), label=y, weight=self.cx_weight, origin=i,
-                                     kind="counterexample") for n in range(self.c)]
+                                     kind="counterexample") for n in range(len(cx))]
         return Incorporation(labels={i: int(answers[i]["label"]) for i in items}, extras=extras)

@@ -10,6 +10,11 @@ of the 60,000 (``--pool 60000`` for all of it; about 6× longer), 10 epochs, tes
 prediction is explained by LIME and the teacher's marked decoy segments become 3 counterexamples)
 vs without (labels only). Test accuracy, LIME explanation F1 against the object and the share of
 explanations that use the decoy, per round; plotted to ``active.png``.
+
+**Colors.** The colors problem with an L1 logistic regression on the pairwise "same colour"
+features, rule 0 and rule 1, 20 rounds of 5 queries from 10 labels, with vs without corrections
+(each marked pixel recoloured with every other colour): explanation F1 of LIME's top-3 pixels
+against the true rule's pixels, per round; plotted to ``colors.png``.
 """
 
 from __future__ import annotations
@@ -38,6 +43,27 @@ def active_jobs(seeds: int, quick: list[str]) -> list[tuple[str, list[str]]]:
             for arm, ov in arms.items() for s in range(seeds)]
 
 
+def colors_jobs(seeds: int, quick: list[str]) -> list[tuple[str, list[str]]]:
+    arms = {"corrections": [], "labels only": ["method.hooks.burn_in=1000"]}
+    return [(f"colors/rule{r}/{arm}/seed{s}", ["experiment=caipi_colors", f"dataset.rule={r}", *ov, f"loop.seed={s}",
+                                               *quick])
+            for r in (0, 1) for arm, ov in arms.items() for s in range(seeds)]
+
+
+def per_round_table(curves: dict, keys: list[str]) -> str:
+    arms = list(curves)
+    n_rounds = min(len(r) for runs in curves.values() for r in runs)
+    header = ["round", "labels"] + [f"{k} ({arm})" for k in keys for arm in arms]
+    table = []
+    for i in range(n_rounds):
+        row = [i, int(curves[arms[0]][0][i]["n_labels"])]
+        for k in keys:
+            for arm in arms:
+                row.append(f"{np.mean([r[i][k] for r in curves[arm]]):.3f}")
+        table.append(row)
+    return markdown(header, table)
+
+
 def main() -> None:
     import argparse
     import sys
@@ -51,7 +77,8 @@ def main() -> None:
     quick = ["trainer.max_epochs=2", "loop.rounds=2"] if a.quick else []
     pool = 2000 if a.quick else known.pool
     passive, active = passive_jobs(a.seeds, pool, quick), active_jobs(a.seeds, quick)
-    dirs = run_all([*passive, *active], out, a.jobs, a.data_dir)
+    colors = colors_jobs(a.seeds, ["loop.rounds=3"] if a.quick else [])
+    dirs = run_all([*passive, *active, *colors], out, a.jobs, a.data_dir)
 
     rows = []
     for arm in ("none", "c=1", "c=3", "c=5", "rrr"):
@@ -62,24 +89,23 @@ def main() -> None:
           f"test accuracy (mean ± std over {a.seeds} seeds)\n")
     print(markdown(["corrections", "test acc", "paper", "input-gradient share on decoy"], rows))
 
-    curves = {}
-    for arm in ("corrections", "labels only"):
-        runs = [read_rounds(dirs[f"active/{arm}/seed{s}"]) for s in range(a.seeds)]
-        curves[arm] = runs
-    print(f"\nCAIPI active: entropy queries, with vs without corrections (mean over {a.seeds} seeds)\n")
+    arms = ("corrections", "labels only")
+    curves = {arm: [read_rounds(dirs[f"active/{arm}/seed{s}"]) for s in range(a.seeds)] for arm in arms}
     keys = ["test/acc", "test/lime_f1", "test/lime_decoy_rate"]
-    header = ["round", "labels"] + [f"{k} ({arm})" for k in keys for arm in curves]
-    n_rounds = min(len(r) for runs in curves.values() for r in runs)
-    table = []
-    for i in range(n_rounds):
-        row = [i, int(curves["corrections"][0][i]["n_labels"])]
-        for k in keys:
-            for arm in curves:
-                row.append(f"{np.mean([r[i][k] for r in curves[arm]]):.3f}")
-        table.append(row)
-    print(markdown(header, table))
+    print(f"\nCAIPI active on decoy Fashion-MNIST: entropy queries, with vs without corrections "
+          f"(mean over {a.seeds} seeds)\n")
+    print(per_round_table(curves, keys))
     plot(curves, keys, out / "active.png")
-    print(f"\nplot: {out / 'active.png'}")
+
+    color_curves = {}
+    for r in (0, 1):
+        c = {arm: [read_rounds(dirs[f"colors/rule{r}/{arm}/seed{s}"]) for s in range(a.seeds)] for arm in arms}
+        color_curves.update({f"rule {r}, {arm}": runs for arm, runs in c.items()})
+        print(f"\nColors, rule {r}, L1 logistic regression: explanation F1 of LIME's top 3 pixels "
+              f"(mean over {a.seeds} seeds)\n")
+        print(per_round_table(c, ["test/lime_f1", "test/acc"]))
+    plot(color_curves, ["test/lime_f1", "test/acc"], out / "colors.png")
+    print(f"\nplots: {out / 'active.png'}, {out / 'colors.png'}")
 
 
 def read_rounds(run_dir: Path) -> list[dict[str, float]]:

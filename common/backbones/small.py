@@ -93,4 +93,22 @@ def tiny_cnn(input_shape: Sequence[int] | None) -> SmallCNN:
     return SmallCNN(input_shape, channels=(4, 8))
 
 
-SMALL = {"mlp": MLP, "small_cnn": SmallCNN, "tiny_cnn": tiny_cnn}
+class PairwiseEqual(nn.Module):
+    """Features ``[x_i == x_j]`` for every pair of input positions i < j (the colors problem's 300
+    features "pixel i has the same colour as pixel j", Teso & Kersting 2019). A position set to a
+    value no other position has (LIME's hidden pixel, e.g. −1) equals nothing."""
+
+    def __init__(self, input_shape: Sequence[int] | None):
+        super().__init__()
+        n = math.prod(_shape(input_shape, "pairwise_equal"))
+        i, j = torch.triu_indices(n, n, offset=1)
+        self.register_buffer("i", i, persistent=False)
+        self.register_buffer("j", j, persistent=False)
+        self.out_features = len(i)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.flatten(1)
+        return (flat[:, self.i] == flat[:, self.j]).to(flat.dtype)
+
+
+SMALL = {"mlp": MLP, "small_cnn": SmallCNN, "tiny_cnn": tiny_cnn, "pairwise_equal": PairwiseEqual}

@@ -80,3 +80,13 @@ def test_caipi_round_asks_corrections_and_adds_counterexamples(run_cfg):
     extras = j.extras()
     assert len(extras) == 3 * wrong and all(e.kind == "counterexample" for e in extras)
     assert all(e.fields["x@index"].numel() == 4 for e in extras)  # a 2x2 segment changed
+
+
+def test_caipi_colors_recolours_the_wrongly_relevant_pixels(run_cfg):
+    run_dir = run(run_cfg(["experiment=caipi_colors", "loop.rounds=2", "dataset.size=400",
+                           "method.hooks.lime_metric_items=50", "method.hooks.lime.num_samples=300"], tiny=False))
+    j = Journal(run_dir / "journal.sqlite")
+    extras = j.extras()
+    assert extras and all(e.fields["x@index"].numel() == 1 for e in extras)  # one pixel recoloured
+    assert {float(v) for e in extras for v in e.fields["x@values"]} <= {0.0, 1.0, 2.0, 3.0}
+    assert "test/lime_f1" in last_metrics(run_dir)
