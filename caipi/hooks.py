@@ -1,7 +1,8 @@
-"""CAIPI's round (Teso & Kersting, AIES 2019, Algorithm 1), for images.
+"""CAIPI's round (Teso & Kersting, AIES 2019, Algorithm 1), for images and feature vectors.
 
 For each queried item the learner predicts, explains its prediction with LIME (the top-k segments
-of ``common.explain.lime``, batched over the round's queries) and shows both to the teacher:
+of an image, or the top-k features present in a feature vector — the words of a bag of words —
+with ``common.explain.lime``, batched over the round's queries) and shows both to the teacher:
 
 * **wrong prediction** — the teacher's label is used, nothing else;
 * **right prediction** — the teacher marks the shown segments that are wrongly deemed relevant
@@ -34,7 +35,7 @@ import torch
 from caipi.counterexamples import STRATEGIES, alternatives, randomise, substitute
 from common.data.base import Extra, patch
 from common.errors import ConfigError
-from common.explain.lime import LimeConfig, explain_batch
+from common.explain.lime import LimeConfig, explain_batch, explain_features
 from common.explain.segmentation import grid
 from common.hooks import Incorporation, RoundContext, RoundHooks
 from common.oracle.base import Question
@@ -112,17 +113,12 @@ class CaipiHooks(RoundHooks):
                 break
         n = self.lime_metric_items
         x, mask = torch.cat(xs)[:n], torch.cat(masks)[:n]
-        segments = self._segments(x)
-        module = ctx.module.to(ctx.device)
-        was = module.training
-        module.eval()
-        try:
-            expl = explain_batch(module, x, segments, self.lime, generator=ctx.generator, hide_color=self.hide_color)
-        finally:
-            module.train(was)
-        s = int(segments.max()) + 1
-        seg = segments.to(mask.device).flatten()
-        onehot = torch.nn.functional.one_hot(seg, s).bool()  # (HW, S)
+        expl = self._explain(ctx, x)
+        if x.dim() == 2:  # features: a component is a feature
+            onehot = torch.eye(x.shape[1], dtype=torch.bool)
+        else:  # images: which pixels each segment covers, (HW, S)
+            seg = self._segments(x).to(mask.device).flatten()
+            onehot = torch.nn.functional.one_hot(seg, int(seg.max()) + 1).bool()
         relevant = (mask.flatten(1).unsqueeze(2) & onehot.unsqueeze(0)).any(1)  # (N, S)
         chosen = torch.zeros_like(relevant).scatter_(1, expl.components.to(relevant.device), True)
         hit = (chosen & relevant).sum(1).float()
@@ -153,21 +149,36 @@ class CaipiHooks(RoundHooks):
         if ctx.round < self.burn_in or not right:
             return out
         x = self._inputs(ctx, right)
-        segments = self._segments(x)
+        segments = self._segments(x) if x.dim() > 2 else None
+        expl = self._explain(ctx, x, torch.as_tensor([out[i]["prediction"] for i in right]))
+        for j, i in enumerate(right):
+            comps = expl.components[j].tolist()
+            out[i]["components"] = comps
+            if x.dim() == 2:
+                q = correction_question(i, comps, out[i]["prediction"], masks=self._feature_masks(x, comps))
+            else:
+                q = correction_question(i, comps, out[i]["prediction"], segments=segments.cpu())
+            out[i]["wrong"] = ctx.ask(q)
+        return out
+
+    def _explain(self, ctx: RoundContext, x: torch.Tensor, target: torch.Tensor | None = None):
+        """LIME explanations of ``x``: images over grid segments, feature vectors over their non-zero features."""
         module = ctx.module.to(ctx.device)
         was = module.training
         module.eval()
         try:
-            target = torch.as_tensor([out[i]["prediction"] for i in right])
-            expl = explain_batch(module, x, segments, self.lime, target=target, generator=ctx.generator,
+            if x.dim() == 2:
+                return explain_features(module, x, self.lime, baseline=0.0, valid=x != 0, target=target,
+                                        generator=ctx.generator)
+            return explain_batch(module, x, self._segments(x), self.lime, target=target, generator=ctx.generator,
                                  hide_color=self.hide_color)
         finally:
             module.train(was)
-        for j, i in enumerate(right):
-            comps = expl.components[j].tolist()
-            out[i]["components"] = comps
-            out[i]["wrong"] = ctx.ask(correction_question(i, comps, out[i]["prediction"], segments=segments.cpu()))
-        return out
+
+    @staticmethod
+    def _feature_masks(x: torch.Tensor, comps: list[int]) -> torch.Tensor:
+        """(k, F) bool: one feature per component."""
+        return torch.nn.functional.one_hot(torch.as_tensor(comps), x.shape[-1]).bool()
 
     def incorporate(self, ctx: RoundContext, selection: Selection, answers: dict[int, Any]) -> Incorporation:
         items = [int(i) for i in selection.indices]
@@ -175,7 +186,7 @@ class CaipiHooks(RoundHooks):
         extras: list[Extra] = []
         if corrected:
             x = self._inputs(ctx, corrected)
-            segments = self._segments(x)
+            segments = self._segments(x) if x.dim() > 2 else None
             donors = donor_labels = None
             if self.cx_strategy == "substitute":
                 dm = ctx.datamodule
@@ -186,7 +197,7 @@ class CaipiHooks(RoundHooks):
             for j, i in enumerate(corrected):
                 y = answers[i]["label"]
                 for comp in answers[i]["wrong"]:
-                    mask = (segments == comp).unsqueeze(0)
+                    mask = (self._feature_masks(x, [comp]) if x.dim() == 2 else (segments == comp).unsqueeze(0))
                     if self.cx_strategy == "randomise":
                         cx = randomise(x[j:j + 1], mask, self.c, ctx.generator)[0]
                     elif self.cx_strategy == "alternatives":
