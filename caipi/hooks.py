@@ -115,11 +115,15 @@ class CaipiHooks(RoundHooks):
         x, mask = torch.cat(xs)[:n], torch.cat(masks)[:n]
         expl = self._explain(ctx, x)
         if x.dim() == 2:  # features: a component is a feature
-            onehot = torch.eye(x.shape[1], dtype=torch.bool)
-        else:  # images: which pixels each segment covers, (HW, S)
+            def per_component(m: torch.Tensor) -> torch.Tensor:
+                return m.bool()
+        else:  # images: a segment counts if it covers any pixel of the mask
             seg = self._segments(x).to(mask.device).flatten()
-            onehot = torch.nn.functional.one_hot(seg, int(seg.max()) + 1).bool()
-        relevant = (mask.flatten(1).unsqueeze(2) & onehot.unsqueeze(0)).any(1)  # (N, S)
+            onehot = torch.nn.functional.one_hot(seg, int(seg.max()) + 1).float()  # (HW, S)
+
+            def per_component(m: torch.Tensor) -> torch.Tensor:
+                return (m.flatten(1).float() @ onehot) > 0  # (N, S)
+        relevant = per_component(mask)
         chosen = torch.zeros_like(relevant).scatter_(1, expl.components.to(relevant.device), True)
         hit = (chosen & relevant).sum(1).float()
         precision = hit / chosen.sum(1).clamp_min(1)
@@ -128,7 +132,7 @@ class CaipiHooks(RoundHooks):
         out = {"test/lime_precision": float(precision.mean()), "test/lime_recall": float(recall.mean()),
                "test/lime_f1": float(f1.mean())}
         if decoys:
-            on_decoy = (torch.cat(decoys)[:n].flatten(1).unsqueeze(2) & onehot.unsqueeze(0)).any(1)
+            on_decoy = per_component(torch.cat(decoys)[:n])
             out["test/lime_decoy_rate"] = float((chosen & on_decoy).any(1).float().mean())
         return out
 
