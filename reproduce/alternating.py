@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from common.explain.metrics import agreement
-from reproduce.runner import arguments, markdown, mean_std, metrics, run_all
+from reproduce.runner import arguments, markdown, mean_std, metrics, run_all, save_figure
 
 DATASETS = {"decoy_mnist": ["dataset=decoy_mnist"], "decoy_fashion_mnist": ["dataset=decoy_fashion_mnist"]}
 SIZES = {"n50": ["dataset.pool_size=50"], "n100": ["dataset.pool_size=100"], "n500": ["dataset.pool_size=500"],
@@ -84,10 +84,7 @@ def plot(curves: dict, path: Path) -> None:
         ax.set_xlabel("epoch")
     axes[0][0].set_ylabel("test accuracy")
     axes[0][-1].legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

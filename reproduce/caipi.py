@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reproduce.runner import arguments, markdown, mean_std, metrics, run_all
+from reproduce.runner import arguments, markdown, mean_std, metrics, run_all, save_figure
 
 PAPER = {"none": 0.482, "c=1": 0.821, "c=3": 0.851, "c=5": 0.858, "rrr": 0.853}
 
@@ -132,10 +132,7 @@ def plot(curves: dict, keys: list[str], path: Path) -> None:
         ax.set_title(k, fontsize=9)
         ax.set_xlabel("labels")
     axes[-1].legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":
