@@ -169,7 +169,7 @@ def test_exil_nets_have_no_hub_weights():
 def test_unknown_source_and_names_list_the_valid_choices():
     with pytest.raises(ConfigError, match="exil, torchvision, timm, transformers"):
         build_backbone("keras", "mlp")
-    with pytest.raises(ConfigError, match="mlp, small_cnn, tiny_cnn"):
+    with pytest.raises(ConfigError, match="mlp, pairwise_equal, small_cnn, tiny_cnn"):
         build_backbone("exil", "big_cnn", input_shape=(1, 8, 8))
     with pytest.raises(ConfigError, match="valid: .*mobilenet_v2, mobilenet_v3_large"):
         build_backbone("torchvision", "mobilenetv2")
@@ -235,7 +235,7 @@ def test_transformers_file_weights_from_a_folder_or_a_state_dict(tmp_path):
 # --------------------------------------------------------------------------- configs
 
 BACKBONE_YAMLS = sorted(p.stem for p in (CONF / "backbone").glob("*.yaml"))
-BUILDABLE = {"mlp", "small_cnn", "tiny_cnn"}  # the others need fetched files or a network
+BUILDABLE = {"mlp", "pairwise_equal", "small_cnn", "tiny_cnn"}  # the others need fetched files or a network
 
 
 def _compose(name: str, data_dir: Path):
