@@ -1,7 +1,9 @@
 """ALICE — Active Learning with Contrastive natural-language Explanations (Liang, Zou, Yu; EMNLP 2020).
 
-Will hold: class-pair selection by Jensen–Shannon divergence of per-class Gaussians, the
-``contrast_classes`` oracle question and its rule-based semantic parser, grounding (crops of the
-parts an explanation names), and architecture morphing (super-classes in the global head plus
-local classifiers with shared latent-query attention), as round hooks on ``common``'s loop.
+Here so far: :mod:`alice.parser` (the rule-based semantic parser: explanation → parts) and
+:mod:`alice.pairs` (class-pair selection by the Jensen–Shannon divergence of per-class Ledoit–Wolf
+Gaussians, exact, low-rank and batched over all pairs). Still to come (issue 4): the
+``contrast_classes`` question, grounding (crops of the named parts), architecture morphing
+(super-classes plus local classifiers with shared latent-query attention), the data and the
+reproduction.
 """
