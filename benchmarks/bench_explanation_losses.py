@@ -19,9 +19,7 @@ Run: ``.venv/bin/python benchmarks/bench_explanation_losses.py [--device cuda]``
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -30,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from shared import timed_pair  # noqa: E402  (benchmarks/shared.py)
 from common.backbones import build_backbone  # noqa: E402
 from common.modules.classifier import Classifier  # noqa: E402
 from exbl.exbl import ExBLClassifier  # noqa: E402
@@ -65,20 +64,7 @@ def stepper(module, opt, b, steps: int, device: torch.device):
             opt.zero_grad(set_to_none=True)
             module.loss(b).backward()
             opt.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
     return run
-
-
-def timed_pair(base, other, repeats: int) -> tuple[float, float]:
-    times: list[list[float]] = [[], []]
-    for rep in range(repeats + 1):
-        for j, fn in enumerate((base, other)):
-            t0 = time.perf_counter()
-            fn()
-            if rep:
-                times[j].append(time.perf_counter() - t0)
-    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def main() -> None:
@@ -102,11 +88,12 @@ def main() -> None:
     rrr_cnn, rrr_cnn_opt = make(RRRClassifier, "small_cnn", device)
 
     s = a.steps
-    ce_cnn, t_exbl = timed_pair(stepper(cnn, cnn_opt, b, s, device), stepper(exbl, exbl_opt, b, s, device), a.repeats)
-    ce_mlp, t_rrr_mlp = timed_pair(stepper(mlp, mlp_opt, b, s, device), stepper(rrr_mlp, rrr_mlp_opt, b, s, device),
-                                   a.repeats)
-    ce_cnn2, t_rrr_cnn = timed_pair(stepper(cnn, cnn_opt, b, s, device), stepper(rrr_cnn, rrr_cnn_opt, b, s, device),
-                                    a.repeats)
+    ce_cnn, t_exbl, _ = timed_pair(stepper(cnn, cnn_opt, b, s, device), stepper(exbl, exbl_opt, b, s, device),
+                                   a.repeats, device)
+    ce_mlp, t_rrr_mlp, _ = timed_pair(stepper(mlp, mlp_opt, b, s, device),
+                                      stepper(rrr_mlp, rrr_mlp_opt, b, s, device), a.repeats, device)
+    ce_cnn2, t_rrr_cnn, _ = timed_pair(stepper(cnn, cnn_opt, b, s, device),
+                                       stepper(rrr_cnn, rrr_cnn_opt, b, s, device), a.repeats, device)
     ms = lambda t: f"{1000 * t / s:.2f} ms"  # noqa: E731
     rows = [
         ("(1) CE step, small CNN", ms(ce_cnn), "1.00×"),

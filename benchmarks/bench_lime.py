@@ -29,11 +29,10 @@ import os
 os.environ.setdefault("TQDM_DISABLE", "1")  # before tqdm is imported: lime draws a progress bar per image
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tables import write  # noqa: E402  (benchmarks/tables.py)
+from shared import sync, timed_pair, write  # noqa: E402  (benchmarks/shared.py)
 from common.backbones import build_backbone  # noqa: E402
 from common.errors import ExilError  # noqa: E402
 from common.explain.lime import LimeConfig, explain_batch, sample_masks  # noqa: E402
@@ -95,30 +94,9 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.devi
         return float((model(x.to(device)).argmax(1).cpu() == y).float().mean())
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def row(name, seconds=None, ratio=None, goal="", ok=None, note="") -> dict[str, Any]:
     return {"row": name, "seconds": seconds, "ratio": ratio, "goal": goal,
             "result": "" if ok is None else ("pass" if ok else "FAIL"), "note": note}  # fmt: skip
-
-
-def timed_pair(base: Callable[[int], Any], other: Callable[[int], Any], n: int, repeats: int, device: torch.device):
-    """Median seconds of ``base(n)`` and ``other(n)``, run alternately after a warm-up of each on 5
-    images; their last results."""
-    base(5), other(5)
-    times: dict[int, list[float]] = {0: [], 1: []}
-    results: list[Any] = [None, None]
-    for _ in range(repeats):
-        for j, fn in enumerate((base, other)):
-            sync(device)
-            start = time.perf_counter()
-            results[j] = fn(n)
-            sync(device)
-            times[j].append(time.perf_counter() - start)
-    return statistics.median(times[0]), statistics.median(times[1]), results
 
 
 def jaccard(a: list[set[int]], b: list[set[int]]) -> float:
@@ -166,7 +144,8 @@ def bench_model(name: str, model: nn.Module, images: torch.Tensor, device: torch
     def exil(n: int, seed: int = 0):
         return explain_batch(model, x[:n], seg, cfg, hide_color=0.0, generator=torch.Generator().manual_seed(seed))
 
-    t_bare, t_exil, (_, e) = timed_pair(bare, exil, len(x), repeats, device)
+    bare(5), exil(5)  # warm-up on a few images: a full CNN pass takes a minute
+    t_bare, t_exil, (_, e) = timed_pair(lambda: bare(len(x)), lambda: exil(len(x)), repeats, device, warmup=False)
     self_agree = jaccard(top_sets(e.components[:20]), top_sets(exil(20, seed=1).components))
     rows = [
         row(f"{name}: (c) bare forward, {len(x)}×{SAMPLES}", t_bare,

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tables import write  # noqa: E402  (benchmarks/tables.py)
+from shared import timed_pair, write  # noqa: E402  (benchmarks/shared.py)
 from common.data.base import PoolDataModule, TensorItems  # noqa: E402
 from common.errors import ExilError  # noqa: E402
 from common.modules.classifier import Classifier  # noqa: E402
@@ -91,26 +91,6 @@ class TensorPool(PoolDataModule):
 
 
 # ------------------------------------------------------------------ helpers
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed_pair(base: Callable[[], Any], other: Callable[[], Any], repeats: int, device: torch.device):
-    """Median seconds of ``base`` and ``other``, run alternately after one warm-up each; last results too."""
-    times: dict[int, list[float]] = {0: [], 1: []}
-    results: list[Any] = [None, None]
-    for rep in range(repeats + 1):
-        for j, fn in enumerate((base, other)):
-            sync(device)
-            start = time.perf_counter()
-            results[j] = fn()
-            sync(device)
-            if rep:  # rep 0 is the warm-up
-                times[j].append(time.perf_counter() - start)
-    return statistics.median(times[0]), statistics.median(times[1]), results
-
-
 def fashion_mnist_or_random() -> tuple[PoolDataModule, str]:
     try:
         from common.data.mnist import FashionMNISTDataModule
