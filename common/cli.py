@@ -44,6 +44,29 @@ def _register_resolvers() -> None:
             "exil_run_id", lambda path: hashlib.sha1(str(Path(path).resolve()).encode()).hexdigest()[:16])
 
 
+def compose(overrides: list[str], run_dir: Path | None = None):
+    """The config ``exil <overrides>`` would run, composed in-process, with Hydra's runtime set as in a
+    real run in ``run_dir``: what tests and the reproduction scripts pass to :func:`run`."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    _register_resolvers()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+    if run_dir is not None:
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = str(run_dir)
+            cfg.paths.log_dir = str(Path(run_dir).parent)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]  # as in a real run: the task sees the config without the hydra node
+    return cfg
+
+
 def _hydra_main() -> None:
     import hydra
 

@@ -30,9 +30,8 @@ def arguments(description: str, seeds: int) -> argparse.Namespace:
 
 def _run_one(args: tuple[list[str], str]) -> str:
     overrides, run_dir = args
-    from common.cli import run
+    from common.cli import compose, run
     from common.journal import read_journal
-    from tests.conftest import compose
 
     path = Path(run_dir)
     db = path / "journal.sqlite"
