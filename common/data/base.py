@@ -98,23 +98,32 @@ class TensorItems(Dataset):
 
 
 class _Annotations:
-    """Annotation fields of training items: ``fields(keys)`` stacks them, zeros where an item has none."""
+    """Annotation fields of training items, stacked once so that a batch is served by indexing:
+    ``fields(keys)`` gives each field for those pool items, zeros where an item has none."""
 
     def __init__(self, annotations: dict[int, dict[str, torch.Tensor]]):
-        self.by_item = annotations
         self.templates: dict[str, torch.Tensor] = {}
         for fields in annotations.values():
             for k, v in fields.items():
                 self.templates.setdefault(k, torch.zeros_like(v))
+        items = np.fromiter(annotations, dtype=np.int64, count=len(annotations))
+        self._row = np.full(int(items.max()) + 1 if len(items) else 0, -1, dtype=np.int64)  # pool index -> row
+        self._row[items] = np.arange(len(items))
+        # one extra last row of zeros: what row −1 (not annotated) reads
+        self._stacked = {k: torch.stack([*(annotations[int(i)].get(k, t) for i in items), t])
+                         for k, t in self.templates.items()}
 
     def __bool__(self) -> bool:
         return bool(self.templates)
 
     def fields(self, keys: Sequence[int]) -> dict[str, torch.Tensor]:
-        found = [self.by_item.get(int(i)) for i in keys]
-        out = {k: torch.stack([f[k] if f is not None and k in f else t for f in found])
-               for k, t in self.templates.items()}
-        out["annotated"] = torch.tensor([f is not None for f in found], dtype=torch.bool)
+        keys = np.asarray(keys, dtype=np.int64)
+        rows = np.full(len(keys), -1, dtype=np.int64)
+        inside = keys < len(self._row)
+        rows[inside] = self._row[keys[inside]]
+        index = torch.from_numpy(rows)
+        out = {k: v[index] for k, v in self._stacked.items()}
+        out["annotated"] = index >= 0
         return out
 
 
@@ -193,7 +202,37 @@ class _ExtrasView(Dataset):
         return item
 
     def __getitems__(self, js: Sequence[int]) -> dict[str, Any]:
-        return default_collate([self[j] for j in js])
+        """A batch at once when its extras all have an origin and the same fields (counterexamples of
+        one kind): the origins are fetched as one batch and the extras' fields and patches applied to
+        it by tensor indexing; otherwise item by item."""
+        extras = [self.extras[j] for j in js]
+        keys = {frozenset(e.fields) for e in extras}
+        if len(keys) != 1 or any(e.origin < 0 for e in extras) or not hasattr(self.base, "__getitems__"):
+            return default_collate([self[j] for j in js])
+        batch = self.base.__getitems__([e.origin for e in extras])
+        (fields,) = keys
+        own = [k for k in fields if k in self.annotations.templates]
+        plain = [k for k in fields if "@" not in k and k not in own]
+        if not isinstance(batch, dict) or any(k not in batch for k in plain):
+            return default_collate([self[j] for j in js])  # (reports unknown fields)
+        for k in plain:
+            batch[k] = torch.stack([e.fields[k] for e in extras])
+        for k in (f for f in fields if f.endswith("@index")):
+            name = k[: -len("@index")]
+            index = [e.fields[k].long() for e in extras]
+            rows = torch.repeat_interleave(torch.arange(len(extras)), torch.tensor([len(i) for i in index]))
+            flat = batch[name].reshape(len(extras), -1).clone()
+            flat[rows, torch.cat(index)] = torch.cat([e.fields[f"{name}@values"] for e in extras]).to(flat.dtype)
+            batch[name] = flat.view_as(batch[name])
+        if self.annotations:
+            for k, t in self.annotations.templates.items():
+                batch[k] = torch.stack([e.fields.get(k, t) for e in extras])
+            batch["annotated"] = torch.full((len(extras),), bool(own))
+        batch["idx"] = torch.tensor([e.origin for e in extras])
+        batch["y"] = torch.tensor([e.label for e in extras], dtype=torch.long)
+        batch["weight"] = torch.tensor([float(e.weight) for e in extras])
+        batch["extra"] = torch.ones(len(extras), dtype=torch.bool)
+        return batch
 
 
 class _Concat(ConcatDataset):

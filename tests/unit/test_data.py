@@ -275,3 +275,27 @@ def test_val_split_comes_from_the_pool():
     assert not pool_x & val_x and len(pool_x | val_x) == 40
     assert _all_batches(dm.val_dataloader())["idx"].tolist() == list(range(10))
     assert _Toy().val_dataloader() == []
+
+
+def test_batched_extras_equal_item_by_item():
+    """The batched path of patched extras (one origin fetch, patches by indexing) serves what the
+    item-by-item path serves, annotations included."""
+    from common.data.base import Extra, default_collate, patch
+    from common.data.decoy import DecoyDigitsDataModule
+
+    dm = DecoyDigitsDataModule(patch_size=2)
+    dm.setup()
+    dm.label([0, 1, 2], [dm.true_label(i) for i in range(3)])
+    dm.annotate({0: {"relevant": torch.ones(8, 8, dtype=torch.bool)}})
+    g = torch.Generator().manual_seed(0)
+    extras = []
+    for i in range(3):
+        x = dm.pool_item(i)["x"]
+        changed = x.clone()
+        changed[0, :2, :2] = torch.rand(2, 2, generator=g)
+        extras.append(Extra(patch("x", x, changed), label=i % 2, weight=0.5, origin=i))
+    dm.add_extras(extras)
+    view = dm.train_dataset().datasets[1]
+    fast, slow = view.__getitems__([2, 0, 1]), default_collate([view[j] for j in [2, 0, 1]])
+    assert fast.keys() == slow.keys()
+    assert all(torch.equal(torch.as_tensor(fast[k]), torch.as_tensor(slow[k])) for k in fast)
