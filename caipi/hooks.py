@@ -40,7 +40,7 @@ from common.explain.segmentation import grid
 from common.hooks import Incorporation, RoundContext, RoundHooks
 from common.oracle.base import Question
 from common.oracle.corrections import correction_question
-from common.oracle.relevance import relevance_masks, relevance_question
+from common.oracle.relevance import relevance_masks, relevance_questions
 from common.strategies.base import Selection
 
 
@@ -80,8 +80,7 @@ class CaipiHooks(RoundHooks):
         if not self.initial_c:
             return Incorporation()
         items = list(labels)
-        shape = tuple(ctx.datamodule.input_shape[-2:])
-        answers = ctx.ask_many([relevance_question(i, shape) for i in items])
+        answers = ctx.ask_many(relevance_questions(ctx.datamodule, items))
         extras: list[Extra] = []
         for start in range(0, len(items), 4096):  # batched, so 60,000 items take seconds
             chunk = items[start:start + 4096]

@@ -125,7 +125,7 @@ class Journal:
         self.db.executemany(
             "INSERT INTO extras(round, position, origin, label, weight, kind, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
-                (round, start + p, e.origin, e.label, e.weight, e.kind, _pack(e.fields))
+                (round, start + p, e.origin, e.label, e.weight, e.kind, pack_tensors(e.fields))
                 for p, e in enumerate(extras)
             ],
         )
@@ -220,10 +220,6 @@ class _Transaction:
 def _float(s: Any) -> float | None:
     s = float(s)
     return None if s != s else s  # NaN → NULL
-
-
-def _pack(fields: dict[str, torch.Tensor]) -> bytes:
-    return pack_tensors(fields)
 
 
 def _unpack(blob: bytes) -> dict[str, torch.Tensor]:

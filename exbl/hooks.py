@@ -22,26 +22,22 @@ import torch
 from common.errors import ConfigError
 from common.hooks import Incorporation, RoundContext, RoundHooks
 from common.oracle.exemplars import exemplars_question
-from common.oracle.relevance import relevance_masks, relevance_question
+from common.oracle.relevance import relevance_masks, relevance_questions
 from common.strategies.base import Selection
 
 
 class RelevanceHooks(RoundHooks):
     """Labels plus relevance masks for every labelled item (module docstring)."""
 
-    def _annotations(self, ctx: RoundContext, items: list[int]) -> dict[int, dict[str, torch.Tensor]]:
-        shape = tuple(ctx.datamodule.input_shape[-2:])
-        answers = ctx.ask_many([relevance_question(i, shape) for i in items])
-        return {i: relevance_masks(a) for i, a in zip(items, answers)}
-
     def initial(self, ctx: RoundContext, labels: dict[int, int]) -> Incorporation:
-        return Incorporation(annotations=self._annotations(ctx, list(labels)))
+        items = list(labels)
+        answers = ctx.ask_many(relevance_questions(ctx.datamodule, items))
+        return Incorporation(annotations={i: relevance_masks(a) for i, a in zip(items, answers)})
 
     def ask(self, ctx: RoundContext, selection: Selection) -> dict[int, Any]:
         labels = super().ask(ctx, selection)
         items = [int(i) for i in selection.indices]
-        shape = tuple(ctx.datamodule.input_shape[-2:])
-        masks = ctx.ask_many([relevance_question(i, shape) for i in items])
+        masks = ctx.ask_many(relevance_questions(ctx.datamodule, items))
         return {i: {"label": labels[i], "relevance": m} for i, m in zip(items, masks)}
 
     def incorporate(self, ctx: RoundContext, selection: Selection, answers: dict[int, Any]) -> Incorporation:

@@ -40,6 +40,12 @@ def relevance_question(item: int, shape: tuple[int, ...]) -> Question:
     return Question("relevance", key=str(int(item)), item=int(item), payload={"shape": list(shape)})
 
 
+def relevance_questions(datamodule: Any, items: list[int]) -> list[Question]:
+    """``relevance`` questions for pool items, each expecting a mask of the items' spatial shape."""
+    shape = tuple(datamodule.input_shape[-2:])
+    return [relevance_question(i, shape) for i in items]
+
+
 def relevance_masks(answer: dict[str, Any]) -> dict[str, torch.Tensor]:
     """``{"relevant": (H, W) bool, "irrelevant": (H, W) bool}`` from a validated answer."""
     relevant = decode_mask(answer["relevant"])

@@ -122,6 +122,15 @@ class TerminalOracle(Oracle):
         return self.input_fn("good and bad exemplar? [two numbers, e.g. '0 3'] > ")
 
 
+def _save(fig, path: Path, dpi: int = 100) -> Path:
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight", dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def save_components(x: torch.Tensor, masks: torch.Tensor, ids: list[int], path: Path) -> Path:
     """The image with each shown component tinted and labelled with its id at its centre."""
     import matplotlib.pyplot as plt
@@ -141,10 +150,7 @@ def save_components(x: torch.Tensor, masks: torch.Tensor, ids: list[int], path: 
                     weight="bold")
     ax.imshow(overlay)
     ax.axis("off")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight", dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=100)
 
 
 def grid_mask(cells: list[int], grid: int, h: int, w: int) -> np.ndarray:
@@ -172,10 +178,7 @@ def save_grid(x: torch.Tensor, grid: int, path: Path, scale: int = 8) -> Path:
             ax.text((c + 0.5) * w / grid - 0.5, (r + 0.5) * h / grid - 0.5, str(r * grid + c), color="yellow",
                     ha="center", va="center", fontsize=8)
     ax.axis("off")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight", dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=100)
 
 
 def save_overlays(images: list[torch.Tensor], maps: torch.Tensor, titles: list[str], path: Path) -> Path:
@@ -194,7 +197,4 @@ def save_overlays(images: list[torch.Tensor], maps: torch.Tensor, titles: list[s
         ax.imshow(a.numpy(), cmap="gray")
         ax.imshow(m.detach().float().cpu().numpy(), cmap="Reds", alpha=0.5, vmin=0, vmax=1)
         ax.set_title(t, fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight", dpi=80)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=80)
