@@ -36,6 +36,7 @@ from caipi.counterexamples import STRATEGIES, alternatives, randomise, substitut
 from common.data.base import Extra, patch
 from common.errors import ConfigError
 from common.explain.lime import LimeConfig, explain_batch, explain_features
+from common.explain.metrics import as_mask
 from common.explain.segmentation import grid
 from common.hooks import Incorporation, RoundContext, RoundHooks
 from common.oracle.base import Question
@@ -104,9 +105,9 @@ class CaipiHooks(RoundHooks):
             if "mask" not in batch:
                 return {}
             xs.append(ctx.module.inputs(batch))
-            masks.append(batch["mask"].flatten(1, -3).any(1) if batch["mask"].dim() == 4 else batch["mask"])
+            masks.append(as_mask(batch["mask"]))
             if "decoy" in batch:
-                decoys.append(batch["decoy"].flatten(1, -3).any(1) if batch["decoy"].dim() == 4 else batch["decoy"])
+                decoys.append(as_mask(batch["decoy"]))
             seen += len(xs[-1])
             if seen >= self.lime_metric_items:
                 break

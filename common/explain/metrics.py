@@ -40,7 +40,8 @@ def _normalised(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return maps / maps.flatten(1).amax(dim=1).clamp_min(1e-12).view(-1, 1, 1)
 
 
-def _mask(mask: torch.Tensor) -> torch.Tensor:
+def as_mask(mask: torch.Tensor) -> torch.Tensor:
+    """A bool mask without its channel dimension: (B, C, H, W) → (B, H, W) (any channel); others as they are."""
     mask = mask.detach()
     if mask.dim() == 4:
         mask = mask.any(dim=1) if mask.dtype == torch.bool else mask.amax(dim=1) > 0.5
@@ -49,7 +50,7 @@ def _mask(mask: torch.Tensor) -> torch.Tensor:
 
 def activation_scores(maps: torch.Tensor, mask: torch.Tensor, threshold: float | None = 0.5) -> dict[str, torch.Tensor]:
     """Per-item activation recall, precision and F1, each (B,); recall is NaN where the mask is empty."""
-    m = _mask(mask).float()
+    m = as_mask(mask).float()
     e = _normalised(maps.to(m.device), tuple(m.shape[-2:]))
     if threshold is not None:
         e = (e >= threshold).float() * (e > 0).float()
@@ -64,7 +65,7 @@ def activation_scores(maps: torch.Tensor, mask: torch.Tensor, threshold: float |
 
 def attribution_share(maps: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
     """Per item, the share of ``Σ |E|`` that lies inside ``region`` (0 for an all-zero map)."""
-    r = _mask(region).float()
+    r = as_mask(region).float()
     e = maps.detach().float().abs()
     if e.dim() == 4:
         e = e.sum(dim=1)
