@@ -18,6 +18,11 @@ attention read), and ``forward(x) = pool(feature_map(x))``. Text backbones take 
 * ``offline:<source>``: weights fetched with ``exil data fetch <source>`` into ``data_dir``
   (see :mod:`common.backbones.weights`).
 
+``feature_layer`` (torchvision / timm) ends the trunk at a named module instead of the last conv
+layer: a dotted path through the net's children in forward order, e.g. ``Mixed_6e`` for timm's
+Inception-v3 (ALICE's choice: 768 channels at stride 16) or ``features.13`` for MobileNetV2
+(96 channels at stride 16). ``feature_map`` then runs the children up to and including it.
+
 ``freeze_layers: N`` freezes the first N *layers*, where a layer is a module that owns parameters
 directly (``module.parameters(recurse=False)`` is not empty: a Conv2d, a BatchNorm2d, a Linear,
 an Embedding, a LayerNorm, ...), counted in ``backbone.modules()`` order, i.e. from the input
@@ -53,6 +58,7 @@ def build_backbone(
     data_dir: str | Path = "data",
     freeze_layers: int = 0,
     normalize: Sequence[Sequence[float]] | None = None,
+    feature_layer: str | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """Build the backbone ``name`` of ``source`` (exil | torchvision | timm | transformers).
@@ -69,6 +75,7 @@ def build_backbone(
         normalize: ``[mean, std]`` (per RGB channel) that image library nets subtract and divide by
             after the grey-to-RGB repeat: what pretrained weights expect of inputs in [0, 1]
             (ImageNet statistics for torchvision's nets, 0.5 / 0.5 for the TF EfficientNet-Lite).
+        feature_layer: end an image library net's trunk at this module (see the module docstring).
         **kwargs: passed to the network: ``hidden``/``dropout`` (mlp), ``channels``/``pool``
             (small_cnn), the torchvision/timm constructor, or for transformers ``pooling``
             (``mean`` | ``cls``) and ``config`` (config overrides; with ``model_type`` in it, a
@@ -90,7 +97,11 @@ def build_backbone(
             net = _build_transformers(name, kind, path, kwargs)
     if isinstance(net, ImageBackbone):
         net.set_normalization(normalize)
-    elif normalize is not None:
+        if feature_layer:
+            net = TruncatedBackbone(net, feature_layer)
+    elif normalize is not None or feature_layer:
+        if feature_layer:
+            raise ConfigError(f"feature_layer applies to torchvision / timm image backbones, not to {source}:{name}")
         raise ConfigError(f"normalize applies to torchvision / timm image backbones, not to {source}:{name}")
     if freeze_layers:
         freeze_first_layers(net, int(freeze_layers))
@@ -199,6 +210,45 @@ class ImageBackbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.feature_map(x).mean(dim=(2, 3))
+
+
+class TruncatedBackbone(nn.Module):
+    """An image library backbone whose trunk ends at a named module (``feature_layer``).
+
+    The path is followed through ``net.model``'s children in registration order, which is forward
+    order for the nets this serves (torchvision's ``features`` Sequential, timm's Inception-v3): at
+    each level the children before the named one are kept whole, and the named one is descended
+    into (or kept whole at the path's end). ``forward = mean over H×W of feature_map``.
+    """
+
+    def __init__(self, net: "ImageBackbone", feature_layer: str):
+        super().__init__()
+        self.net = net  # keeps grey→RGB, normalisation and frozen batch norms
+        self.trunk = nn.Sequential(*_modules_until(net.model, feature_layer.split("."), feature_layer))
+        with torch.no_grad():
+            was = self.trunk.training
+            self.trunk.eval()
+            self.out_features = int(self.feature_map(torch.zeros(1, 3, 96, 96)).shape[1])
+            self.trunk.train(was)
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        return self.trunk(self.net._rgb(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.feature_map(x).mean(dim=(2, 3))
+
+
+def _modules_until(module: nn.Module, path: list[str], full: str) -> list[nn.Module]:
+    names = [n for n, _ in module.named_children()]
+    if path[0] not in names:
+        raise ConfigError(_unknown(f"feature_layer {full!r}: module", path[0], names))
+    out = []
+    for name, child in module.named_children():
+        if name == path[0]:
+            return out + ([child] if len(path) == 1 else _modules_until(child, path[1:], full))
+        if not isinstance(child, nn.Identity):
+            out.append(child)
+    return out
 
 
 class TorchvisionBackbone(ImageBackbone):

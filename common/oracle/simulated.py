@@ -6,6 +6,8 @@
   (``decoy``: Ross et al.'s annotation of decoy MNIST, the swatch), else the complement;
 * ``correct_explanation``: CAIPI's corrections — the shown components that cover the item's
   ``irrelevant_field`` (if named), else that cover none of its ``relevance_field``;
+* ``contrast_classes``: ALICE's expert — the dataset's sentence for the class pair (an explanation
+  bank, or one generated from CUB's attribute annotations: :mod:`common.oracle.contrast`);
 * ``choose_exemplars``: eXBL's automatic teacher — the candidate explanations with the highest and
   the lowest Activation Recall against the ground-truth masks (threshold ``exemplar_threshold``).
 
@@ -27,12 +29,13 @@ import torch
 
 from common.errors import ExilError
 from common.oracle.base import Oracle, OracleContext, Question
+from common.oracle.contrast import simulated_contrast
 from common.oracle.corrections import wrongly_relevant
 from common.oracle.exemplars import pick_by_activation_recall
 
 
 class SimulatedOracle(Oracle):
-    kinds = ("label", "relevance", "choose_exemplars", "correct_explanation")
+    kinds = ("label", "relevance", "choose_exemplars", "correct_explanation", "contrast_classes")
     max_attempts = 1
     cheap = True  # answers are free and reproducible: the asker may commit them in batches
 
@@ -59,6 +62,8 @@ class SimulatedOracle(Oracle):
             return self.exemplars(question, ctx)
         if question.kind == "correct_explanation":
             return self.correction(question, ctx)
+        if question.kind == "contrast_classes":
+            return simulated_contrast(question, ctx)
         raise KeyError(question.kind)
 
     def correction(self, question: Question, ctx: OracleContext) -> list[int]:

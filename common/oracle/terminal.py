@@ -14,6 +14,8 @@ an invalid answer prints what would be valid and the question is asked again.
   those that do not matter for the label (``none`` if the model is right for the right reasons).
 * ``choose_exemplars`` (eXBL): every candidate's explanation is saved as an overlay on its image in
   one numbered contact sheet; the person types the good one's number, then the bad one's.
+* ``contrast_classes`` (ALICE): example images of the two classes are saved side by side in one
+  sheet; the person types how they would tell the classes apart, in one sentence.
 ``input_fn``/``print_fn`` are injectable so the same code is driven by tests.
 """
 
@@ -44,7 +46,7 @@ def save_image(x: torch.Tensor, path: Path, scale: int = 8) -> Path:
 
 
 class TerminalOracle(Oracle):
-    kinds = ("label", "relevance", "choose_exemplars", "correct_explanation")
+    kinds = ("label", "relevance", "choose_exemplars", "correct_explanation", "contrast_classes")
 
     def __init__(self, max_attempts: int = 20, top: int = 3, grid: int = 4, input_fn: Callable[[str], str] = input,
                  print_fn: Callable[..., None] = print):
@@ -70,6 +72,8 @@ class TerminalOracle(Oracle):
     def answer(self, question: Question, ctx: OracleContext) -> Any:
         if question.kind == "choose_exemplars":
             return self.exemplars(question, ctx)
+        if question.kind == "contrast_classes":
+            return self.contrast(question, ctx)
         self.show(question, ctx)
         if question.kind == "relevance":
             return self.relevance(question, ctx)
@@ -120,6 +124,35 @@ class TerminalOracle(Oracle):
         self.print_fn(f"\n── round {ctx.round} · choose_exemplars · {len(cands)} candidate explanations ──")
         self.print_fn(f"overlays: {path} (red = where the model looks)")
         return self.input_fn("good and bad exemplar? [two numbers, e.g. '0 3'] > ")
+
+
+    def contrast(self, question: Question, ctx: OracleContext) -> Any:
+        (p, q), names = question.payload["classes"], question.payload["names"]
+        self.print_fn(f"\n── round {ctx.round} · contrast_classes · {names[0]} vs {names[1]} ──")
+        examples = question.payload.get("examples") or {}
+        rows = [(n, [ctx.datamodule.pool_item(i)["x"] for i in examples.get(c, [])]) for c, n in ((p, names[0]),
+                                                                                                (q, names[1]))]
+        if any(images for _, images in rows):
+            path = save_rows(rows, ctx.out_dir / f"round_{ctx.round:03d}_contrast_{question.key}.png")
+            self.print_fn(f"examples: {path} (top row {names[0]}, bottom row {names[1]})")
+        return self.input_fn(f"How would you differentiate {names[0]} and {names[1]}? > ")
+
+
+def save_rows(rows: list[tuple[str, list[torch.Tensor]]], path: Path) -> Path:
+    """One row of images per (title, images), e.g. examples of two classes to contrast."""
+    import matplotlib.pyplot as plt
+
+    cols = max(1, max(len(images) for _, images in rows))
+    fig, axes = plt.subplots(len(rows), cols, figsize=(2 * cols, 2.2 * len(rows)), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for r, (title, images) in enumerate(rows):
+        for c, x in enumerate(images):
+            a = x.detach().float().cpu()
+            a = a[0] if a.shape[0] == 1 else a[:3].permute(1, 2, 0)
+            axes[r, c].imshow(a.clamp(0, 1).numpy(), cmap="gray" if a.dim() == 2 else None, vmin=0, vmax=1)
+        axes[r, 0].set_title(title, fontsize=9, loc="left")
+    return _save(fig, path, dpi=80)
 
 
 def _save(fig, path: Path, dpi: int = 100) -> Path:
