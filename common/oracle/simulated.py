@@ -8,6 +8,8 @@
   ``irrelevant_field`` (if named), else that cover none of its ``relevance_field``;
 * ``contrast_classes``: ALICE's expert — the dataset's sentence for the class pair (an explanation
   bank, or one generated from CUB's attribute annotations: :mod:`common.oracle.contrast`);
+* ``explain_label``: XAL's explanations of every class for an item, from ``explainer`` (an explanation
+  bank, or the simulated lexicon teacher: :mod:`common.oracle.explanations`, :mod:`common.oracle.lexicon`);
 * ``choose_exemplars``: eXBL's automatic teacher — the candidate explanations with the highest and
   the lowest Activation Recall against the ground-truth masks (threshold ``exemplar_threshold``).
 
@@ -32,20 +34,22 @@ from common.oracle.base import Oracle, OracleContext, Question
 from common.oracle.contrast import simulated_contrast
 from common.oracle.corrections import wrongly_relevant
 from common.oracle.exemplars import pick_by_activation_recall
+from common.oracle.explanations import explain_label
 
 
 class SimulatedOracle(Oracle):
-    kinds = ("label", "relevance", "choose_exemplars", "correct_explanation", "contrast_classes")
+    kinds = ("label", "relevance", "choose_exemplars", "correct_explanation", "contrast_classes", "explain_label")
     max_attempts = 1
     cheap = True  # answers are free and reproducible: the asker may commit them in batches
 
     def __init__(self, noise: float = 0.0, latency: float = 0.0, seed: int = 0, relevance_field: str = "mask",
-                 irrelevant_field: str | None = None, exemplar_threshold: float | None = 0.5):
+                 irrelevant_field: str | None = None, exemplar_threshold: float | None = 0.5, explainer: Any = None):
         if not 0 <= noise < 1:
             raise ValueError(f"noise must be in [0, 1), got {noise}")
         self.noise, self.latency, self.seed = noise, latency, seed
         self.relevance_field, self.irrelevant_field = relevance_field, irrelevant_field
         self.exemplar_threshold = exemplar_threshold
+        self.explainer = explainer
 
     def rng(self, question: Question) -> np.random.Generator:
         h = hashlib.sha256(f"{self.seed}/{question.kind}/{question.key}".encode()).digest()
@@ -64,6 +68,8 @@ class SimulatedOracle(Oracle):
             return self.correction(question, ctx)
         if question.kind == "contrast_classes":
             return simulated_contrast(question, ctx)
+        if question.kind == "explain_label":
+            return explain_label(self.explainer, question, ctx)
         raise KeyError(question.kind)
 
     def correction(self, question: Question, ctx: OracleContext) -> list[int]:

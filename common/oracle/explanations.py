@@ -1,0 +1,87 @@
+"""The ``explain_label`` question (XAL): free-text explanations of an item's label, one per class.
+
+A question's payload holds the item's ``label`` (the teacher's, asked first) and its ``text``; the
+answer gives, for **every** class, an explanation of why the item would have that label: the gold
+label's is the reasonable explanation, the others are the unreasonable ones XAL's ranking loss scores
+below it. Answers are ``{"label": y, "explanations": [e_0, …, e_{C−1}]}`` (in class order; a dict keyed by
+class name or index is accepted and normalised); an empty or missing explanation is an invalid answer
+and is asked again.
+
+Teachers that answer it: an :class:`ExplanationBank` (explanations written beforehand, e.g. by an LLM or
+by people: JSONL rows ``{"id", "label", "explanation"}``), the simulated lexicon teacher
+(:mod:`common.oracle.lexicon`), an LLM (:mod:`common.oracle.llm`) and a person at the terminal.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from common.errors import ConfigError, ExilError
+from common.oracle.base import InvalidAnswer, OracleContext, Question, validator
+
+
+@validator("explain_label")
+def validate_explanations(question: Question, answer: Any, ctx: OracleContext) -> dict[str, Any]:
+    names = list(ctx.class_names)
+    given = answer.get("explanations") if isinstance(answer, dict) else answer
+    if isinstance(given, dict):
+        lookup = {str(k).lower(): v for k, v in given.items()}
+        given = [lookup.get(n.lower(), lookup.get(str(c))) for c, n in enumerate(names)]
+    if not isinstance(given, (list, tuple)) or len(given) != len(names):
+        raise InvalidAnswer(f"give one explanation for each of the {len(names)} classes ({', '.join(names)})")
+    empty = [names[c] for c, e in enumerate(given) if not isinstance(e, str) or not e.strip()]
+    if empty:
+        raise InvalidAnswer(f"the explanations of {', '.join(empty)} are empty; every class needs one")
+    label = answer.get("label", question.payload.get("label")) if isinstance(answer, dict) else question.payload.get("label")
+    if label is None or not 0 <= int(label) < len(names):
+        raise InvalidAnswer(f"the answer names no label in 0..{len(names) - 1}")
+    return {"label": int(label), "explanations": [e.strip() for e in given]}
+
+
+def explanation_question(item: int, label: int, text: tuple[str, ...]) -> Question:
+    """The ``explain_label`` question for a pool item with its (already answered) label."""
+    return Question("explain_label", key=str(int(item)), item=int(item), payload={"label": int(label), "text": list(text)})
+
+
+class ExplanationBank:
+    """Explanations written beforehand: JSONL rows ``{"id": item id, "label": class name, "explanation": text}``,
+    one row per (item, class) — the item ids are the dataset's (``dataset.id_field``, else the row in its file).
+
+    Args:
+        path: the JSONL file.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ConfigError(f"explanation bank {self.path} does not exist")
+        self.bank: dict[tuple[str, str], str] = {}
+        with open(self.path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                try:
+                    self.bank[(str(row["id"]), str(row["label"]).lower())] = str(row["explanation"])
+                except KeyError as e:
+                    raise ConfigError(f"{self.path}:{n}: a row needs id, label and explanation (missing {e})") from None
+
+    def explain(self, question: Question, ctx: OracleContext) -> dict[str, Any]:
+        item_id = ctx.datamodule.item_id(question.item)
+        out = []
+        for name in ctx.class_names:
+            if (item_id, name.lower()) not in self.bank:
+                raise ExilError(f"explanation bank {self.path} has no explanation of label {name!r} for item id {item_id}")
+            out.append(self.bank[(item_id, name.lower())])
+        return {"label": question.payload["label"], "explanations": out}
+
+
+def explain_label(explainer: Any, question: Question, ctx: OracleContext) -> dict[str, Any]:
+    """The simulated oracle's ``explain_label`` answer, from its configured explainer."""
+    if explainer is None:
+        raise ConfigError("explain_label questions need oracle.explainer: a simulated lexicon teacher "
+                          "(common.oracle.lexicon.LexiconTeacher) or an explanation bank "
+                          "(common.oracle.explanations.ExplanationBank); or use oracle=llm")
+    return explainer.explain(question, ctx)
