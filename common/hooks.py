@@ -103,12 +103,13 @@ class RoundHooks(pl.Callback):
         return Incorporation(labels={i: int(answers[i]) for i in map(int, selection.indices)})
 
     def metrics(self, ctx: RoundContext) -> dict[str, float]:
+        out = coarse_accuracy(ctx)
         if self.explainer is None:
-            return {}
+            return out
         from common.explain.evaluate import explanation_quality
 
         try:
-            return explanation_quality(ctx.module, ctx.datamodule, ctx.device, self.explainer, self.layer,
+            return out | explanation_quality(ctx.module, ctx.datamodule, ctx.device, self.explainer, self.layer,
                                        threshold=self.threshold, max_items=self.metric_items)
         except ValueError as e:  # e.g. Grad-CAM asked of an MLP
             raise ConfigError(f"method.hooks.explainer={self.explainer}: {e}") from None
@@ -120,3 +121,18 @@ class RoundHooks(pl.Callback):
             return np.zeros((0, ctx.datamodule.num_classes))
         qctx = QueryContext(ctx.module, ctx.datamodule, indices, ctx.device, ctx.generator)
         return qctx.probs().cpu().numpy()
+
+
+def coarse_accuracy(ctx: RoundContext) -> dict[str, float]:
+    """``test/coarse_acc`` for datasets with coarse groups (``coarse_of``: fine class → group, e.g. CUB's
+    subfamilies): the share of test predictions in the true class's group. Empty otherwise."""
+    dm = ctx.datamodule
+    coarse = getattr(dm, "coarse_of", None)
+    preds = getattr(ctx.module, "test_predictions", None)
+    if not coarse or preds is None:
+        return {}
+    from common.data.base import targets_of
+
+    coarse = np.asarray(coarse)
+    truth = targets_of(dm.test)
+    return {"test/coarse_acc": float((coarse[np.asarray(preds)] == coarse[truth]).mean())}

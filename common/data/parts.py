@@ -78,7 +78,7 @@ class PartsDataModule(PoolDataModule):
             return torch.zeros(0, len(self.part_names), 3)
         return self.pool.__getitems__([int(i) for i in items])["parts"]
 
-    def image_size(self) -> tuple[int, int]:
+    def image_hw(self) -> tuple[int, int]:
         h, w = self.input_shape[-2:]
         return int(h), int(w)
 

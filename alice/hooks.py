@@ -1,0 +1,157 @@
+"""ALICE's round (Liang, Zou & Yu 2020, figure 2): class-based active learning with contrastive
+natural-language explanations.
+
+Rounds ask no labels (``label_free_rounds``): the initial set is k images per class, and each round
+
+1. **query** (:meth:`AliceHooks.ask`): the pair strategy (``strategy=jsd_pairs``: lowest JSD of the
+   per-class Gaussians of the pooled features of the labelled images) picks ``pairs_per_round`` class
+   pairs not asked before and not already in one super-class;
+2. **ask**: one ``contrast_classes`` question per pair ("How would you differentiate P and Q?"),
+   journaled like every answer;
+3. **incorporate**: the semantic parser turns each answer into parts; the box provider grounds them
+   in every labelled image of P and Q, and the crops become extra training examples of the pair's
+   local classifier; the module morphs (pairs merged into super-classes, local classifiers added,
+   the global head reset); the next round's fit fine-tunes everything.
+
+Everything is inspectable in the run directory: ``alice/round_RRR.json`` (the pairs, their
+explanations, the parsed parts, how many crops) and ``alice/saliency/round_RRR_P-Q.png``
+(Simonyan saliency of images of each asked pair, after each round's fit).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from alice.grounding import BoxProvider, crop_extras
+from alice.parser import BIRD_PARTS, GARMENT_PARTS, SemanticParser
+from alice.saliency import first_of_each, save_pair_saliency, saliency
+from alice.strategies import PairStrategy
+from common.errors import ConfigError
+from common.hooks import Incorporation, RoundContext, RoundHooks
+from common.oracle.contrast import contrast_question
+from common.strategies.base import Selection
+
+LEXICONS = {"bird": BIRD_PARTS, "garment": GARMENT_PARTS}
+
+
+class AliceHooks(RoundHooks):
+    """ALICE's rounds (module docstring).
+
+    Args:
+        pairs_per_round: b, the class pairs asked per round.
+        lexicon: the parser's rules: ``bird`` (CUB), ``garment`` (the Fashion-MNIST proxy) or a mapping
+            phrase → part.
+        grounding: a :class:`~alice.grounding.BoxProvider` (``None``: the "w/o grounding" ablation).
+        examples: images of each class shown with a question (a person looks at them).
+        saliency: images per class in the saliency sheets (0: none).
+    """
+
+    label_free_rounds = True
+
+    def __init__(self, pairs_per_round: int = 1, lexicon: str | Mapping[str, str] = "bird",
+                 grounding: BoxProvider | None = None, examples: int = 6, saliency: int = 4, **kwargs: Any):
+        super().__init__(**kwargs)
+        if pairs_per_round < 1:
+            raise ConfigError(f"method.hooks.pairs_per_round must be ≥ 1, got {pairs_per_round}")
+        if isinstance(lexicon, str):
+            if lexicon not in LEXICONS:
+                raise ConfigError(f"method.hooks.lexicon={lexicon!r}; valid: {', '.join(LEXICONS)} or a mapping")
+            lexicon = LEXICONS[lexicon]
+        self.pairs_per_round, self.grounding = pairs_per_round, grounding
+        self.parser = SemanticParser(dict(lexicon))
+        self.examples, self.saliency_items = examples, saliency
+
+    def query(self, ctx: RoundContext, k: int) -> Selection:
+        return Selection(np.zeros(0, dtype=np.int64), np.zeros(0))  # pairs are chosen in ask()
+
+    def ask(self, ctx: RoundContext, selection: Selection) -> dict[str, Any]:
+        strategy, module, dm = ctx.strategy, ctx.module, ctx.datamodule
+        if not isinstance(strategy, PairStrategy):
+            raise ConfigError(f"method=alice queries class pairs: use strategy=jsd_pairs or strategy=random_pairs, "
+                              f"not {type(strategy).__name__}")
+        if not hasattr(module, "morph"):
+            raise ConfigError(f"method=alice needs its morphing module (alice.model.AliceClassifier), "
+                              f"not {type(module).__name__}")
+        items, labels = self._labelled(dm)
+        features = self._features(ctx, items)
+        exclude = {tuple(p) for p in module.asked}
+        exclude |= {(p, q) for g in module.groups for i, p in enumerate(g) for q in g[i + 1:]}
+        pairs = strategy.select_pairs(features, torch.as_tensor(labels), dm.num_classes, self.pairs_per_round,
+                                      exclude, ctx.generator)
+        questions = [contrast_question(p, q, dm.class_names,
+                                       {c: first_of_each(labels, items, [c], self.examples) for c in (p, q)})
+                     for p, q in pairs]
+        answers = ctx.ask_many(questions) if questions else []
+        self._save_saliency(ctx, [tuple(p) for p in module.asked] + list(pairs), items, labels)
+        return {"pairs": [list(p) for p in pairs], "explanations": list(answers)}
+
+    def incorporate(self, ctx: RoundContext, selection: Selection, answers: dict[str, Any]) -> Incorporation:
+        dm, module = ctx.datamodule, ctx.module
+        items, labels = self._labelled(dm)
+        extras, record = [], []
+        for (p, q), text in zip(answers["pairs"], answers["explanations"]):
+            parts = sorted(self.parser.parse(text))
+            crops = []
+            if self.grounding is not None and parts:
+                mine = np.isin(labels, [p, q])
+                rows, boxes = self.grounding.boxes(dm, items[mine], parts, ctx.generator)
+                crops = crop_extras(items[mine], labels[mine], rows, boxes)
+            extras += crops
+            record.append({"pair": [p, q], "names": [dm.class_names[p], dm.class_names[q]], "explanation": text,
+                           "parts": parts, "crops": len(crops)})
+        module.morph([tuple(p) for p in answers["pairs"]])
+        record = {"round": ctx.round, "pairs": record, "groups": module.groups,
+                  "super_classes": module.num_super}
+        path = ctx.run_dir / "alice" / f"round_{ctx.round:03d}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=2))
+        return Incorporation(extras=extras)
+
+    def metrics(self, ctx: RoundContext) -> dict[str, float]:
+        out = super().metrics(ctx)
+        module = ctx.module
+        out["alice/super_classes"] = float(getattr(module, "num_super", ctx.datamodule.num_classes))
+        out["alice/crops"] = float(sum(1 for e in ctx.datamodule.extras if e.kind == "crop"))
+        return out
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _labelled(dm) -> tuple[np.ndarray, np.ndarray]:
+        items = dm.labelled_indices
+        return items, np.array([dm.labels[int(i)] for i in items], dtype=np.int64)
+
+    @staticmethod
+    @torch.no_grad()
+    def _features(ctx: RoundContext, items: np.ndarray) -> torch.Tensor:
+        """Pooled encoder features of whole labelled images, in batches (eval mode)."""
+        module = ctx.module
+        was = module.training
+        module.eval().to(ctx.device)
+        try:
+            out = [module.features(module.inputs(b).to(ctx.device)).float().cpu()
+                   for b in ctx.datamodule.pool_dataloader(items)]
+        finally:
+            module.train(was)
+        return torch.cat(out)
+
+    def _save_saliency(self, ctx: RoundContext, pairs: list[tuple[int, int]], items: np.ndarray,
+                       labels: np.ndarray) -> None:
+        if not self.saliency_items or not pairs:
+            return
+        dm, module = ctx.datamodule, ctx.module
+        module.to(ctx.device)
+        for p, q in pairs:
+            chosen = first_of_each(labels, items, [p, q], self.saliency_items)
+            batch = dm.pool.__getitems__(chosen) if hasattr(dm.pool, "__getitems__") else None
+            if batch is None:
+                continue
+            x, y = module.inputs(batch).to(ctx.device), torch.as_tensor([dm.labels[i] for i in chosen])
+            maps = saliency(module, x, y.to(ctx.device))
+            names = dm.class_names
+            save_pair_saliency(x, maps, [names[int(c)] for c in y],
+                               ctx.run_dir / "alice" / "saliency" / f"round_{ctx.round:03d}_{p}-{q}.png",
+                               f"round {ctx.round}: {names[p]} vs {names[q]}")

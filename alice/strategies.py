@@ -1,0 +1,84 @@
+"""Class-pair query strategies of ALICE (``strategy=jsd_pairs`` | ``strategy=random_pairs``).
+
+ALICE queries *class pairs*, not pool items: a :class:`PairStrategy` gets the pooled features of the
+labelled training images, their labels and the pairs it may not choose (asked before, or already in
+one super-class) and returns up to ``budget`` pairs (p < q).
+
+* :class:`JSDPairs` (the paper, section 3.1): the pairs with the lowest Jensen–Shannon divergence
+  between per-class Ledoit–Wolf Gaussians (:mod:`alice.pairs`), computed in float64, optionally in the
+  span of the top ``dims`` principal components of the labelled features. That option exists because
+  of what we measured: with ~15 images per class in 96 dimensions (MobileNetV2 at stride 16 on the
+  Fashion-MNIST proxy), the ln det terms of the JSD — how differently the classes *spread* — swamp the
+  mean term, and the full-dimensional JSD ranked Shirt–Bag the most confusable pair, while the pairs
+  the model actually confuses on the test set are Coat–Shirt, Pullover–Shirt, Pullover–Coat. In 8
+  principal dimensions the JSD ranks exactly those three first;
+* :class:`RandomPairs` (the paper's "random pairs" ablation): uniformly random allowed pairs.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+
+import torch
+
+from alice.pairs import most_confusable_pairs
+from common.errors import ConfigError
+from common.strategies.base import QueryStrategy, Selection
+from common.strategies.context import QueryContext
+
+
+class PairStrategy(QueryStrategy):
+    name = "pairs"
+
+    def select(self, ctx: QueryContext, k: int) -> Selection:
+        raise ConfigError(f"strategy={self.name} chooses class pairs, not pool items: use it with method=alice")
+
+    @abstractmethod
+    def select_pairs(self, features: torch.Tensor, labels: torch.Tensor, num_classes: int, budget: int,
+                     exclude: set[tuple[int, int]], generator: torch.Generator) -> list[tuple[int, int]]: ...
+
+    @staticmethod
+    def allowed(num_classes: int, exclude: set[tuple[int, int]]) -> list[tuple[int, int]]:
+        return [(p, q) for p in range(num_classes) for q in range(p + 1, num_classes) if (p, q) not in exclude]
+
+
+class JSDPairs(PairStrategy):
+    """The most confusable pairs: lowest JSD of the class Gaussians (module docstring).
+
+    Args:
+        shrinkage: a fixed shrinkage intensity in [0, 1] instead of Ledoit–Wolf's estimate (None).
+        dims: fit the Gaussians in the span of the top ``dims`` principal components of all labelled
+            features (None: in the full feature space, as the paper).
+    """
+
+    name = "jsd_pairs"
+
+    def __init__(self, shrinkage: float | None = None, dims: int | None = None):
+        if dims is not None and dims < 1:
+            raise ConfigError(f"strategy.dims must be ≥ 1 or null, got {dims}")
+        self.shrinkage, self.dims = shrinkage, dims
+
+    def select_pairs(self, features, labels, num_classes, budget, exclude, generator):
+        f = features.double()
+        if self.dims is not None and self.dims < f.shape[1]:
+            f = principal_components(f, self.dims)
+        pairs, _ = most_confusable_pairs(f, labels, num_classes, budget, exclude, self.shrinkage)
+        return pairs
+
+
+def principal_components(features: torch.Tensor, dims: int) -> torch.Tensor:
+    """The centred features' coordinates on their top ``dims`` principal axes (one thin SVD)."""
+    centred = features - features.mean(0)
+    _, _, vh = torch.linalg.svd(centred, full_matrices=False)
+    return centred @ vh[:dims].T
+
+
+class RandomPairs(PairStrategy):
+    """Uniformly random allowed pairs (the ablation)."""
+
+    name = "random_pairs"
+
+    def select_pairs(self, features, labels, num_classes, budget, exclude, generator):
+        allowed = self.allowed(num_classes, exclude)
+        order = torch.randperm(len(allowed), generator=generator)[:budget]
+        return [allowed[i] for i in order.tolist()]
