@@ -54,11 +54,16 @@ class LexiconTeacher:
         polarity: each class name's polarity, e.g. ``{fresh: 1, rotten: -1}``.
         top: at most this many words in an explanation.
         subject: what the text is, in the explanations (``review``).
+
+    Explanations are short (the decoder's cost grows with their length): "fresh because of the positive
+    words great, fun", "rotten because of the negative words great, fun".
     """
 
     def __init__(self, polarity: Mapping[str, int], top: int = 3, subject: str = "review"):
         self.polarity = {str(k).lower(): (1 if v > 0 else -1) for k, v in dict(polarity).items()}
         self.top, self.subject = top, subject
+        if top < 1:
+            raise ConfigError(f"the lexicon teacher's top must be at least 1, got {top}")
 
     def explanations(self, text: str, label: int, class_names: list[str]) -> list[str]:
         missing = [n for n in class_names if n.lower() not in self.polarity]
@@ -74,9 +79,9 @@ class LexiconTeacher:
             words = gold_words or polar_words(text, sign, lex, self.top)
             kind = "positive" if sign > 0 else "negative"
             if words:
-                out.append(f"the {self.subject} is {name} because of the {kind} words {', '.join(words)}")
+                out.append(f"{name} because of the {kind} words {', '.join(words)}")
             else:
-                out.append(f"the {self.subject} is {name} although it has no clearly {kind} words")
+                out.append(f"{name} although the {self.subject} has no clearly {kind} words")
         return out
 
     def explain(self, question: Question, ctx: OracleContext) -> dict[str, Any]:

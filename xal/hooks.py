@@ -1,0 +1,69 @@
+"""XAL's round (Luo et al., NAACL 2024, §2.1): labels and explanations for the queried texts.
+
+Every newly labelled item — the initial set included — also gets an ``explain_label`` question (asked
+after its label, which the question carries): the teacher explains every class, the gold label's
+explanation being the reasonable one and the others the unreasonable ones. They become the item's
+annotation fields, served with its training batches: ``expl_ids`` (k, L) and ``expl_mask`` (k, L), row 0
+the gold label's explanation and rows 1 … k−1 the other classes' in class order (:mod:`xal.targets`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from common.errors import ConfigError
+from common.hooks import Incorporation, RoundContext, RoundHooks
+from common.oracle.explanations import explanation_question
+from common.strategies.base import Selection
+from xal.targets import explanation_targets
+
+
+class XALHooks(RoundHooks):
+    """Labels, then explanations of every class (module docstring).
+
+    Args:
+        max_explanation_length: decoder target tokens per explanation (end token included).
+    """
+
+    def __init__(self, max_explanation_length: int = 32, **kwargs: Any):
+        super().__init__(**kwargs)
+        if max_explanation_length < 2:
+            raise ConfigError(f"method.hooks.max_explanation_length must be at least 2, got {max_explanation_length}")
+        self.max_explanation_length = max_explanation_length
+
+    def initial(self, ctx: RoundContext, labels: dict[int, int]) -> Incorporation:
+        answers = self._explain(ctx, labels)
+        return Incorporation(annotations=self._annotations(ctx, answers))
+
+    def ask(self, ctx: RoundContext, selection: Selection) -> dict[int, Any]:
+        labels = {i: int(y) for i, y in super().ask(ctx, selection).items()}
+        return {"labels": labels, "explanations": self._explain(ctx, labels)}
+
+    def incorporate(self, ctx: RoundContext, selection: Selection, answers: dict[str, Any]) -> Incorporation:
+        return Incorporation(labels=dict(answers["labels"]),
+                             annotations=self._annotations(ctx, answers["explanations"]))
+
+    def _explain(self, ctx: RoundContext, labels: dict[int, int]) -> dict[int, dict[str, Any]]:
+        dm = ctx.datamodule
+        if not hasattr(dm, "text_of"):
+            raise ConfigError(f"method=xal needs a text dataset (common.data.text), not {type(dm).__name__}")
+        items = list(labels)
+        answers = ctx.ask_many([explanation_question(i, labels[i], dm.text_of(i)) for i in items])
+        return dict(zip(items, answers))
+
+    def _annotations(self, ctx: RoundContext, answers: dict[int, dict[str, Any]]) -> dict[int, dict[str, torch.Tensor]]:
+        if not answers:
+            return {}
+        backbone = ctx.module.backbone
+        items = list(answers)
+        texts = []
+        for i in items:
+            y, expl = answers[i]["label"], answers[i]["explanations"]
+            texts += [expl[y], *(e for c, e in enumerate(expl) if c != y)]  # gold first
+        ids, mask = explanation_targets(ctx.datamodule.tokenizer, texts, self.max_explanation_length,
+                                        backbone.eos_token_id, backbone.pad_token_id)
+        k = len(texts) // len(items)
+        ids, mask = ids.view(len(items), k, -1), mask.view(len(items), k, -1)
+        return {i: {"expl_ids": ids[n].to(torch.int32), "expl_mask": mask[n]} for n, i in enumerate(items)}

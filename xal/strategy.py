@@ -1,0 +1,83 @@
+"""XAL's selection (Luo et al., NAACL 2024, §2.3): predictive entropy + the score of the model's own explanation.
+
+For every scored pool item the model generates an explanation (greedy, or the top beam of a beam
+search) and scores it (``p_i``, length-normalised log-probability); items are ranked by
+``s_i = λ/(1+λ) · softmax(−p)_i + 1/(1+λ) · softmax(c)_i`` (:func:`xal.losses.selection_scores`),
+both softmaxes over the scored pool as in the authors' code. Everything is batched: per batch one
+encoder pass, one batched ``generate`` from its states and one teacher-forced scoring pass
+(:meth:`xal.module.XALModule.explain`), on the loop's device.
+
+Ablations: ``entropy: false`` is "w/o ME" (explanation score only); "ME-Exp" is XAL's model with
+``strategy=entropy``. ``subsample`` scores only that many random candidates (drawn from the round's
+generator), the expensive part of XAL being generation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from common.errors import ConfigError
+from common.strategies.base import QueryStrategy, Selection
+from common.strategies.context import QueryContext
+from xal.losses import predictive_entropy, selection_scores
+
+
+def explain_pool(module, datamodule, indices: np.ndarray, device: torch.device, num_beams: int = 1,
+                 max_new_tokens: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (N, C) and explanation scores p (N,) of the pool items ``indices``, batched."""
+    module = module.to(device)  # outside inference mode (see QueryContext._map)
+    was = module.training
+    module.eval()
+    logits, scores = [], []
+    try:
+        with torch.inference_mode():
+            for batch in datamodule.pool_dataloader(indices):
+                x = {k: v.to(device) for k, v in module.inputs(batch).items()}
+                lg, _, p = module.explain(x, num_beams, max_new_tokens)
+                logits.append(lg.float())
+                scores.append(p.float())
+    finally:
+        module.train(was)
+    return torch.cat(logits), torch.cat(scores)
+
+
+class XALStrategy(QueryStrategy):
+    """Entropy + explanation score (module docstring).
+
+    Args:
+        lam: λ, the weight of the explanation term.
+        entropy: include the entropy term (false: "w/o ME").
+        explanation: include the explanation term (false: entropy alone).
+        num_beams: 1 = greedy generation, else beam search (its top beam).
+        max_new_tokens: longest generated explanation.
+        subsample: score only this many random candidates (null: all).
+        name: the config's name (``xal``, ``xal_explanation_only``).
+    """
+
+    def __init__(self, lam: float = 0.5, entropy: bool = True, explanation: bool = True, num_beams: int = 1,
+                 max_new_tokens: int = 32, subsample: int | None = None, name: str = "xal"):
+        if not (entropy or explanation):
+            raise ConfigError("strategy xal needs entropy: true, explanation: true, or both")
+        if lam < 0 or num_beams < 1 or max_new_tokens < 1:
+            raise ConfigError(f"strategy xal: lam >= 0, num_beams >= 1 and max_new_tokens >= 1 are needed, got "
+                              f"lam={lam}, num_beams={num_beams}, max_new_tokens={max_new_tokens}")
+        self.lam, self.use_entropy, self.use_explanation = lam, entropy, explanation
+        self.num_beams, self.max_new_tokens, self.subsample, self.name = num_beams, max_new_tokens, subsample, name
+
+    def select(self, ctx: QueryContext, k: int) -> Selection:
+        if not hasattr(ctx.module, "explain"):
+            raise ConfigError(f"strategy={self.name} needs a model that explains (method=xal), not "
+                              f"{type(ctx.module).__name__}")
+        candidates = ctx.candidates
+        if self.subsample is not None and self.subsample < len(candidates):
+            pick = torch.randperm(len(candidates), generator=ctx.generator)[: self.subsample].numpy()
+            candidates = np.sort(candidates[pick])
+        if self.use_explanation:
+            logits, p = explain_pool(ctx.module, ctx.datamodule, candidates, ctx.device, self.num_beams,
+                                     self.max_new_tokens)
+        else:
+            logits, p = QueryContext(ctx.module, ctx.datamodule, candidates, ctx.device, ctx.generator).logits(), None
+        s = selection_scores(predictive_entropy(logits) if self.use_entropy else None, p, self.lam)
+        top = torch.topk(s, min(k, s.numel()), sorted=True).indices.cpu().numpy()
+        return Selection(candidates[top], s[top].double().cpu().numpy())
