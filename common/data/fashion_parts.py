@@ -138,10 +138,10 @@ def read_contrasts(path: str | Path, class_names: list[str]) -> dict[frozenset[i
         if not line.strip():
             continue
         row = json.loads(line)
-        try:
-            pq = [c if isinstance(c, int) else names[str(c).lower()] for c in row["classes"]]
-        except KeyError as e:
-            raise ExilError(f"{path}:{line_no}: unknown class {e.args[0]!r}; classes: {', '.join(class_names)}") from None
+        unknown = [c for c in row["classes"] if not isinstance(c, int) and str(c).lower() not in names]
+        if unknown:
+            raise ExilError(f"{path}:{line_no}: unknown class {unknown[0]!r}; classes: {', '.join(class_names)}")
+        pq = [c if isinstance(c, int) else names[str(c).lower()] for c in row["classes"]]
         if len(set(pq)) != 2:
             raise ExilError(f"{path}:{line_no}: 'classes' must name two different classes, got {row['classes']}")
         bank[frozenset(pq)] = str(row["explanation"])

@@ -53,13 +53,13 @@ def part_items(x: torch.Tensor, y: torch.Tensor, parts: torch.Tensor) -> ByteIma
 
 def crop_to_boxes(x: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     """Crop each image of ``x`` (B, C, H, W) to its box ``[x0, y0, x1, y1]`` (pixels) and resize the crop to
-    H × W (bilinear, ``torchvision.ops.roi_align`` with two samples per output pixel and axis): one
+    H × W (bilinear: ``torchvision.ops.roi_align``, one sample at each output pixel's centre): one
     batched, differentiable call on ``x``'s device."""
     from torchvision.ops import roi_align
 
     h, w = x.shape[-2:]
     rois = torch.cat([torch.arange(len(x), device=x.device, dtype=x.dtype).unsqueeze(1), boxes.to(x)], dim=1)
-    return roi_align(x, rois, output_size=(h, w), spatial_scale=1.0, sampling_ratio=2, aligned=True)
+    return roi_align(x, rois, output_size=(h, w), spatial_scale=1.0, sampling_ratio=1, aligned=True)
 
 
 class PartsDataModule(PoolDataModule):
