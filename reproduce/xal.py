@@ -29,58 +29,75 @@ import numpy as np
 
 from reproduce.runner import arguments, markdown, run_all
 
-SIZES = ["dataset.max_length=40", "method.hooks.max_explanation_length=12", "oracle.explainer.top=2",
+SIZES = ["method.module.optimizer.lr=2e-4", "dataset.max_length=40", "method.hooks.max_explanation_length=12", "oracle.explainer.top=2",
          "dataset.min_epoch_size=160", "trainer.max_epochs=2", "dataset.test_items=500", "loop.pool_subsample=1000"]
 XAL_SELECTION = ["strategy.max_new_tokens=12", "strategy.subsample=300"]
 PLAIN = ["method.module.gen_weight=0", "method.module.rank_weight=0"]
-ARMS = {
-    "Random": [*PLAIN, "strategy=random"],
+ARMS = {  # in the order they run (seed by seed): the paper's comparison first
+    "XAL": XAL_SELECTION,
     "ME (entropy)": [*PLAIN, "strategy=entropy"],
-    "BADGE": [*PLAIN, "strategy=badge"],
-    "CAL": [*PLAIN, "strategy=cal"],
-    "Core-set": [*PLAIN, "strategy=coreset"],
+    "Random": [*PLAIN, "strategy=random"],
     "ME-Exp": ["strategy=entropy"],
     "XAL w/o rank": ["method=xal_no_rank", *XAL_SELECTION],
     "XAL w/o ME": ["strategy=xal_explanation_only", *XAL_SELECTION],
-    "XAL": XAL_SELECTION,
+    "BADGE": [*PLAIN, "strategy=badge"],
+    "CAL": [*PLAIN, "strategy=cal"],
+    "Core-set": [*PLAIN, "strategy=coreset"],
 }
 PAPER_MAMS = {"Random": 70.05, "ME (entropy)": 71.23, "BADGE": 71.35, "XAL": 74.04}
 
 
-def jobs(seeds: int, quick: list[str]) -> list[tuple[str, list[str]]]:
-    return [(f"{arm.replace(' ', '_').replace('(', '').replace(')', '').replace('/', '')}/seed{s}",
-             ["experiment=xal_rotten_tomatoes", *SIZES, *ov, f"loop.seed={s}", *quick])
-            for arm, ov in ARMS.items() for s in range(seeds)]
+def run_name(arm: str, seed: int) -> str:
+    return f"{arm.replace(' ', '_').replace('(', '').replace(')', '').replace('/', '')}/seed{seed}"
 
 
-def table(runs: dict[str, Path], seeds: int) -> str:
+def jobs(seeds: int, quick: list[str], arms: list[str]) -> list[tuple[str, list[str]]]:
+    return [(run_name(arm, s), ["experiment=xal_rotten_tomatoes", *SIZES, *ARMS[arm], f"loop.seed={s}", *quick])
+            for s in range(seeds) for arm in arms]
+
+
+def table(out: Path, seeds: int) -> str:
+    """Mean ± std of macro-F1 per labelled-set size over the finished seeds of each arm (n = how many)."""
     from common.journal import read_journal
 
     header, rows = None, []
     for arm in ARMS:
         curves = []
         for s in range(seeds):
-            name = f"{arm.replace(' ', '_').replace('(', '').replace(')', '').replace('/', '')}/seed{s}"
-            m = read_journal(runs[name] / "journal.sqlite")["metrics"]
-            curves.append([(int(m[r]["n_labels"]), 100 * m[r]["test/macro_f1"]) for r in sorted(m)])
+            db = out / run_name(arm, s) / "journal.sqlite"
+            if db.exists() and read_journal(db)["meta"].get("finished"):
+                m = read_journal(db)["metrics"]
+                curves.append([(int(m[r]["n_labels"]), 100 * m[r]["test/macro_f1"]) for r in sorted(m)])
+        if not curves:
+            continue
         sizes = [n for n, _ in curves[0]]
-        header = header or ["method", *map(str, sizes), "mean"]
+        header = header or ["method", *map(str, sizes), "mean", "seeds"]
         f1 = np.array([[v for _, v in c] for c in curves])
-        cells = [f"{f1[:, j].mean():.2f} ± {f1[:, j].std(ddof=1) if seeds > 1 else 0:.2f}" for j in range(len(sizes))]
-        rows.append([arm, *cells, f"{f1.mean():.2f}"])
-    return markdown(header, rows)
+        sd = lambda j: f1[:, j].std(ddof=1) if len(f1) > 1 else 0.0  # noqa: E731
+        rows.append([arm, *(f"{f1[:, j].mean():.2f} ± {sd(j):.2f}" for j in range(len(sizes))), f"{f1.mean():.2f}",
+                     len(curves)])
+    return markdown(header, rows) if rows else "(no finished runs)"
 
 
 def main() -> None:
+    import argparse
+    import sys
+
+    extra = argparse.ArgumentParser(add_help=False)
+    extra.add_argument("--arms", nargs="*", choices=list(ARMS), default=None, help="only these arms")
+    extra.add_argument("--table-only", action="store_true", help="print the table of the finished runs")
+    known, rest = extra.parse_known_args()
+    sys.argv = [sys.argv[0], *rest]
     a = arguments(__doc__, seeds=3)
     out = Path(a.out or "outputs/reproduce/xal")
     quick = ["loop.rounds=1", "loop.query_size=20", "loop.initial_size=20", "trainer.max_epochs=1",
              "dataset.test_items=100", "loop.pool_subsample=200"] if a.quick else []
     t0 = time.time()
-    runs = run_all(jobs(a.seeds, quick), out, a.jobs, a.data_dir)
-    text = (f"Rotten Tomatoes, test macro-F1 (%) by labelled-set size, mean ± std over {a.seeds} seeds "
+    if not known.table_only:
+        run_all(jobs(a.seeds, quick, known.arms or list(ARMS)), out, a.jobs, a.data_dir)
+    text = (f"Rotten Tomatoes, test macro-F1 (%) by labelled-set size, mean ± std over the finished seeds "
             f"(simulated VADER-lexicon explanations; MiniLM bert2bert, CPU sizes of reproduce/xal.py)\n\n"
-            + table(runs, a.seeds)
+            + table(out, a.seeds)
             + "\n\nLeast confidence and breaking ties select exactly as ME for two classes. Paper, MAMS at 500 labels: "
             + ", ".join(f"{k} {v}" for k, v in PAPER_MAMS.items())
             + f".\nWall time: {(time.time() - t0) / 60:.1f} min ({a.jobs} job(s) at a time).\n")

@@ -62,4 +62,4 @@ def tiny_backbone_overrides(kind: str = "bert2bert") -> list[str]:
     body = ", ".join(f"{k}: {v}" for k, v in cfg.items())
     group = "minilm_bert2bert" if kind == "bert2bert" else "t5_small"
     return [f"backbone={group}", "backbone.weights=none", "backbone.encoder_layers=null",
-            "backbone.decoder_layers=null", f"backbone.config={{{body}}}"]
+            "backbone.decoder_layers=null", f"++backbone.config={{{body}}}"]
