@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.exil-installed
 export WANDB_MODE ?= offline
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install run test test-all data bench reproduce reproduce-rrr reproduce-exbl reproduce-alternating reproduce-caipi clean
+.PHONY: install run test test-all data bench reproduce reproduce-rrr reproduce-exbl reproduce-alternating reproduce-caipi reproduce-xal clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,7 +47,10 @@ reproduce-alternating: install  ## alternating vs plain / RRR / joint on small a
 reproduce-caipi: install  ## CAIPI Table 1 (passive counterexamples vs RRR) and the active setting on decoy Fashion-MNIST
 	$(PY) -m reproduce.caipi $(ARGS)
 
-reproduce: reproduce-rrr reproduce-exbl reproduce-alternating reproduce-caipi  ## every paper reproduction
+reproduce-xal: install  ## XAL vs its ablations and baselines on Rotten Tomatoes, 100..500 labels, 3 seeds (Table 7 layout; ~2 h on 1 CPU core; needs make data)
+	$(PY) -m reproduce.xal --jobs 1 $(ARGS)
+
+reproduce: reproduce-rrr reproduce-exbl reproduce-alternating reproduce-caipi reproduce-xal  ## every paper reproduction
 
 clean:
 	rm -rf outputs .pytest_cache
