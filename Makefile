@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.exil-installed
 export WANDB_MODE ?= offline
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install run test test-all data bench reproduce reproduce-rrr reproduce-exbl reproduce-alternating reproduce-caipi reproduce-xal clean
+.PHONY: install run test test-all data bench reproduce reproduce-rrr reproduce-exbl reproduce-alternating reproduce-caipi reproduce-xal reproduce-alice clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,7 +50,10 @@ reproduce-caipi: install  ## CAIPI Table 1 (passive counterexamples vs RRR) and 
 reproduce-xal: install  ## XAL vs its ablations and baselines on Rotten Tomatoes, 100..500 labels, 3 seeds (Table 7 layout; ~2 h on 1 CPU core; needs make data)
 	$(PY) -m reproduce.xal --jobs 1 $(ARGS)
 
-reproduce: reproduce-rrr reproduce-exbl reproduce-alternating reproduce-caipi reproduce-xal  ## every paper reproduction
+reproduce-alice: install  ## ALICE's Table 2 rows (base, rounds, ablations, +33/66/100% data) on the Fashion-MNIST parts proxy
+	$(PY) -m reproduce.alice $(ARGS)
+
+reproduce: reproduce-rrr reproduce-exbl reproduce-alternating reproduce-caipi reproduce-xal reproduce-alice  ## every paper reproduction
 
 clean:
 	rm -rf outputs .pytest_cache

@@ -74,9 +74,13 @@ def principal_components(features: torch.Tensor, dims: int) -> torch.Tensor:
 
 
 class RandomPairs(PairStrategy):
-    """Uniformly random allowed pairs (the ablation)."""
+    """Uniformly random allowed pairs (the ablation). JSDPairs' options are accepted and ignored, so an
+    experiment that sets them can switch to ``strategy=random_pairs`` alone."""
 
     name = "random_pairs"
+
+    def __init__(self, shrinkage: float | None = None, dims: int | None = None):
+        pass
 
     def select_pairs(self, features, labels, num_classes, budget, exclude, generator):
         allowed = self.allowed(num_classes, exclude)
