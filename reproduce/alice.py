@@ -57,10 +57,11 @@ def main() -> None:
     a = arguments(__doc__, seeds=3)
     out = Path(a.out or "outputs/reproduce/alice")
     quick = ["trainer.max_epochs=2", "dataset.test_size=300", "loop.rounds=1"] if a.quick else []
-    jobs = [(f"{slug(arm)}/seed{s}", [*BASE, *ov, f"loop.seed={s}", *quick]) for arm, ov in ARMS.items()
-            for s in range(a.seeds)]
-    jobs += [(f"{slug(arm)}/seed{s}", [*BASE, *quick, f"dataset.images_per_class={k}", "loop.rounds=0",
-                                       f"loop.seed={s}"]) for arm, k in EXTRA.items() for s in range(a.seeds)]
+    jobs = []
+    for s in range(a.seeds):  # seed by seed: an interrupted reproduction has every row for the first seeds
+        jobs += [(f"{slug(arm)}/seed{s}", [*BASE, *ov, f"loop.seed={s}", *quick]) for arm, ov in ARMS.items()]
+        jobs += [(f"{slug(arm)}/seed{s}", [*BASE, *quick, f"dataset.images_per_class={k}", "loop.rounds=0",
+                                           f"loop.seed={s}"]) for arm, k in EXTRA.items()]
     dirs = run_all(jobs, out, a.jobs, a.data_dir)
     seeds = range(a.seeds)
     rounds = 1 if a.quick else 3
