@@ -203,17 +203,25 @@ class AliceClassifier(Classifier):
         y = batch["y"]
         g, z = self.parts(x)
         if not self.groups:  # flat: every image, crops included, trains the one classifier
-            return F.cross_entropy(g, y)
+            return F.cross_entropy(g, y) + self._untouched([self.attention])
         whole = ~crop
         loss = F.cross_entropy(g[whole], self.super_of[y[whole]]) if bool(whole.any()) else g.sum() * 0
         gid = self.group_id[y]
-        local, n = g.new_zeros(()), 0
-        for k in range(len(self.groups)):
+        local, n, idle = g.new_zeros(()), 0, []
+        for k, group in enumerate(self.groups):
             rows = (gid == k).nonzero().squeeze(1)
             if len(rows):
                 local = local + F.cross_entropy(self.local_logits(z[rows], k), self.position[y[rows]], reduction="sum")
                 n += len(rows)
-        return loss + self.local_weight * local / max(n, 1)
+            else:
+                idle.append(self.local[self.group_key(group)])
+        return loss + self.local_weight * local / max(n, 1) + self._untouched(idle)
+
+    @staticmethod
+    def _untouched(modules: list[nn.Module]) -> torch.Tensor:
+        """0 × the parameters a batch did not use, so that every parameter is in every step's graph (DDP
+        needs that; the gradient is unchanged)."""
+        return sum((0.0 * p.sum() for m in modules for p in m.parameters()), torch.zeros(()))
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         acc = (self.predict(self.inputs(batch)) == batch["y"]).float().mean()
