@@ -97,6 +97,21 @@ class TensorItems(Dataset):
         return self.fields["y"]
 
 
+class ByteImages(TensorItems):
+    """:class:`TensorItems` whose ``x`` is stored as uint8 (a quarter of the memory of floats) and served
+    as float in [0, 1]."""
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item = super().__getitem__(i)
+        item["x"] = item["x"].float() / 255.0
+        return item
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, Any]:
+        batch = super().__getitems__(indices)
+        batch["x"] = batch["x"].float() / 255.0
+        return batch
+
+
 class _Annotations:
     """Annotation fields of training items, stacked once so that a batch is served by indexing:
     ``fields(keys)`` gives each field for those pool items, zeros where an item has none."""

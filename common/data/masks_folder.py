@@ -39,7 +39,7 @@ import torch
 from PIL import Image
 from sklearn.model_selection import train_test_split
 
-from common.data.base import PoolDataModule, TensorItems
+from common.data.base import ByteImages, PoolDataModule
 from common.errors import ConfigError, DataMissing
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
@@ -53,21 +53,6 @@ GET_COVID = (
     "the class folders (COVID, Lung_Opacity, Normal, Viral Pneumonia) lie directly in dataset.root "
     "(the archive's COVID-19_Radiography_Dataset/ folder is the root)."
 )
-
-
-class ByteImages(TensorItems):
-    """:class:`TensorItems` whose ``x`` is stored as uint8 (a quarter of the memory of floats) and served
-    as float in [0, 1]."""
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        item = super().__getitem__(i)
-        item["x"] = item["x"].float() / 255.0
-        return item
-
-    def __getitems__(self, indices: Sequence[int]) -> dict[str, Any]:
-        batch = super().__getitems__(indices)
-        batch["x"] = batch["x"].float() / 255.0
-        return batch
 
 
 @dataclass

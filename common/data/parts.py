@@ -17,27 +17,13 @@ Images are kept as uint8 (:class:`ByteImages`: CUB at 448 × 448 is 0.6 MB per i
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
-from common.data.base import PoolDataModule, TensorItems
+from common.data.base import ByteImages, PoolDataModule, TensorItems
 from common.errors import ExilError
-
-
-class ByteImages(TensorItems):
-    """:class:`TensorItems` whose ``x`` is stored as uint8 and served as float in [0, 1]."""
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        item = super().__getitem__(i)
-        item["x"] = item["x"].float() / 255.0
-        return item
-
-    def __getitems__(self, indices: Sequence[int]) -> dict[str, Any]:
-        batch = super().__getitems__(indices)
-        batch["x"] = batch["x"].float() / 255.0
-        return batch
 
 
 def part_items(x: torch.Tensor, y: torch.Tensor, parts: torch.Tensor) -> ByteImages | TensorItems:

@@ -12,7 +12,6 @@ import torch
 from alice.grounding import PartBoxes, RandomBoxes, crop_extras
 from alice.parser import GARMENT_PARTS, SemanticParser
 from alice.strategies import JSDPairs, RandomPairs
-from common.data.base import TensorItems
 from common.data.fashion_parts import (GARMENT_PART_NAMES, FashionPartsDataModule, garment_part_locations,
                                        read_contrasts)
 from common.data.mnist import FASHION_MNIST_CLASSES

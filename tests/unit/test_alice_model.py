@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from alice.model import AliceClassifier, LatentQueryAttention
 from alice.morph import merge_groups, super_classes
