@@ -234,7 +234,9 @@ def test_transformers_file_weights_from_a_folder_or_a_state_dict(tmp_path):
 
 # --------------------------------------------------------------------------- configs
 
-BACKBONE_YAMLS = sorted(p.stem for p in (CONF / "backbone").glob("*.yaml"))
+#: encoder-decoders (common.backbones.seq2seq.build_seq2seq, for XAL): checked in tests/unit/test_xal_module.py
+SEQ2SEQ_YAMLS = {"minilm_bert2bert", "flan_t5_large", "flan_t5_base", "t5_small"}
+BACKBONE_YAMLS = sorted(p.stem for p in (CONF / "backbone").glob("*.yaml") if p.stem not in SEQ2SEQ_YAMLS)
 BUILDABLE = {"mlp", "pairwise_equal", "small_cnn", "tiny_cnn"}  # the others need fetched files or a network
 
 

@@ -141,3 +141,16 @@ def test_strategy_needs_an_explaining_model(pool):
         XALStrategy().select(ctx, 2)
     with pytest.raises(ConfigError):
         XALStrategy(entropy=False, explanation=False)
+
+
+@pytest.mark.parametrize("name", ["minilm_bert2bert", "flan_t5_large", "flan_t5_base", "t5_small"])
+def test_seq2seq_backbone_yamls(name, run_cfg, tmp_path):
+    cfg = run_cfg([f"backbone={name}", f"paths.data_dir={tmp_path}"]).backbone
+    assert cfg._target_ == "common.backbones.seq2seq.build_seq2seq" and cfg.data_dir == str(tmp_path)
+    assert (cfg.weights, cfg.architecture) == (("offline:minilm_l6", "bert2bert") if name == "minilm_bert2bert"
+                                               else ("hub", "seq2seq"))
+    if name == "minilm_bert2bert":  # not fetched here: the error names the fetch command
+        from hydra.utils import instantiate
+
+        with pytest.raises(Exception, match="exil data fetch minilm_l6"):
+            instantiate(cfg)
