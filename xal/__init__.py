@@ -1,6 +1,8 @@
 """XAL — explainable active learning for text (Luo et al.; NAACL 2024).
 
-Will hold: the encoder-decoder classifier with generation and ranking losses
-(L = L_cls + λ1·L_gen + λ2·L_rank), the ``xal`` selection strategy mixing predictive entropy
-with the explanation score, and the ``explain_label`` teachers (bank, LLM client, simulated).
+* :mod:`xal.losses`: L_cls, L_gen, L_rank, the length-normalised explanation score and the selection score;
+* :mod:`xal.module`: the encoder classifier + explaining decoder (L = L_cls + λ1·L_gen + λ2·L_rank);
+* :mod:`xal.strategy`: ``strategy=xal`` — batched generation and scoring over the pool, mixed with entropy;
+* :mod:`xal.hooks`: labels, then ``explain_label`` questions whose answers become decoder targets
+  (:mod:`xal.targets`). The teachers (bank, LLM, simulated lexicon) live in ``common.oracle``.
 """
