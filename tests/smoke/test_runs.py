@@ -16,7 +16,8 @@ from common.journal import Journal, read_journal
 from tests.conftest import ROOT, compose
 
 #: strategies that need their method's model (an explaining encoder-decoder) run in that method's smoke test
-METHOD_STRATEGIES = {"xal", "xal_explanation_only"}  # tests/smoke/test_xal_run.py
+# strategies that need their method's model: tests/smoke/test_xal_run.py, tests/smoke/test_alice_run.py
+METHOD_STRATEGIES = {"xal", "xal_explanation_only", "jsd_pairs", "random_pairs"}
 STRATEGIES = sorted(p.stem for p in (ROOT / "conf" / "strategy").glob("*.yaml") if p.stem not in METHOD_STRATEGIES)
 
 

@@ -247,7 +247,8 @@ def _compose(name: str, data_dir: Path):
 
 
 def test_every_backbone_yaml_is_listed():
-    assert set(BACKBONE_YAMLS) == BUILDABLE | {"mobilenet_v2", "efficientnet_lite0", "inception_v3", "minilm"}
+    assert set(BACKBONE_YAMLS) == BUILDABLE | {"mobilenet_v2", "efficientnet_lite0", "inception_v3", "minilm",
+                                               "mobilenet_v2_stride16", "inception_v3_mixed6e"}
 
 
 @pytest.mark.parametrize("name", BACKBONE_YAMLS)
@@ -256,7 +257,8 @@ def test_backbone_yaml_composes(name, tmp_path):
     assert cfg._target_ == "common.backbones.build_backbone"
     assert cfg.source in ("exil", "torchvision", "timm", "transformers")
     assert cfg.input_shape is None and cfg.data_dir == str(tmp_path)
-    assert cfg.weights != "hub" or name == "inception_v3"  # only configs for weights that cannot be had offline
+    # only configs for weights that cannot be had offline
+    assert cfg.weights != "hub" or name in ("inception_v3", "inception_v3_mixed6e")
     if name in BUILDABLE:
         for shape in SHAPES:
             cfg.input_shape = list(shape)
@@ -332,3 +334,15 @@ def test_offline_minilm_embeds_similar_sentences_closer(monkeypatch):
     sim = e @ e.T
     assert bb.out_features == 384
     assert sim[0, 1] > 0.5 and sim[0, 2] < 0.2 and sim[1, 2] < 0.2, sim
+
+
+def test_feature_layer_cuts_the_trunk_at_a_named_module():
+    net = build_backbone("timm", "inception_v3", weights="none", feature_layer="Mixed_6e")
+    assert net.out_features == 768 and net.feature_map(torch.zeros(1, 3, 160, 160)).shape[1:] == (768, 8, 8)
+    mob = build_backbone("torchvision", "mobilenet_v2", weights="none", input_shape=(1, 64, 64),
+                         feature_layer="features.13")
+    assert mob.out_features == 96 and mob(torch.zeros(2, 1, 64, 64)).shape == (2, 96)
+    with pytest.raises(ConfigError, match="valid: 0, 1, 10"):
+        build_backbone("torchvision", "mobilenet_v2", weights="none", feature_layer="features.99")
+    with pytest.raises(ConfigError, match="feature_layer applies"):
+        build_backbone("exil", "mlp", input_shape=(1, 4, 4), feature_layer="x")

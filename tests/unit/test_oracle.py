@@ -81,5 +81,8 @@ def test_asker_stops_after_max_attempts_and_journals_nothing(ctx, tmp_path):
 
 
 def test_asker_refuses_questions_the_oracle_cannot_answer(ctx, tmp_path):
+    class LabelsOnly(SimulatedOracle):
+        kinds = ("label",)
+
     with pytest.raises(ExilError, match="cannot answer 'contrast_classes'"):
-        Asker(SimulatedOracle(), Journal(tmp_path / "j.sqlite"), ctx)(0, Question("contrast_classes", "1-2"))
+        Asker(LabelsOnly(), Journal(tmp_path / "j.sqlite"), ctx)(0, Question("contrast_classes", "1-2"))
