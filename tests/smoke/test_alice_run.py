@@ -12,7 +12,7 @@ import torch
 from common.cli import run
 from common.journal import Journal, read_journal
 from tests.conftest import compose
-from tests.smoke.test_resume_after_kill import exil, finish, outcome, query, wait_and_kill
+from tests.smoke.test_resume_after_kill import query, reference_and_resumed
 from tests.unit.test_data import write_idx_folder
 
 
@@ -43,11 +43,7 @@ def test_alice_rounds_ask_pairs_add_crops_and_morph(tmp_path):
 def test_a_killed_alice_run_resumes_without_asking_again(tmp_path):
     write_idx_folder(tmp_path / "fm", n_train=60, n_test=30)
     args = [*alice_args(tmp_path / "fm"), "oracle.latency=0.1", "loop.seed=2"]
-    ref, killed = tmp_path / "ref", tmp_path / "killed"
-    finish(exil(*args, f"hydra.run.dir={ref}"))
-    proc = exil(*args, f"hydra.run.dir={killed}")
-    wait_and_kill(proc, killed / "journal.sqlite", "SELECT COUNT(*) FROM answers WHERE question = 'contrast_classes'")
-    finish(exil(f"loop.resume={killed}"))
-    assert outcome(killed) == outcome(ref)
+    ref, killed = reference_and_resumed(tmp_path, args,
+                                        "SELECT COUNT(*) FROM answers WHERE question = 'contrast_classes'")
     sql = "SELECT round, position, origin, label, payload FROM extras ORDER BY round, position"
     assert query(killed / "journal.sqlite", sql) == query(ref / "journal.sqlite", sql)

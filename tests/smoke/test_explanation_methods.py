@@ -11,7 +11,7 @@ import torch
 from common.cli import run
 from common.journal import Journal, read_journal
 from tests.conftest import compose
-from tests.smoke.test_resume_after_kill import exil, finish, outcome, query, wait_and_kill
+from tests.smoke.test_resume_after_kill import query, reference_and_resumed
 
 DECOY_DIGITS = ["experiment=rrr_decoy_mnist", "dataset=decoy_digits", "dataset.min_epoch_size=0", "loop.threads=1"]
 
@@ -57,12 +57,8 @@ def test_exbl_picks_exemplars_then_trains_with_them(run_cfg):
 def test_killed_rrr_run_resumes_with_its_annotations(tmp_path):
     args = [*DECOY_DIGITS, "method=rrr", "loop.rounds=2", "loop.query_size=4", "loop.initial_size=20",
             "loop.initial_per_class=null", "trainer.max_epochs=2", "oracle.latency=0.1", "loop.seed=3"]
-    ref, killed = tmp_path / "ref", tmp_path / "killed"
-    finish(exil(*args, f"hydra.run.dir={ref}"))
-    proc = exil(*args, f"hydra.run.dir={killed}")
-    wait_and_kill(proc, killed / "journal.sqlite", "SELECT COUNT(*) >= 2 FROM answers WHERE round = 1 AND question = 'relevance'")
-    finish(exil(f"loop.resume={killed}"))
-    assert outcome(killed) == outcome(ref)
+    ref, killed = reference_and_resumed(
+        tmp_path, args, "SELECT COUNT(*) >= 2 FROM answers WHERE round = 1 AND question = 'relevance'")
     sql = "SELECT round, item, payload FROM annotations ORDER BY item"
     assert query(killed / "journal.sqlite", sql) == query(ref / "journal.sqlite", sql)
     assert len(query(ref / "journal.sqlite", sql)) == 20 + 8

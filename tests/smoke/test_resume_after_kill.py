@@ -70,6 +70,18 @@ def outcome(run_dir: Path) -> dict:
     }
 
 
+def reference_and_resumed(tmp_path: Path, args: list[str], kill_when: str) -> tuple[Path, Path]:
+    """Run ``args`` to the end (the reference); run them again, kill the run when ``kill_when`` (SQL on its
+    journal) holds, resume it; assert both journals hold the same outcome. Returns (reference, resumed) dirs."""
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    finish(exil(*args, f"hydra.run.dir={ref}"))
+    proc = exil(*args, f"hydra.run.dir={killed}")
+    wait_and_kill(proc, killed / "journal.sqlite", kill_when)
+    finish(exil(f"loop.resume={killed}"))
+    assert outcome(killed) == outcome(ref)
+    return ref, killed
+
+
 @pytest.mark.parametrize("kill_when", [
     # mid-ask in round 1: two of its four answers are in, two are not
     "SELECT COUNT(*) >= 2 FROM answers WHERE round = 1",
