@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from shared import sync, timed_pair, write  # noqa: E402  (benchmarks/shared.py)
+from shared import print_table, sync, timed_pair, write  # noqa: E402  (benchmarks/shared.py)
 from common.backbones import build_backbone  # noqa: E402
 from common.errors import ExilError  # noqa: E402
 from common.explain.lime import LimeConfig, explain_batch, sample_masks  # noqa: E402
@@ -173,27 +173,6 @@ def bench_model(name: str, model: nn.Module, images: torch.Tensor, device: torch
     ]  # fmt: skip
 
 
-def print_table(rows: list[dict]) -> None:
-    def fmt(v, spec):
-        return "—" if v is None else format(v, spec)
-
-    cells = [[r["row"], fmt(r["seconds"], ".3f"), fmt(r["ratio"], ".2f"), r["goal"], r["result"], r["note"]]
-             for r in rows]
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        for c in cells:
-            print(" | ".join(c))
-        return
-    table = Table(title="exil LIME")
-    for col in ("row", "seconds", "ratio", "goal", "result", "note"):
-        table.add_column(col, justify="right" if col in ("seconds", "ratio") else "left")
-    for c in cells:
-        table.add_row(*c)
-    Console(width=200).print(table)
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, help="also write the table here (.csv, else JSON)")
@@ -217,7 +196,8 @@ def main(argv: list[str] | None = None) -> None:
         repeats = args.repeats or (5 if "MLP" in name else 1)
         rows += bench_model(name, model, images, device, repeats, lime_ok)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}")
-    print_table(rows)
+    print_table(rows, "exil LIME", [("row", "row", None), ("seconds", "seconds", ".3f"), ("ratio", "ratio", ".2f"),
+                                    ("goal", "goal", None), ("result", "result", None), ("note", "note", None)])
     if args.out:
         write(rows, args.out)
 

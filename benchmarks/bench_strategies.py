@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from shared import timed_pair, write  # noqa: E402  (benchmarks/shared.py)
+from shared import print_table, timed_pair, write  # noqa: E402  (benchmarks/shared.py)
 from common.data.base import PoolDataModule, TensorItems  # noqa: E402
 from common.errors import ExilError  # noqa: E402
 from common.modules.classifier import Classifier  # noqa: E402
@@ -236,27 +236,6 @@ def bench_baal(preds: dict[str, torch.Tensor], repeats: int) -> list[dict]:
 
 
 # --------------------------------------------------------------------- main
-def print_table(rows: list[dict]) -> None:
-    def fmt(v, spec):
-        return "—" if v is None else format(v, spec)
-
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        for r in rows:
-            print(" | ".join([r["row"], fmt(r["seconds"], ".3f"), fmt(r["ratio"], ".3f"), fmt(r["peak_gb"], ".3f"),
-                              r["goal"], r["result"], r["note"]]))  # fmt: skip
-        return
-    table = Table(title="exil query strategies")
-    for col in ("row", "seconds", "ratio", "peak GB", "goal", "result", "note"):
-        table.add_column(col, justify="right" if col in ("seconds", "ratio", "peak GB") else "left")
-    for r in rows:
-        table.add_row(r["row"], fmt(r["seconds"], ".3f"), fmt(r["ratio"], ".3f"), fmt(r["peak_gb"], ".3f"),
-                      r["goal"], r["result"], r["note"])  # fmt: skip
-    Console(width=200).print(table)
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, help="also write the table here (.csv, else JSON)")
@@ -272,7 +251,10 @@ def main(argv: list[str] | None = None) -> None:
     rows += bench_coreset(device, args.repeats)
     rows += bench_baal(preds, args.repeats)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}")
-    print_table(rows)
+    print_table(rows, "exil query strategies",
+                [("row", "row", None), ("seconds", "seconds", ".3f"), ("ratio", "ratio", ".3f"),
+                 ("peak GB", "peak_gb", ".3f"), ("goal", "goal", None), ("result", "result", None),
+                 ("note", "note", None)])
     if args.out:
         write(rows, args.out)
 

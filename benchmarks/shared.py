@@ -1,4 +1,4 @@
-"""Helpers shared by the bench_*.py scripts: paired timing and writing a table to a file."""
+"""Helpers shared by the bench_*.py scripts: paired timing, printing a table and writing it to a file."""
 
 from __future__ import annotations
 
@@ -46,3 +46,26 @@ def write(rows: list[dict], out: Path) -> None:
             w.writerows(rows)
     else:
         out.write_text(json.dumps(rows, indent=2, ensure_ascii=False))
+
+
+def print_table(rows: list[dict], title: str, columns: list[tuple[str, str, str | None]]) -> None:
+    """Print ``rows`` with rich (plain ``a | b`` lines without it). ``columns``: (header, row key, number
+    format or None for text); numbers are right-aligned and None is shown as a dash."""
+    def cell(r: dict, key: str, spec: str | None) -> str:
+        v = r[key]
+        return "—" if v is None else (format(v, spec) if spec else str(v))
+
+    cells = [[cell(r, key, spec) for _, key, spec in columns] for r in rows]
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        for c in cells:
+            print(" | ".join(c))
+        return
+    table = Table(title=title)
+    for header, _, spec in columns:
+        table.add_column(header, justify="right" if spec else "left")
+    for c in cells:
+        table.add_row(*c)
+    Console(width=200).print(table)
