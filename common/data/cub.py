@@ -135,7 +135,11 @@ class CUBDataModule(PartsDataModule):
         cls = {int(r[0]): int(r[1]) for r in _rows(self.root / "image_class_labels.txt")}
         train = {int(r[0]): r[1] == "1" for r in _rows(self.root / "train_test_split.txt")}
         ids = [i for i in sorted(paths) if cls[i] in label_of]
-        pool = [i for c in chosen for i in [j for j in ids if cls[j] == c and train[j]][: self.images_per_class]]
+        by_class: dict[int, list[int]] = {c: [] for c in chosen}
+        for i in ids:
+            if train[i]:
+                by_class[cls[i]].append(i)
+        pool = [i for c in chosen for i in by_class[c][: self.images_per_class]]
         test = [i for i in ids if not train[i]]
         if not test:
             raise ExilError(f"{self.root}: the chosen species have no test images")

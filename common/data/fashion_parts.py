@@ -57,6 +57,7 @@ VISIBLE = {  # class -> parts it has
     BAG: ("handle", "strap", "hem"),
 }
 VISIBLE[SANDAL] = VISIBLE[SANDAL] + ("strap",)
+VISIBLE_TABLE = np.array([[name in VISIBLE[c] for name in GARMENT_PART_NAMES] for c in range(10)], dtype=np.float32)
 COARSE_NAMES = ["tops", "shoes", "others"]
 COARSE_OF = [0, 2, 0, 0, 0, 1, 0, 1, 2, 1]
 CONTRASTS_FILE = Path(__file__).with_name("fashion_mnist_contrasts.jsonl")
@@ -125,7 +126,7 @@ def garment_part_locations(images: np.ndarray, labels: np.ndarray, threshold: fl
         col, row = loc[name]
         out[:, p, 0] = np.asarray(col, dtype=np.float32) + 0.5
         out[:, p, 1] = np.asarray(row, dtype=np.float32) + 0.5
-        out[:, p, 2] = [name in VISIBLE[int(c)] for c in labels]
+    out[:, :, 2] = VISIBLE_TABLE[np.asarray(labels, dtype=np.int64)]
     return out
 
 
