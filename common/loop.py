@@ -12,7 +12,8 @@ Round ``r`` (``r = 0 .. rounds``):
 5. **incorporate** — ``hooks.incorporate`` returns new labels, annotations and extras (and may morph
    the module);
    the module is checkpointed with its architecture spec (``round_RRR_end.pt``), then the labels, annotations,
-   extras and the stage mark are journaled in one transaction.
+   extras and the stage mark are journaled in one transaction; the round before's end checkpoint is then
+   removed unless ``keep_checkpoints=all``.
 
 Every stage draws its randomness from ``seed_for(seed, round, stage)``, never from what ran
 before it in the process, so a run resumed after a kill at any moment replays exactly:
@@ -71,6 +72,12 @@ class LoopConfig:
     resume: str | None = None
     device: str = "auto"
     threads: int | None = None
+    keep_checkpoints: str = "last"
+
+    def __post_init__(self) -> None:
+        if self.keep_checkpoints not in ("last", "all"):
+            raise ConfigError(f"loop.keep_checkpoints={self.keep_checkpoints!r}: valid choices are 'last' "
+                              "(only the newest round-end checkpoint, all that resuming needs) and 'all'")
 
 
 class ActiveLoop:
@@ -253,6 +260,8 @@ class ActiveLoop:
             self.journal.add_extras(r + 1, inc.extras)
             self.journal.mark(r, "incorporate", time.perf_counter() - t0)
         (self.ckpt_dir / f"round_{r:03d}_fit.pt").unlink(missing_ok=True)  # only needed to resume inside round r
+        if r and self.cfg.keep_checkpoints == "last":  # a resume needs only the newest round end
+            (self.ckpt_dir / f"round_{r - 1:03d}_end.pt").unlink(missing_ok=True)
         self._stage(r, "incorporate", t0)
         self._log_round(r)
 

@@ -56,12 +56,13 @@ class GrowingHooks(RoundHooks):
         return super().incorporate(ctx, selection, answers)
 
 
-def make_loop(run_dir: Path, hooks: RoundHooks, rounds: int = 3) -> ActiveLoop:
+def make_loop(run_dir: Path, hooks: RoundHooks, rounds: int = 3, keep: str = "last") -> ActiveLoop:
     dm = DigitsDataModule(batch_size=32, min_epoch_size=128)
     dm.setup()
     seed_init(0)
     module = GrowingClassifier(build_backbone("exil", "mlp", input_shape=dm.input_shape, hidden=[32]), dm.num_classes)
-    cfg = LoopConfig(rounds=rounds, query_size=5, initial_per_class=1, reset_each_round=False, threads=1)
+    cfg = LoopConfig(rounds=rounds, query_size=5, initial_per_class=1, reset_each_round=False, threads=1,
+                     keep_checkpoints=keep)
 
     def make_trainer(r, root, single_device=False):
         return pl.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
@@ -83,6 +84,19 @@ def test_checkpoint_rebuilds_the_morphed_module(tmp_path):
     assert fresh.architecture_spec() == {"extra_layers": 2}
     for k, v in ckpt["state_dict"].items():
         assert torch.equal(fresh.state_dict()[k], v), k
+
+
+@pytest.mark.parametrize("keep, ends", [("last", ["round_002_end.pt"]),
+                                        ("all", ["round_000_end.pt", "round_001_end.pt", "round_002_end.pt"])])
+def test_round_end_checkpoints_kept(tmp_path, keep, ends):
+    make_loop(tmp_path, GrowingHooks(), rounds=3, keep=keep).run()
+    names = sorted(p.name for p in (tmp_path / "checkpoints").glob("*.pt"))
+    assert names == ["init.pt", *ends, "round_003_fit.pt"]
+
+
+def test_keep_checkpoints_names_its_choices():
+    with pytest.raises(Exception, match="'last'.*'all'"):
+        LoopConfig(keep_checkpoints="none")
 
 
 def test_crash_after_morph_resumes_to_the_uninterrupted_result(tmp_path):
