@@ -62,7 +62,7 @@ def main() -> None:
         jobs += [(f"{slug(arm)}/seed{s}", [*BASE, *ov, f"loop.seed={s}", *quick]) for arm, ov in ARMS.items()]
         jobs += [(f"{slug(arm)}/seed{s}", [*BASE, *quick, f"dataset.images_per_class={k}", "loop.rounds=0",
                                            f"loop.seed={s}"]) for arm, k in EXTRA.items()]
-    dirs = run_all(jobs, out, a.jobs, a.data_dir)
+    dirs = run_all(jobs, out, a)
     seeds = range(a.seeds)
     rounds = 1 if a.quick else 3
 

@@ -45,7 +45,7 @@ def main() -> None:
     jobs = [(f"{d}/{n}/{m}/seed{s}", ["experiment=alternating_decoy_mnist", *dov, *nov, *mov, f"loop.seed={s}", *quick])
             for d, dov in DATASETS.items() for n, nov in sizes.items() for m, mov in METHODS.items()
             for s in range(a.seeds)]
-    dirs = run_all(jobs, out, a.jobs, a.data_dir)
+    dirs = run_all(jobs, out, a)
     rows, curves = [], {}
     for d in DATASETS:
         for n in sizes:

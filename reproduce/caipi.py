@@ -78,7 +78,7 @@ def main() -> None:
     pool = 2000 if a.quick else known.pool
     passive, active = passive_jobs(a.seeds, pool, quick), active_jobs(a.seeds, quick)
     colors = colors_jobs(a.seeds, ["loop.rounds=3"] if a.quick else [])
-    dirs = run_all([*passive, *active, *colors], out, a.jobs, a.data_dir)
+    dirs = run_all([*passive, *active, *colors], out, a)
 
     rows = []
     for arm in ("none", "c=1", "c=3", "c=5", "rrr"):

@@ -24,7 +24,7 @@ def main() -> None:
     quick = ["dataset.pool_size=600", "trainer.max_epochs=2", "method.hooks.metric_items=500"] if a.quick else []
     jobs = [(f"{arm}/seed{s}", ["experiment=exbl_decoy_fashion_mnist", *ov, f"loop.seed={s}", "loop.threads=1", *quick])
             for arm, ov in ARMS.items() for s in range(a.seeds)]
-    dirs = run_all(jobs, out, a.jobs, a.data_dir)
+    dirs = run_all(jobs, out, a)
     rows = []
     for arm in ARMS:
         before = [metrics(dirs[f"{arm}/seed{s}"], 0) for s in range(a.seeds)]

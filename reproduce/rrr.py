@@ -28,7 +28,7 @@ def main() -> None:
     quick = ["dataset.pool_size=1000", "trainer.max_epochs=3"] if a.quick else []
     jobs = [(f"{d}/{m}/seed{s}", [*dov, *mov, f"loop.seed={s}", "loop.threads=1", *quick])
             for d, (dov, _) in SETTINGS.items() for m, mov in METHODS.items() for s in range(a.seeds)]
-    dirs = run_all(jobs, out, a.jobs, a.data_dir)
+    dirs = run_all(jobs, out, a)
     rows = []
     for d, (_, ref) in SETTINGS.items():
         for m in METHODS:

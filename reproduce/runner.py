@@ -25,6 +25,8 @@ def arguments(description: str, seeds: int) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2), help="runs in parallel")
     p.add_argument("--quick", action="store_true", help="a much smaller version, to check the pipeline")
     p.add_argument("--data-dir", default=None, help="paths.data_dir (default: the repository's data/)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="an exil override for every run, e.g. --set trainer=gpu (repeatable)")
     return p.parse_args()
 
 
@@ -52,10 +54,12 @@ def _run_one(args: tuple[list[str], str]) -> str:
     return run_dir
 
 
-def run_all(jobs: Sequence[tuple[str, list[str]]], out: Path, parallel: int, data_dir: str | None) -> dict[str, Path]:
-    """Run ``(name, overrides)`` jobs, ``parallel`` at a time; returns {name: run dir}."""
-    extra = [f"paths.data_dir={Path(data_dir).resolve()}"] if data_dir else [f"paths.data_dir={Path('data').resolve()}"]
-    todo = [([*ov, *extra, "logger=csv"], str(out / name)) for name, ov in jobs]
+def run_all(jobs: Sequence[tuple[str, list[str]]], out: Path, args: argparse.Namespace) -> dict[str, Path]:
+    """Run ``(name, overrides)`` jobs, ``args.jobs`` at a time, each with ``args.set`` appended (the
+    command line's ``--set``, e.g. ``trainer=gpu``); returns {name: run dir}."""
+    data_dir = Path(args.data_dir or "data").resolve()
+    todo = [([*ov, f"paths.data_dir={data_dir}", "logger=csv", *args.set], str(out / name)) for name, ov in jobs]
+    parallel = args.jobs
     if parallel <= 1:
         for t in todo:
             _run_one(t)

@@ -94,7 +94,7 @@ def main() -> None:
              "dataset.test_items=100", "loop.pool_subsample=200"] if a.quick else []
     t0 = time.time()
     if not known.table_only:
-        run_all(jobs(a.seeds, quick, known.arms or list(ARMS)), out, a.jobs, a.data_dir)
+        run_all(jobs(a.seeds, quick, known.arms or list(ARMS)), out, a)
     text = (f"Rotten Tomatoes, test macro-F1 (%) by labelled-set size, mean ± std over the finished seeds "
             f"(simulated VADER-lexicon explanations; MiniLM bert2bert, CPU sizes of reproduce/xal.py)\n\n"
             + table(out, a.seeds)
