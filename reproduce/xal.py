@@ -8,7 +8,7 @@ paper varies:
 * **XAL**: L_cls + 0.1 L_gen + 0.01 L_rank, selection by entropy + explanation score (λ = 0.5);
 * **w/o rank**: λ2 = 0; **w/o ME**: selection by the explanation score alone; **ME-Exp**: XAL's model, entropy selection;
 * **baselines** (from ``common.strategies``): the plain classifier (λ1 = λ2 = 0: the encoder with the same
-  head and optimiser, no decoder training) with random, entropy (ME), BADGE, CAL and core-set selection.
+  head and optimiser, no decoder training) with random, entropy (ME), BALD (MC dropout), BADGE, CAL and core-set selection.
   For two classes least confidence and breaking ties rank the pool exactly as entropy does (all three are
   monotone in max_y p(y|x)), so their rows would repeat ME's.
 
