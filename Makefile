@@ -47,7 +47,7 @@ reproduce-alternating: install  ## alternating vs plain / RRR / joint on small a
 reproduce-caipi: install  ## CAIPI Table 1 (passive counterexamples vs RRR) and the active setting on decoy Fashion-MNIST
 	$(PY) -m reproduce.caipi $(ARGS)
 
-reproduce-xal: install  ## XAL vs its ablations and baselines on Rotten Tomatoes, 100..500 labels, 3 seeds (Table 7 layout; ~2 h on 1 CPU core; needs make data)
+reproduce-xal: install  ## XAL vs its ablations and baselines on Rotten Tomatoes, 100..500 labels, 5 seeds (Table 7 layout; ARGS="--set trainer=gpu --jobs 15": 10 min on an H100; CPU: many hours; needs make data)
 	$(PY) -m reproduce.xal --jobs 1 $(ARGS)
 
 reproduce-alice: install  ## ALICE's Table 2 rows (base, rounds, ablations, +33/66/100% data) on the Fashion-MNIST parts proxy
