@@ -32,12 +32,17 @@ class Asker:
         return answer
 
     def many(self, round: int, questions: list[Question], chunk: int = 1000) -> list[Any]:
-        """Answers to many questions. A person's answers commit one by one, as with ``__call__``; a
-        ``cheap`` (simulated) oracle's commit ``chunk`` at a time — after a kill the uncommitted part of
-        a chunk is simply asked again, which costs nothing and gives the same answers."""
-        if not self.oracle.cheap:
-            return [self(round, q) for q in questions]
+        """Answers to many questions. Other oracles' answers commit one by one, as with ``__call__``, after
+        the oracle was offered the unanswered ones at once (:meth:`Oracle.prefetch`: an LLM asks them
+        concurrently); a ``cheap`` (simulated) oracle's commit ``chunk`` at a time — after a kill the
+        uncommitted part of a chunk is simply asked again, which costs nothing and gives the same answers."""
         known = self.journal.answers_of(round, {q.kind for q in questions})
+        if not self.oracle.cheap:
+            todo = [q for q in questions if (q.kind, q.key) not in known and q.kind in self.oracle.kinds]
+            if len(todo) > 1:
+                self.ctx.round = round
+                self.oracle.prefetch(todo, self.ctx)
+            return [self(round, q) for q in questions]
         out: list[Any] = [None] * len(questions)
         pending: list[tuple[str, str, Any]] = []
         for pos, q in enumerate(questions):

@@ -60,6 +60,11 @@ class Oracle(ABC):
     def reject(self, question: Question, answer: Any, reason: str) -> None:
         """Called when ``answer`` was invalid, before the question is asked again."""
 
+    def prefetch(self, questions: list[Question], ctx: OracleContext) -> None:
+        """Called by :meth:`Asker.many <common.oracle.asker.Asker.many>` with the questions it is about to ask
+        one by one. An oracle whose answers come from a slow service may fetch them all here, concurrently,
+        into a cache of its own; the answers are still validated and journaled one at a time. Default: nothing."""
+
 
 _VALIDATORS: dict[str, Callable[[Question, Any, OracleContext], Any]] = {}
 

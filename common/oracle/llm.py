@@ -192,11 +192,22 @@ class LLMOracle(Oracle):
                  {"role": "user", "content": self.template.format(label=self.verbalizer.get(n, n), **fields)}]
                 for n in ctx.class_names]
 
+    def prefetch(self, questions: list[Question], ctx: OracleContext) -> None:
+        """All prompts of many ``explain_label`` questions at once (``concurrency`` in flight, across items),
+        into the request cache; :meth:`answer` then reads them from it, one question at a time."""
+        self._open_cache(ctx)
+        convs = [c for q in questions if q.kind == "explain_label" for c in self.conversations(q, ctx)]
+        if convs:
+            self.client.complete_many(convs)
+
+    def _open_cache(self, ctx: OracleContext) -> None:
+        if self.client.cache_path is None:
+            self.client.use_cache(Path(ctx.out_dir) / "llm_requests.jsonl")
+
     def answer(self, question: Question, ctx: OracleContext) -> Any:
         if question.kind == "label":
             return self.labels.answer(question, ctx)
-        if self.client.cache_path is None:
-            self.client.use_cache(Path(ctx.out_dir) / "llm_requests.jsonl")
+        self._open_cache(ctx)
         conversations = self.conversations(question, ctx)
         self._asked[question.key] = conversations
         replies = self.client.complete_many(conversations)

@@ -195,3 +195,18 @@ def test_llm_oracle_reasks_invalid_answers_and_resume_pays_nothing_twice(server_
     assert oracle3.answer(explanation_question(0, 1, FakeTexts().text_of(0)), ctx)["explanations"] == answer["explanations"]
     assert len(s.requests) == 3
     journal.close()
+
+
+def test_asking_many_explanations_runs_requests_concurrently_across_items(server_factory, tmp_path):
+    s = server_factory(delay=0.05)
+    oracle = LLMOracle(client(s, concurrency=4), labels=SimulatedOracle(), task="sentiment")
+    journal = Journal(tmp_path / "journal.sqlite")
+    asker = Asker(oracle, journal, octx(tmp_path))
+    questions = [explanation_question(i, FakeTexts().true_label(i), FakeTexts().text_of(i)) for i in range(3)]
+    answers = asker.many(0, questions)
+    # 3 items × 2 classes: the 6 prompts were in flight 4 at a time, not 2 (one item's) at a time
+    assert len(s.requests) == 6 and s.peak == 4
+    assert [a["label"] for a in answers] == [1, 0, 1] and all(len(a["explanations"]) == 2 for a in answers)
+    assert {(r["key"], r["answer"]["label"]) for r in journal.answers(0)} == {(q.key, q.payload["label"]) for q in questions}
+    assert asker.many(0, questions) == answers and len(s.requests) == 6  # journaled: reused, nothing re-sent
+    journal.close()
