@@ -16,6 +16,8 @@ an invalid answer prints what would be valid and the question is asked again.
   one numbered contact sheet; the person types the good one's number, then the bad one's.
 * ``contrast_classes`` (ALICE): example images of the two classes are saved side by side in one
   sheet; the person types how they would tell the classes apart, in one sentence.
+* ``explain_label`` (XAL): the text and its label are printed; the person types why the text has that
+  label, then, for every other class, why someone might (wrongly) give it that one.
 ``input_fn``/``print_fn`` are injectable so the same code is driven by tests.
 """
 
@@ -46,7 +48,7 @@ def save_image(x: torch.Tensor, path: Path, scale: int = 8) -> Path:
 
 
 class TerminalOracle(Oracle):
-    kinds = ("label", "relevance", "choose_exemplars", "correct_explanation", "contrast_classes")
+    kinds = ("label", "relevance", "choose_exemplars", "correct_explanation", "contrast_classes", "explain_label")
 
     def __init__(self, max_attempts: int = 20, top: int = 3, grid: int = 4, input_fn: Callable[[str], str] = input,
                  print_fn: Callable[..., None] = print):
@@ -74,6 +76,8 @@ class TerminalOracle(Oracle):
             return self.exemplars(question, ctx)
         if question.kind == "contrast_classes":
             return self.contrast(question, ctx)
+        if question.kind == "explain_label":
+            return self.explanations(question, ctx)
         self.show(question, ctx)
         if question.kind == "relevance":
             return self.relevance(question, ctx)
@@ -125,7 +129,6 @@ class TerminalOracle(Oracle):
         self.print_fn(f"overlays: {path} (red = where the model looks)")
         return self.input_fn("good and bad exemplar? [two numbers, e.g. '0 3'] > ")
 
-
     def contrast(self, question: Question, ctx: OracleContext) -> Any:
         (p, q), names = question.payload["classes"], question.payload["names"]
         self.print_fn(f"\n── round {ctx.round} · contrast_classes · {names[0]} vs {names[1]} ──")
@@ -136,6 +139,20 @@ class TerminalOracle(Oracle):
             path = save_rows(rows, ctx.out_dir / f"round_{ctx.round:03d}_contrast_{question.key}.png")
             self.print_fn(f"examples: {path} (top row {names[0]}, bottom row {names[1]})")
         return self.input_fn(f"How would you differentiate {names[0]} and {names[1]}? > ")
+
+
+    def explanations(self, question: Question, ctx: OracleContext) -> Any:
+        label, names = int(question.payload["label"]), list(ctx.class_names)
+        self.print_fn(f"\n── {'initial set' if ctx.round < 0 else f'round {ctx.round}'} · explain_label · "
+                      f"item {question.key} ──")
+        for n, part in enumerate(question.payload.get("text") or ctx.datamodule.text_of(question.item)):
+            self.print_fn(f"{'text' if n == 0 else 'text b'}: {part}")
+        self.print_fn(f"label: {names[label]}")
+        out = [""] * len(names)
+        out[label] = self.input_fn(f"Why is it {names[label]}? > ")
+        for c in (c for c in range(len(names)) if c != label):
+            out[c] = self.input_fn(f"Why might someone (wrongly) say {names[c]}? > ")
+        return {"label": label, "explanations": out}
 
 
 def save_rows(rows: list[tuple[str, list[torch.Tensor]]], path: Path) -> Path:

@@ -210,3 +210,20 @@ def test_asking_many_explanations_runs_requests_concurrently_across_items(server
     assert {(r["key"], r["answer"]["label"]) for r in journal.answers(0)} == {(q.key, q.payload["label"]) for q in questions}
     assert asker.many(0, questions) == answers and len(s.requests) == 6  # journaled: reused, nothing re-sent
     journal.close()
+
+
+def test_a_person_at_the_terminal_explains_every_label_and_is_reasked_on_an_empty_one(tmp_path):
+    from common.oracle.terminal import TerminalOracle
+
+    typed = iter(["so much fun", "", "so much fun", "some might find it silly"])
+    prompts, printed = [], []
+    oracle = TerminalOracle(input_fn=lambda p: (prompts.append(p), next(typed))[1], print_fn=printed.append)
+    journal = Journal(tmp_path / "journal.sqlite")
+    answer = Asker(oracle, journal, octx(tmp_path))(0, explanation_question(0, 1, FakeTexts().text_of(0)))
+    # the gold label (fresh) first, then the other class; the empty rotten explanation was asked again
+    assert answer == {"label": 1, "explanations": ["some might find it silly", "so much fun"]}
+    assert prompts == ["Why is it fresh? > ", "Why might someone (wrongly) say rotten? > "] * 2
+    assert "text: a great and fun movie" in printed and "label: fresh" in printed
+    assert any("rotten are empty" in p for p in printed)
+    assert journal.answers(0)[0]["answer"] == answer
+    journal.close()
