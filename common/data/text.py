@@ -29,7 +29,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -102,6 +102,8 @@ class TextDataModule(PoolDataModule):
         text_fields: one column (single texts) or two (pairs).
         label_field: the class column.
         label_names: the classes in index order (their values in ``label_field``); ``None``: sorted values.
+        label_map: raw ``label_field`` value → class name, applied first (e.g. SpamAssassin's mail groups
+            ``easy-ham-1``, ``spam-2``, … → ``ham`` / ``spam``); values it does not name are kept.
         id_field: an id column (``None``: the row number); ids key the explanation bank.
         tokenizer: ``offline:<source>`` | ``file:<folder>`` | a Hugging Face name.
         max_length: tokens per text (pairs: both together), longer ones truncated.
@@ -115,8 +117,8 @@ class TextDataModule(PoolDataModule):
 
     def __init__(self, data_dir: str = "data", train_file: str = "???", test_file: str | None = None,
                  text_fields: Sequence[str] = ("text",), label_field: str = "label",
-                 label_names: Sequence[str] | None = None, id_field: str | None = None,
-                 tokenizer: str = "offline:minilm_l6", max_length: int = 64, format: str = "auto",
+                 label_names: Sequence[str] | None = None, label_map: Mapping[str, str] | None = None,
+                 id_field: str | None = None, tokenizer: str = "offline:minilm_l6", max_length: int = 64, format: str = "auto",
                  source: str | None = None, test_size: float = 0.3, test_items: int | None = None,
                  split_seed: int = 0, **kwargs: Any):
         super().__init__(**kwargs)
@@ -127,6 +129,7 @@ class TextDataModule(PoolDataModule):
         self.data_dir, self.train_file, self.test_file = Path(data_dir), train_file, test_file
         self.text_fields, self.label_field = tuple(text_fields), label_field
         self.label_names_cfg = list(label_names) if label_names is not None else None
+        self.label_map = {str(k): str(v) for k, v in (label_map or {}).items()}
         self.id_field, self.tokenizer_spec, self.max_length = id_field, tokenizer, max_length
         self.format, self.source = format, source
         self.test_size, self.test_items, self.split_seed = test_size, test_items, split_seed
@@ -167,6 +170,9 @@ class TextDataModule(PoolDataModule):
             missing = [c for c in need if c not in rows[0]]
             if missing:
                 raise ConfigError(f"{name} has no column {missing}; its columns: {', '.join(rows[0])}")
+        if self.label_map:
+            for r in rows:
+                r[self.label_field] = self.label_map.get(str(r[self.label_field]), r[self.label_field])
         return rows
 
     def load(self) -> tuple[TextItems, None, TextItems]:
