@@ -1,8 +1,8 @@
 """Benchmark of XAL's selection: exil's batched generation + scoring vs a per-item loop like the authors'.
 
 The paper reports XAL's selection over 7,090 items taking 21 minutes on a V100 against 2 for entropy.
-Rows, all with the same model in the same process (the MiniLM bert2bert of ``experiment=xal_rotten_tomatoes``,
-3 encoder layers and 1 decoder layer, from ``data/minilm_l6`` if fetched, else the same architecture
+Rows, all with the same model in the same process (the MiniLM bert2bert of ``experiment=xal_rotten_tomatoes``
+cut to 3 encoder layers, and 1 decoder layer, from ``data/minilm_l6`` if fetched, else the same architecture
 random-init; greedy generation of at most 12 tokens, reviews cut to 40 tokens):
 
 1. **batched**: ``strategy=xal`` selecting 100 of a 2,000-review pool (Rotten Tomatoes if fetched, else
