@@ -77,7 +77,9 @@ class AlternatingClassifier(Classifier):
         mask = mask.unsqueeze(1) if mask.dim() == x.dim() - 1 else mask
         with torch.no_grad():
             target = self.features(x * mask)
-        return alignment_kl(target, self.mapping(self.features(x)), self.temperature).mean()
+        with torch.set_grad_enabled(self.align != "mapping"):  # mapping: only m learns from the KL, no backward through f
+            h = self.features(x)
+        return alignment_kl(target, self.mapping(h), self.temperature).mean()
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         n = len(batch["y"])

@@ -59,9 +59,11 @@ def explanation_quality(module: Any, datamodule: Any, device: torch.device, expl
             if max_items is not None and seen >= max_items:
                 break
             x = module.inputs(batch).to(device)
-            with torch.no_grad():
-                pred = module(x).argmax(-1)
-            tgt = pred if target == "predicted" else batch["y"].to(device)
+            if target == "predicted":
+                with torch.no_grad():
+                    tgt = module(x).argmax(-1)
+            else:
+                tgt = batch["y"].to(device)
             maps = explain(x, tgt)
             s = activation_scores(maps, batch["mask"].to(device), threshold)
             ok = ~torch.isnan(s["recall"])
