@@ -58,7 +58,7 @@ def batch(device: torch.device) -> dict[str, torch.Tensor]:
     return {k: v.to(device) for k, v in b.items()}
 
 
-def stepper(module, opt, b, steps: int, device: torch.device):
+def stepper(module, opt, b, steps: int):
     def run() -> None:
         for _ in range(steps):
             opt.zero_grad(set_to_none=True)
@@ -88,12 +88,12 @@ def main() -> None:
     rrr_cnn, rrr_cnn_opt = make(RRRClassifier, "small_cnn", device)
 
     s = a.steps
-    ce_cnn, t_exbl, _ = timed_pair(stepper(cnn, cnn_opt, b, s, device), stepper(exbl, exbl_opt, b, s, device),
+    ce_cnn, t_exbl, _ = timed_pair(stepper(cnn, cnn_opt, b, s), stepper(exbl, exbl_opt, b, s),
                                    a.repeats, device)
-    ce_mlp, t_rrr_mlp, _ = timed_pair(stepper(mlp, mlp_opt, b, s, device),
-                                      stepper(rrr_mlp, rrr_mlp_opt, b, s, device), a.repeats, device)
-    ce_cnn2, t_rrr_cnn, _ = timed_pair(stepper(cnn, cnn_opt, b, s, device),
-                                       stepper(rrr_cnn, rrr_cnn_opt, b, s, device), a.repeats, device)
+    ce_mlp, t_rrr_mlp, _ = timed_pair(stepper(mlp, mlp_opt, b, s),
+                                      stepper(rrr_mlp, rrr_mlp_opt, b, s), a.repeats, device)
+    ce_cnn2, t_rrr_cnn, _ = timed_pair(stepper(cnn, cnn_opt, b, s),
+                                       stepper(rrr_cnn, rrr_cnn_opt, b, s), a.repeats, device)
     ms = lambda t: f"{1000 * t / s:.2f} ms"  # noqa: E731
     rows = [
         ("(1) CE step, small CNN", ms(ce_cnn), "1.00×"),

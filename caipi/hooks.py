@@ -167,17 +167,12 @@ class CaipiHooks(RoundHooks):
 
     def _explain(self, ctx: RoundContext, x: torch.Tensor, target: torch.Tensor | None = None):
         """LIME explanations of ``x``: images over grid segments, feature vectors over their non-zero features."""
-        module = ctx.module.to(ctx.device)
-        was = module.training
-        module.eval()
-        try:
-            if x.dim() == 2:
-                return explain_features(module, x, self.lime, baseline=0.0, valid=x != 0, target=target,
-                                        generator=ctx.generator)
-            return explain_batch(module, x, self._segments(x), self.lime, target=target, generator=ctx.generator,
-                                 hide_color=self.hide_color)
-        finally:
-            module.train(was)
+        module = ctx.module.to(ctx.device)  # LIME runs the model in eval mode (common.explain.lime._predict)
+        if x.dim() == 2:
+            return explain_features(module, x, self.lime, baseline=0.0, valid=x != 0, target=target,
+                                    generator=ctx.generator)
+        return explain_batch(module, x, self._segments(x), self.lime, target=target, generator=ctx.generator,
+                             hide_color=self.hide_color)
 
     @staticmethod
     def _feature_masks(x: torch.Tensor, comps: list[int]) -> torch.Tensor:

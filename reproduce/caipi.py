@@ -90,7 +90,9 @@ def main() -> None:
     print(markdown(["corrections", "test acc", "paper", "input-gradient share on decoy"], rows))
 
     arms = ("corrections", "labels only")
-    curves = {arm: [read_rounds(dirs[f"active/{arm}/seed{s}"]) for s in range(a.seeds)] for arm in arms}
+    from common.report import run_rows
+
+    curves = {arm: [run_rows(dirs[f"active/{arm}/seed{s}"])[1] for s in range(a.seeds)] for arm in arms}
     keys = ["test/acc", "test/lime_f1", "test/lime_decoy_rate"]
     print(f"\nCAIPI active on decoy Fashion-MNIST: entropy queries, with vs without corrections "
           f"(mean over {a.seeds} seeds)\n")
@@ -99,20 +101,13 @@ def main() -> None:
 
     color_curves = {}
     for r in (0, 1):
-        c = {arm: [read_rounds(dirs[f"colors/rule{r}/{arm}/seed{s}"]) for s in range(a.seeds)] for arm in arms}
+        c = {arm: [run_rows(dirs[f"colors/rule{r}/{arm}/seed{s}"])[1] for s in range(a.seeds)] for arm in arms}
         color_curves.update({f"rule {r}, {arm}": runs for arm, runs in c.items()})
         print(f"\nColors, rule {r}, L1 logistic regression: explanation F1 of LIME's top 3 pixels "
               f"(mean over {a.seeds} seeds)\n")
         print(per_round_table(c, ["test/lime_f1", "test/acc"]))
     plot(color_curves, ["test/lime_f1", "test/acc"], out / "colors.png")
     print(f"\nplots: {out / 'active.png'}, {out / 'colors.png'}")
-
-
-def read_rounds(run_dir: Path) -> list[dict[str, float]]:
-    from common.journal import read_journal
-
-    m = read_journal(run_dir / "journal.sqlite")["metrics"]
-    return [m[r] for r in sorted(m)]
 
 
 def plot(curves: dict, keys: list[str], path: Path) -> None:

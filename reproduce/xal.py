@@ -65,8 +65,9 @@ def table(out: Path, seeds: int) -> str:
         curves = []
         for s in range(seeds):
             db = out / run_name(arm, s) / "journal.sqlite"
-            if db.exists() and read_journal(db)["meta"].get("finished"):
-                m = read_journal(db)["metrics"]
+            j = read_journal(db) if db.exists() else None
+            if j is not None and j["meta"].get("finished"):
+                m = j["metrics"]
                 curves.append([(int(m[r]["n_labels"]), 100 * m[r]["test/macro_f1"]) for r in sorted(m)])
         if not curves:
             continue
@@ -95,8 +96,8 @@ def main() -> None:
     t0 = time.time()
     if not known.table_only:
         run_all(jobs(a.seeds, quick, known.arms or list(ARMS)), out, a)
-    text = (f"Rotten Tomatoes, test macro-F1 (%) by labelled-set size, mean ± std over the finished seeds "
-            f"(simulated VADER-lexicon explanations; MiniLM bert2bert, experiment=xal_rotten_tomatoes)\n\n"
+    text = ("Rotten Tomatoes, test macro-F1 (%) by labelled-set size, mean ± std over the finished seeds "
+            "(simulated VADER-lexicon explanations; MiniLM bert2bert, experiment=xal_rotten_tomatoes)\n\n"
             + table(out, a.seeds)
             + "\n\nLeast confidence and breaking ties select exactly as ME for two classes. Paper, MAMS at 500 labels: "
             + ", ".join(f"{k} {v}" for k, v in PAPER_MAMS.items())

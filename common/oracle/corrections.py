@@ -28,7 +28,7 @@ def component_masks(segments: torch.Tensor, components: Sequence[int]) -> torch.
 
 
 def correction_question(item: int, components: Sequence[int], prediction: int, segments: torch.Tensor | None = None,
-                        masks: torch.Tensor | None = None, round: int | None = None) -> Question:
+                        masks: torch.Tensor | None = None) -> Question:
     if (segments is None) == (masks is None):
         raise ValueError("give either the segment map or the components' masks")
     shown = [int(c) for c in components]
