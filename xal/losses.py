@@ -17,22 +17,34 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from common.strategies.heuristics import entropy
+
 
 def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """``log P(target_t | ...)`` for every position: (..., L, V) logits, (..., L) targets → (..., L)."""
     return -F.cross_entropy(logits.flatten(0, -2).float(), targets.flatten().long(), reduction="none").view(targets.shape)
 
 
+def per_sequence_mean(token_lp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``p`` from token log-probabilities: the mean over each sequence's non-padding tokens, (N, L) → (N,)."""
+    m = mask.to(torch.float32)
+    return (token_lp * m).sum(-1) / m.sum(-1).clamp_min(1.0)
+
+
+def token_mean_nll(token_lp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``L_gen`` from token log-probabilities: minus their mean over all non-padding tokens."""
+    m = mask.to(torch.float32)
+    return -(token_lp * m).sum() / m.sum().clamp_min(1.0)
+
+
 def sequence_logprob(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Length-normalised log-probability ``p`` of each sequence: (N, L, V), (N, L), (N, L) → (N,)."""
-    m = mask.to(torch.float32)
-    return (token_logprobs(logits, targets) * m).sum(-1) / m.sum(-1).clamp_min(1.0)
+    return per_sequence_mean(token_logprobs(logits, targets), mask)
 
 
 def generation_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``L_gen``: the token-mean negative log-likelihood over all non-padding target tokens."""
-    m = mask.to(torch.float32)
-    return -(token_logprobs(logits, targets) * m).sum() / m.sum().clamp_min(1.0)
+    return token_mean_nll(token_logprobs(logits, targets), mask)
 
 
 def ranking_loss(p: torch.Tensor) -> torch.Tensor:
@@ -42,8 +54,7 @@ def ranking_loss(p: torch.Tensor) -> torch.Tensor:
 
 def predictive_entropy(logits: torch.Tensor) -> torch.Tensor:
     """``c = −Σ_y P(y|x) log P(y|x)`` from (N, C) logits → (N,)."""
-    logp = logits.float().log_softmax(-1)
-    return -(logp.exp() * logp).sum(-1)
+    return entropy(logits.float().softmax(-1))
 
 
 def selection_scores(entropy: torch.Tensor | None, explanation_score: torch.Tensor | None, lam: float = 0.5) -> torch.Tensor:

@@ -8,8 +8,8 @@ minimises ``L = L_cls + λ1 · L_gen + λ2 · L_rank`` (λ1 = 0.1, λ2 = 0.01 in
 terms over the items of the batch that have explanations (``annotated``), whatever the batch size.
 
 All k explanations of all annotated items of a batch are scored in **one** teacher-forced decoder pass
-over the encoder states (repeated k times, no second encoder pass); ``L_gen`` reuses the logits of
-row 0. At selection time :meth:`XALModule.explain` encodes a batch once and from those states gives the
+over the encoder states (repeated k times, no second encoder pass); ``L_gen`` reuses the token
+log-probabilities of row 0. At selection time :meth:`XALModule.explain` encodes a batch once and from those states gives the
 logits, the generated explanations (greedy or beam search) and their scores ``p`` (one more batched
 teacher-forced pass).
 """
@@ -24,7 +24,7 @@ from torch import nn
 
 from common.modules.classifier import Classifier
 from common.modules.text import text_inputs
-from xal.losses import explanation_mask, generation_loss, ranking_loss, sequence_logprob
+from xal.losses import explanation_mask, per_sequence_mean, ranking_loss, token_logprobs, token_mean_nll
 
 
 class XALModule(Classifier):
@@ -58,13 +58,15 @@ class XALModule(Classifier):
         """Teacher-forced scores of k explanations per item in one decoder pass.
 
         ``h`` (B, T, d) encoder states, ``mask`` (B, T), ``targets`` / ``target_mask`` (B, k, L) →
-        ``p`` (B, k) length-normalised log-probabilities and the logits (B·k, L, V).
+        ``p`` (B, k) length-normalised log-probabilities and the token log-probabilities (B, k, L) they
+        average (one cross-entropy over the vocabulary, which ``L_gen`` reuses).
         """
         b, k, length = targets.shape
         flat, flat_mask = targets.reshape(b * k, length), target_mask.reshape(b * k, length)
         logits = self.backbone.decode_logits(h.repeat_interleave(k, 0), mask.repeat_interleave(k, 0),
                                              self.backbone.shift_right(flat), flat_mask.long())
-        return sequence_logprob(logits, flat, flat_mask).view(b, k), logits
+        token_lp = token_logprobs(logits, flat)
+        return per_sequence_mean(token_lp, flat_mask).view(b, k), token_lp.view(b, k, length)
 
     def loss_terms(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """``cls``, ``gen`` and ``rank`` of the batch (the last two 0 without annotated items)."""
@@ -82,9 +84,8 @@ class XALModule(Classifier):
             targets, tmask = targets[:, :1], tmask[:, :1]
         width = int(tmask.sum(-1).max())
         targets, tmask = targets[..., :width], tmask[..., :width]
-        p, logits = self.explanation_scores(h[sel], x["attention_mask"][sel], targets, tmask)
-        k = targets.shape[1]
-        terms["gen"] = generation_loss(logits[::k], targets[:, 0], tmask[:, 0])
+        p, token_lp = self.explanation_scores(h[sel], x["attention_mask"][sel], targets, tmask)
+        terms["gen"] = token_mean_nll(token_lp[:, 0], tmask[:, 0])
         if self.rank_weight:
             terms["rank"] = ranking_loss(p).mean()
         return terms

@@ -191,9 +191,7 @@ class TextDataModule(PoolDataModule):
         pool_items, test_items = self._items(train, self.train_file), self._items(test, self.test_file or "split")
         if self.test_items is not None and self.test_items < len(test):
             keep = stratified_subset(test_items.targets.numpy(), self.test_items, np.random.default_rng(self.split_seed))
-            test = [test[i] for i in keep]
             test_items = TextItems(**{k: v[torch.from_numpy(keep)] for k, v in test_items.fields.items()})
-            test_items.fields["row"] = torch.arange(len(keep))
         self._rows = {"pool": train, "test": test}
         return pool_items, None, test_items
 

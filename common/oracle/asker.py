@@ -42,7 +42,8 @@ class Asker:
             if len(todo) > 1:
                 self.ctx.round = round
                 self.oracle.prefetch(todo, self.ctx)
-            return [self(round, q) for q in questions]
+            self.reused += sum((q.kind, q.key) in known for q in questions)
+            return [known[(q.kind, q.key)] if (q.kind, q.key) in known else self(round, q) for q in questions]
         out: list[Any] = [None] * len(questions)
         pending: list[tuple[str, str, Any]] = []
         for pos, q in enumerate(questions):

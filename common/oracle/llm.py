@@ -30,7 +30,6 @@ from typing import Any, Mapping, Sequence
 
 from common.errors import ConfigError, ExilError
 from common.oracle.base import Oracle, OracleContext, Question
-from common.oracle import explanations as _explanations  # noqa: F401  (registers the explain_label validator)
 
 Messages = list[dict[str, str]]
 
