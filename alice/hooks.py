@@ -34,6 +34,7 @@ from common.errors import ConfigError
 from common.hooks import Incorporation, RoundContext, RoundHooks
 from common.oracle.contrast import contrast_question
 from common.strategies.base import Selection
+from common.strategies.context import QueryContext
 
 LEXICONS = {"bird": BIRD_PARTS, "garment": GARMENT_PARTS}
 
@@ -125,18 +126,9 @@ class AliceHooks(RoundHooks):
         return items, np.array([dm.labels[int(i)] for i in items], dtype=np.int64)
 
     @staticmethod
-    @torch.no_grad()
     def _features(ctx: RoundContext, items: np.ndarray) -> torch.Tensor:
         """Pooled encoder features of whole labelled images, in batches (eval mode)."""
-        module = ctx.module
-        was = module.training
-        module.eval().to(ctx.device)
-        try:
-            out = [module.features(module.inputs(b).to(ctx.device)).float().cpu()
-                   for b in ctx.datamodule.pool_dataloader(items)]
-        finally:
-            module.train(was)
-        return torch.cat(out)
+        return QueryContext(ctx.module, ctx.datamodule, items, ctx.device).embeddings().cpu()
 
     def _save_saliency(self, ctx: RoundContext, pairs: list[tuple[int, int]], items: np.ndarray,
                        labels: np.ndarray) -> None:

@@ -133,7 +133,6 @@ class AliceClassifier(Classifier):
         self.asked = [list(map(int, p)) for p in spec.get("asked", [])]
         if groups == self.groups:
             return
-        old_super = self.num_super
         self._set_groups(groups)
         dev = self.head.weight.device
         keep = {self.group_key(g) for g in groups}
@@ -143,8 +142,7 @@ class AliceClassifier(Classifier):
         for g in groups:
             if self.group_key(g) not in self.local:
                 self.local[self.group_key(g)] = nn.Linear(width, len(g)).to(dev)
-        if self.num_super != old_super or groups:
-            self.head = nn.Linear(self.backbone.out_features, self.num_super).to(dev)  # reset (paper)
+        self.head = nn.Linear(self.backbone.out_features, self.num_super).to(dev)  # the groups changed: reset (paper)
 
     # ---------------------------------------------------------------- forward
     def classify(self, h: torch.Tensor) -> torch.Tensor:
@@ -222,15 +220,3 @@ class AliceClassifier(Classifier):
         """0 × the parameters a batch did not use, so that every parameter is in every step's graph (DDP
         needs that; the gradient is unchanged)."""
         return sum((0.0 * p.sum() for m in modules for p in m.parameters()), torch.zeros(()))
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        acc = (self.predict(self.inputs(batch)) == batch["y"]).float().mean()
-        self.log("val/acc", acc, on_epoch=True, batch_size=len(batch["y"]), sync_dist=True)
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        pred = self.predict(self.inputs(batch))
-        self._test_preds.append(pred.detach().cpu())
-        self.test_acc.update(pred, batch["y"])
-        self.test_f1.update(pred, batch["y"])
-        self.log("test/acc", self.test_acc, on_epoch=True)
-        self.log("test/macro_f1", self.test_f1, on_epoch=True)

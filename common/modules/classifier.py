@@ -88,9 +88,13 @@ class Classifier(ExilModule):
         self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["y"]), sync_dist=True)
         return loss
 
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """The predicted class of each item (B,): the argmax of the logits. A model with its own decision
+        rule (ALICE's hierarchy) overrides this, and validation and test use it."""
+        return self(x).argmax(-1)
+
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        logits = self(self.inputs(batch))
-        acc = (logits.argmax(-1) == batch["y"]).float().mean()
+        acc = (self.predict(self.inputs(batch)) == batch["y"]).float().mean()
         self.log("val/acc", acc, on_epoch=True, batch_size=len(batch["y"]), sync_dist=True)
 
     def on_test_epoch_start(self) -> None:
@@ -103,7 +107,7 @@ class Classifier(ExilModule):
         return torch.cat(preds).numpy() if preds else None
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        pred = self(self.inputs(batch)).argmax(-1)
+        pred = self.predict(self.inputs(batch))
         self._test_preds.append(pred.detach().cpu())
         self.test_acc.update(pred, batch["y"])
         self.test_f1.update(pred, batch["y"])
