@@ -151,7 +151,11 @@ def most_confusable_pairs(features: torch.Tensor, labels: torch.Tensor, num_clas
     g = class_gaussians(features, labels, num_classes, shrinkage)
     pairs = torch.combinations(torch.arange(num_classes, device=features.device), 2)
     jsd = pair_jsd(g, pairs)
-    keep = torch.tensor([(int(p), int(q)) not in exclude for p, q in pairs.tolist()], device=jsd.device)
+    blocked = torch.zeros(num_classes, num_classes, dtype=torch.bool, device=jsd.device)
+    if exclude:
+        e = torch.tensor(sorted(exclude), device=jsd.device)
+        blocked[e[:, 0], e[:, 1]] = True
+    keep = ~blocked[pairs[:, 0], pairs[:, 1]]
     order = torch.argsort(torch.where(keep, jsd, torch.full_like(jsd, float("inf"))))[:budget]
     order = order[keep[order]]
     return [tuple(int(v) for v in pairs[i]) for i in order], jsd[order]

@@ -16,7 +16,7 @@ new domain is one more dict (or a YAML mapping passed as ``lexicon``).
 from __future__ import annotations
 
 import re
-from typing import Iterable, Mapping
+from typing import Mapping
 
 BIRD_PARTS: dict[str, str] = {
     "bill": "bill", "bills": "bill", "beak": "bill", "beaks": "bill", "mandible": "bill", "mandibles": "bill",
@@ -80,6 +80,3 @@ class SemanticParser:
             else:
                 i += 1  # an unknown word: skipped
         return parts
-
-    def parse_all(self, sentences: Iterable[str]) -> list[set[str]]:
-        return [self.parse(s) for s in sentences]

@@ -26,7 +26,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from common.data.base import Extra, PoolDataModule
+from common.data.base import Extra, PoolDataModule, targets_of
 from common.errors import ConfigError
 from common.modules.base import ExilModule
 from common.oracle.base import Question
@@ -131,8 +131,6 @@ def coarse_accuracy(ctx: RoundContext) -> dict[str, float]:
     preds = getattr(ctx.module, "test_predictions", None)
     if not coarse or preds is None:
         return {}
-    from common.data.base import targets_of
-
     coarse = np.asarray(coarse)
     truth = targets_of(dm.test)
     return {"test/coarse_acc": float((coarse[np.asarray(preds)] == coarse[truth]).mean())}

@@ -28,6 +28,7 @@ of those species. Images are resized to ``image_size`` (448 in the paper) and ke
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -188,7 +189,10 @@ class CUBDataModule(PartsDataModule):
         return list(self._names)
 
     # ------------------------------------------------------------------ the simulated expert
-    def _attributes(self) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    @cached_property
+    def _attributes(self) -> tuple[np.ndarray, list[tuple[str, str]], dict[str, list[int]]]:
+        """Class-level attribute values (200, 312), (group, value) names, and the part groups' attribute
+        columns: read once, at the expert's first question."""
         table = self.root / "attributes" / "class_attribute_labels_continuous.txt"
         names = next((p for p in (self.root / "attributes" / "attributes.txt", self.root / "attributes.txt",
                                   self.root.parent / "attributes.txt") if p.exists()), None)
@@ -197,17 +201,17 @@ class CUBDataModule(PartsDataModule):
                               "attributes/ folder or its parent, as CUB_200_2011.tgz unpacks them)")
         values = np.loadtxt(table, ndmin=2)
         attrs = [tuple(" ".join(r[1:]).split("::", 1)) for r in _rows(names)]
-        return values, attrs
-
-    def contrast_explanation(self, p: int, q: int) -> str:
-        """A sentence from the class-level attribute differences (module docstring)."""
-        self.setup()
-        values, attrs = self._attributes()
-        a, b = values[self._species[p] - 1], values[self._species[q] - 1]
         groups: dict[str, list[int]] = {}
         for k, (group, _) in enumerate(attrs):
             if attribute_part(group):
                 groups.setdefault(group, []).append(k)
+        return values, attrs, groups
+
+    def contrast_explanation(self, p: int, q: int) -> str:
+        """A sentence from the class-level attribute differences (module docstring)."""
+        self.setup()
+        values, attrs, groups = self._attributes
+        a, b = values[self._species[p] - 1], values[self._species[q] - 1]
         ranked = sorted(groups, key=lambda g: -np.abs(a[groups[g]] - b[groups[g]]).sum())
         phrases_p, phrases_q = [], []
         for g in ranked:
