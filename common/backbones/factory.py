@@ -212,30 +212,32 @@ class ImageBackbone(nn.Module):
         return self.feature_map(x).mean(dim=(2, 3))
 
 
-class TruncatedBackbone(nn.Module):
-    """An image library backbone whose trunk ends at a named module (``feature_layer``).
+class TruncatedBackbone(ImageBackbone):
+    """An image library backbone whose trunk ends at a named module (``feature_layer``): ``model`` is
+    that trunk alone, so only its parameters are registered, saved and counted by ``freeze_layers``.
 
     The path is followed through ``net.model``'s children in registration order, which is forward
     order for the nets this serves (torchvision's ``features`` Sequential, timm's Inception-v3): at
     each level the children before the named one are kept whole, and the named one is descended
-    into (or kept whole at the path's end). ``forward = mean over H×W of feature_map``.
+    into (or kept whole at the path's end). It keeps ``net``'s grey→RGB input and normalisation.
     """
 
-    def __init__(self, net: "ImageBackbone", feature_layer: str):
-        super().__init__()
-        self.net = net  # keeps grey→RGB, normalisation and frozen batch norms
-        self.trunk = nn.Sequential(*_modules_until(net.model, feature_layer.split("."), feature_layer))
+    def __init__(self, net: ImageBackbone, feature_layer: str):
+        trunk = nn.Sequential(*_modules_until(net.model, feature_layer.split("."), feature_layer))
+        super().__init__(trunk, (1 if net.grey else 3,))
+        if getattr(net, "mean", None) is None:
+            self.mean = self.std = None
+        else:
+            self.register_buffer("mean", net.mean, persistent=False)
+            self.register_buffer("std", net.std, persistent=False)
         with torch.no_grad():
-            was = self.trunk.training
-            self.trunk.eval()
+            was = trunk.training
+            trunk.eval()
             self.out_features = int(self.feature_map(torch.zeros(1, 3, 96, 96)).shape[1])
-            self.trunk.train(was)
+            trunk.train(was)
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
-        return self.trunk(self.net._rgb(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.feature_map(x).mean(dim=(2, 3))
+        return self.model(self._rgb(x))
 
 
 def _modules_until(module: nn.Module, path: list[str], full: str) -> list[nn.Module]:

@@ -346,3 +346,14 @@ def test_feature_layer_cuts_the_trunk_at_a_named_module():
         build_backbone("torchvision", "mobilenet_v2", weights="none", feature_layer="features.99")
     with pytest.raises(ConfigError, match="feature_layer applies"):
         build_backbone("exil", "mlp", input_shape=(1, 4, 4), feature_layer="x")
+
+
+def test_a_cut_trunk_holds_only_its_own_layers_and_keeps_frozen_batch_norms_in_eval():
+    full = build_backbone("torchvision", "mobilenet_v2", weights="none", input_shape=(1, 28, 28))
+    cut = build_backbone("torchvision", "mobilenet_v2", weights="none", input_shape=(1, 28, 28),
+                         feature_layer="features.13", freeze_layers=6)
+    assert sum(p.numel() for p in cut.parameters()) < sum(p.numel() for p in full.parameters()) / 2
+    cut.train()
+    norms = [m for m in cut.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert [m.training for m in norms[:4]] == [False, False, False, True]  # 6 layers = 3 conv + 3 batch norms
+    assert cut(torch.rand(2, 1, 28, 28)).shape == (2, 96)
