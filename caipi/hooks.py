@@ -40,7 +40,7 @@ from common.explain.metrics import as_mask
 from common.explain.segmentation import grid
 from common.hooks import Incorporation, RoundContext, RoundHooks
 from common.oracle.base import Question
-from common.oracle.corrections import correction_question
+from common.oracle.corrections import component_masks, correction_question
 from common.oracle.relevance import relevance_masks, relevance_questions
 from common.strategies.base import Selection
 
@@ -193,17 +193,21 @@ class CaipiHooks(RoundHooks):
                 labels_of = {**dm.labels, **{i: answers[i]["label"] for i in items}}
                 donors = self._inputs(ctx, pool)
                 donor_labels = torch.as_tensor([labels_of[i] for i in pool])
-            for j, i in enumerate(corrected):
-                y = answers[i]["label"]
-                for comp in answers[i]["wrong"]:
-                    mask = (self._feature_masks(x, [comp]) if x.dim() == 2 else (segments == comp).unsqueeze(0))
-                    if self.cx_strategy == "randomise":
-                        cx = randomise(x[j:j + 1], mask, self.c, ctx.generator)[0]
-                    elif self.cx_strategy == "alternatives":
-                        cx = alternatives(x[j:j + 1], mask, self.values, self.c)[0]
-                    else:
-                        cx = substitute(x[j:j + 1], mask, torch.tensor([y]), donors, donor_labels, self.c,
-                                        ctx.generator, exclude=torch.tensor([pool.index(i)]))[0]
-                    extras += [Extra(patch("x", x[j], cx[n]), label=y, weight=self.cx_weight, origin=i,
-                                     kind="counterexample") for n in range(len(cx))]
+            # every (item, wrong component) pair at once: one batched call of the counterexample rule
+            pairs = [(j, i, int(comp)) for j, i in enumerate(corrected) for comp in answers[i]["wrong"]]
+            js = torch.as_tensor([j for j, _, _ in pairs], dtype=torch.long)
+            comps = [comp for _, _, comp in pairs]
+            xs = x[js]
+            masks = self._feature_masks(x, comps) if x.dim() == 2 else component_masks(segments, comps)
+            if self.cx_strategy == "randomise":
+                cx = randomise(xs, masks, self.c, ctx.generator)
+            elif self.cx_strategy == "alternatives":
+                cx = alternatives(xs, masks, self.values, self.c)
+            else:
+                position = {item: n for n, item in enumerate(pool)}
+                cx = substitute(xs, masks, torch.as_tensor([answers[i]["label"] for _, i, _ in pairs]), donors,
+                                donor_labels, self.c, ctx.generator,
+                                exclude=torch.as_tensor([position[i] for _, i, _ in pairs]))
+            extras = [Extra(patch("x", x[j], cx[n, k]), label=answers[i]["label"], weight=self.cx_weight, origin=i,
+                            kind="counterexample") for n, (j, i, _) in enumerate(pairs) for k in range(cx.shape[1])]
         return Incorporation(labels={i: int(answers[i]["label"]) for i in items}, extras=extras)
