@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from common.errors import ConfigError
-from common.strategies.base import QueryStrategy, Selection
+from common.strategies.base import ScoreStrategy, Selection
 from common.strategies.context import QueryContext
 from xal.losses import predictive_entropy, selection_scores
 
@@ -26,23 +26,15 @@ from xal.losses import predictive_entropy, selection_scores
 def explain_pool(module, datamodule, indices: np.ndarray, device: torch.device, num_beams: int = 1,
                  max_new_tokens: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits (N, C) and explanation scores p (N,) of the pool items ``indices``, batched."""
-    module = module.to(device)  # outside inference mode (see QueryContext._map)
-    was = module.training
-    module.eval()
-    logits, scores = [], []
-    try:
-        with torch.inference_mode():
-            for batch in datamodule.pool_dataloader(indices):
-                x = {k: v.to(device) for k, v in module.inputs(batch).items()}
-                lg, _, p = module.explain(x, num_beams, max_new_tokens)
-                logits.append(lg.float())
-                scores.append(p.float())
-    finally:
-        module.train(was)
-    return torch.cat(logits), torch.cat(scores)
+    def both(x):
+        logits, _, p = module.explain(x, num_beams, max_new_tokens)
+        return torch.cat([logits.float(), p.float()[:, None]], dim=1)
+
+    out = QueryContext(module, datamodule, indices, device).map(indices, both)
+    return out[:, :-1], out[:, -1]
 
 
-class XALStrategy(QueryStrategy):
+class XALStrategy(ScoreStrategy):
     """Entropy + explanation score (module docstring).
 
     Args:
@@ -69,15 +61,15 @@ class XALStrategy(QueryStrategy):
         if not hasattr(ctx.module, "explain"):
             raise ConfigError(f"strategy={self.name} needs a model that explains (method=xal), not "
                               f"{type(ctx.module).__name__}")
-        candidates = ctx.candidates
-        if self.subsample is not None and self.subsample < len(candidates):
-            pick = torch.randperm(len(candidates), generator=ctx.generator)[: self.subsample].numpy()
-            candidates = np.sort(candidates[pick])
+        if self.subsample is not None and self.subsample < len(ctx.candidates):
+            pick = torch.randperm(len(ctx.candidates), generator=ctx.generator)[: self.subsample].numpy()
+            ctx = QueryContext(ctx.module, ctx.datamodule, np.sort(ctx.candidates[pick]), ctx.device, ctx.generator)
+        return super().select(ctx, k)
+
+    def score(self, ctx: QueryContext) -> torch.Tensor:
         if self.use_explanation:
-            logits, p = explain_pool(ctx.module, ctx.datamodule, candidates, ctx.device, self.num_beams,
+            logits, p = explain_pool(ctx.module, ctx.datamodule, ctx.candidates, ctx.device, self.num_beams,
                                      self.max_new_tokens)
         else:
-            logits, p = QueryContext(ctx.module, ctx.datamodule, candidates, ctx.device, ctx.generator).logits(), None
-        s = selection_scores(predictive_entropy(logits) if self.use_entropy else None, p, self.lam)
-        top = torch.topk(s, min(k, s.numel()), sorted=True).indices.cpu().numpy()
-        return Selection(candidates[top], s[top].double().cpu().numpy())
+            logits, p = ctx.logits(), None
+        return selection_scores(predictive_entropy(logits) if self.use_entropy else None, p, self.lam)

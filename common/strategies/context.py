@@ -9,7 +9,7 @@ and embeddings are computed once.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -38,7 +38,9 @@ class QueryContext:
     def __len__(self) -> int:
         return len(self.candidates)
 
-    def _map(self, indices: np.ndarray, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    def map(self, indices: np.ndarray, fn: Callable[[Any], torch.Tensor]) -> torch.Tensor:
+        """``fn`` over the model inputs of the pool items ``indices``, batch by batch on the device, in eval
+        and inference mode, concatenated along the item axis (the one every pool pass goes through)."""
         # moved outside inference mode: parameters moved inside it would become inference tensors,
         # which the next round's training cannot use
         module = self.module.to(self.device)
@@ -69,7 +71,7 @@ class QueryContext:
 
     def logits(self, which: str = "pool") -> torch.Tensor:
         """(N, C) logits."""
-        return self._cached(("logits", which), lambda: self._map(self._indices(which), self.module))
+        return self._cached(("logits", which), lambda: self.map(self._indices(which), self.module))
 
     def probs(self, which: str = "pool") -> torch.Tensor:
         """(N, C) softmax probabilities."""
@@ -77,7 +79,7 @@ class QueryContext:
 
     def embeddings(self, which: str = "pool") -> torch.Tensor:
         """(N, d) features (the penultimate layer)."""
-        return self._cached(("emb", which), lambda: self._map(self._indices(which), self.module.features).float())
+        return self._cached(("emb", which), lambda: self.map(self._indices(which), self.module.features).float())
 
     def features_and_probs(self, which: str = "pool") -> tuple[torch.Tensor, torch.Tensor]:
         """Features and probabilities from one pass (what BADGE and CAL need)."""
@@ -90,7 +92,7 @@ class QueryContext:
                 width[:] = [h.shape[1]]
                 return torch.cat([h.float(), self.module.classify(h).float()], dim=1)
 
-            out = self._map(self._indices(which), both)
+            out = self.map(self._indices(which), both)
             d = width[0]  # the feature width (the head may have more or fewer outputs than the dataset's classes)
             self._cache[("emb", which)] = out[:, :d]
             self._cache[("logits", which)] = out[:, d:]
@@ -106,7 +108,7 @@ class QueryContext:
         torch.manual_seed(seed)
         return self._cached(
             ("mc", passes),
-            lambda: self._map(self.candidates, lambda x: self.module.mc_logits(x, passes).float().softmax(-1)),
+            lambda: self.map(self.candidates, lambda x: self.module.mc_logits(x, passes).float().softmax(-1)),
         )
 
 
