@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from shared import timed_pair  # noqa: E402  (benchmarks/shared.py)
+from shared import print_table, timed_pair  # noqa: E402  (benchmarks/shared.py)
 from common.backbones import build_backbone  # noqa: E402
 from common.modules.classifier import Classifier  # noqa: E402
 from exbl.exbl import ExBLClassifier  # noqa: E402
@@ -94,20 +94,16 @@ def main() -> None:
                                       stepper(rrr_mlp, rrr_mlp_opt, b, s), a.repeats, device)
     ce_cnn2, t_rrr_cnn, _ = timed_pair(stepper(cnn, cnn_opt, b, s),
                                        stepper(rrr_cnn, rrr_cnn_opt, b, s), a.repeats, device)
-    ms = lambda t: f"{1000 * t / s:.2f} ms"  # noqa: E731
-    rows = [
-        ("(1) CE step, small CNN", ms(ce_cnn), "1.00×"),
-        ("(2) eXBL step (CE + triplet on Grad-CAM), small CNN", ms(t_exbl), f"{t_exbl / ce_cnn:.2f}× (1)"),
-        ("(3) CE step, MLP(50, 30)", ms(ce_mlp), "1.00×"),
-        ("(4) RRR step (CE + input-gradient penalty), MLP", ms(t_rrr_mlp), f"{t_rrr_mlp / ce_mlp:.2f}× (3)"),
-        ("(5) RRR step, small CNN", ms(t_rrr_cnn), f"{t_rrr_cnn / ce_cnn2:.2f}× (1)"),
-    ]
-    print(f"device {device}, batch {BATCH}, {a.threads} threads, median of {a.repeats} × {s} steps\n")
-    w = max(len(r[0]) for r in rows)
-    print(f"{'row':<{w}}  {'per step':>10}  ratio")
-    for name, t, ratio in rows:
-        print(f"{name:<{w}}  {t:>10}  {ratio}")
-
+    ms = lambda t: 1000 * t / s  # noqa: E731
+    rows = [{"row": name, "ms": ms(t), "ratio": ratio} for name, t, ratio in [
+        ("(1) CE step, small CNN", ce_cnn, "1.00×"),
+        ("(2) eXBL step (CE + triplet on Grad-CAM), small CNN", t_exbl, f"{t_exbl / ce_cnn:.2f}× (1)"),
+        ("(3) CE step, MLP(50, 30)", ce_mlp, "1.00×"),
+        ("(4) RRR step (CE + input-gradient penalty), MLP", t_rrr_mlp, f"{t_rrr_mlp / ce_mlp:.2f}× (3)"),
+        ("(5) RRR step, small CNN", t_rrr_cnn, f"{t_rrr_cnn / ce_cnn2:.2f}× (1)"),
+    ]]
+    print_table(rows, f"device {device}, batch {BATCH}, {a.threads} threads, median of {a.repeats} × {s} steps",
+                [("row", "row", None), ("ms per step", "ms", ".2f"), ("ratio", "ratio", None)])
 
 if __name__ == "__main__":
     main()
