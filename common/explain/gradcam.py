@@ -84,7 +84,7 @@ class GradCAM:
             handle.remove()
         acts = captured[-1]
         score = logits.gather(1, target.view(-1, 1).to(logits.device)).sum()
-        (grads,) = torch.autograd.grad(score, acts, create_graph=create_graph, retain_graph=True)
+        (grads,) = torch.autograd.grad(score, acts, create_graph=create_graph)  # keeps the graph iff create_graph
         alpha = grads.mean(dim=(2, 3), keepdim=True)
         cam = F.relu((alpha * acts).sum(dim=1))
         if upsample and cam.shape[-2:] != x.shape[-2:]:
