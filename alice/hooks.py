@@ -32,7 +32,7 @@ from alice.saliency import first_of_each, save_pair_saliency, saliency
 from alice.strategies import PairStrategy
 from common.errors import ConfigError
 from common.hooks import Incorporation, RoundContext, RoundHooks
-from common.oracle.contrast import contrast_question
+from alice.questions import contrast_question
 from common.strategies.base import Selection
 from common.strategies.context import QueryContext
 
@@ -84,7 +84,8 @@ class AliceHooks(RoundHooks):
         pairs = strategy.select_pairs(features, torch.as_tensor(labels), dm.num_classes, self.pairs_per_round,
                                       exclude, ctx.generator)
         questions = [contrast_question(p, q, dm.class_names,
-                                       {c: first_of_each(labels, items, [c], self.examples) for c in (p, q)})
+                                       {c: first_of_each(labels, items, [c], self.examples) for c in (p, q)},
+                                       lexicon=self.parser.lexicon)
                      for p, q in pairs]
         answers = ctx.ask_many(questions) if questions else []
         self._save_saliency(ctx, [tuple(p) for p in module.asked] + list(pairs), items, labels)

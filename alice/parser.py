@@ -59,6 +59,7 @@ class SemanticParser:
     """Rules α → β over a lexicon (module docstring); ``parse(sentence)`` → the set of parts β."""
 
     def __init__(self, lexicon: Mapping[str, str] = BIRD_PARTS):
+        self.lexicon = dict(lexicon)
         self.rules = {tuple(_WORD.findall(k.lower())): v for k, v in lexicon.items()}
         if any(not k for k in self.rules):
             raise ValueError("a lexicon entry has no word in it")

@@ -38,9 +38,8 @@ from common.errors import ConfigError
 from common.explain.lime import LimeConfig, explain_batch, explain_features
 from common.explain.metrics import as_mask
 from common.explain.segmentation import grid
-from common.hooks import Incorporation, RoundContext, RoundHooks
-from common.oracle.base import Question
-from common.oracle.corrections import component_masks, correction_question
+from common.hooks import Incorporation, RoundContext, RoundHooks, label_questions
+from caipi.questions import component_masks, correction_question
 from common.oracle.relevance import relevance_masks, relevance_questions
 from common.strategies.base import Selection
 
@@ -146,8 +145,8 @@ class CaipiHooks(RoundHooks):
         items = [int(i) for i in selection.indices]
         probs = self.predict_proba(ctx, np.asarray(items))
         preds = probs.argmax(1)
-        labels = {i: int(ctx.ask(Question("label", key=str(i), item=i, payload={"probs": p.tolist()})))
-                  for i, p in zip(items, probs)}
+        given = ctx.ask_many(label_questions(ctx, selection, probs))
+        labels = {i: int(y) for i, y in zip(items, given)}
         out = {i: {"label": labels[i], "prediction": int(p), "components": [], "wrong": []} for i, p in zip(items, preds)}
         right = [i for i in items if out[i]["prediction"] == labels[i]]
         if ctx.round < self.burn_in or not right:
@@ -155,14 +154,17 @@ class CaipiHooks(RoundHooks):
         x = self._inputs(ctx, right)
         segments = self._segments(x) if x.dim() > 2 else None
         expl = self._explain(ctx, x, torch.as_tensor([out[i]["prediction"] for i in right]))
+        questions = []
         for j, i in enumerate(right):
             comps = expl.components[j].tolist()
             out[i]["components"] = comps
             if x.dim() == 2:
-                q = correction_question(i, comps, out[i]["prediction"], masks=self._feature_masks(x, comps))
+                questions.append(correction_question(i, comps, out[i]["prediction"],
+                                                     masks=self._feature_masks(x, comps)))
             else:
-                q = correction_question(i, comps, out[i]["prediction"], segments=segments.cpu())
-            out[i]["wrong"] = ctx.ask(q)
+                questions.append(correction_question(i, comps, out[i]["prediction"], segments=segments.cpu()))
+        for i, wrong in zip(right, ctx.ask_many(questions)):  # offered at once
+            out[i]["wrong"] = wrong
         return out
 
     def _explain(self, ctx: RoundContext, x: torch.Tensor, target: torch.Tensor | None = None):

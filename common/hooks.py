@@ -80,6 +80,9 @@ class RoundHooks(pl.Callback):
                  metric_items: int | None = None):
         self.explainer, self.layer, self.threshold, self.metric_items = explainer, layer, threshold, metric_items
 
+    #: the teacher may skip a label question ("don't know"): the item stays unlabelled and is not asked again
+    skip_labels: bool = True
+
     #: True for methods whose rounds may ask no labels at all (eXBL asks for exemplar explanations
     #: of an already labelled set): the loop then keeps going when no label is left to ask
     label_free_rounds: bool = False
@@ -93,14 +96,14 @@ class RoundHooks(pl.Callback):
         return ctx.strategy.select(qctx, k)
 
     def ask(self, ctx: RoundContext, selection: Selection) -> dict[int, Any]:
-        probs = self.predict_proba(ctx, selection.indices)
-        return {
-            int(i): ctx.ask(Question("label", key=str(int(i)), item=int(i), payload={"probs": p.tolist()}))
-            for i, p in zip(selection.indices, probs)
-        }
+        """Label questions for the selection, offered at once, each with the model's probabilities and why the
+        strategy chose the item."""
+        questions = label_questions(ctx, selection, self.predict_proba(ctx, selection.indices), self.skip_labels)
+        return dict(zip(map(int, selection.indices), ctx.ask_many(questions)))
 
     def incorporate(self, ctx: RoundContext, selection: Selection, answers: dict[int, Any]) -> Incorporation:
-        return Incorporation(labels={i: int(answers[i]) for i in map(int, selection.indices)})
+        """The labels given (a skipped item, ``None``, stays unlabelled)."""
+        return Incorporation(labels={i: int(answers[i]) for i in map(int, selection.indices) if answers[i] is not None})
 
     def metrics(self, ctx: RoundContext) -> dict[str, float]:
         out = coarse_accuracy(ctx)
@@ -121,6 +124,18 @@ class RoundHooks(pl.Callback):
             return np.zeros((0, ctx.datamodule.num_classes))
         qctx = QueryContext(ctx.module, ctx.datamodule, indices, ctx.device, ctx.generator)
         return qctx.probs().cpu().numpy()
+
+
+def label_questions(ctx: RoundContext, selection: Selection, probs: np.ndarray, skippable: bool = False
+                    ) -> list[Question]:
+    """``label`` questions for the selected items, with the model's ``probs``, the strategy's name and score."""
+    strategy = getattr(ctx.strategy, "name", None) or type(ctx.strategy).__name__
+    scores = np.asarray(selection.scores, dtype=float) if selection.scores is not None else \
+        np.full(len(selection.indices), np.nan)
+    return [Question("label", key=str(int(i)), item=int(i),
+                     payload={"probs": p.tolist(), "strategy": strategy, "skippable": skippable,
+                              "score": float(s) if np.isfinite(s) else None})
+            for i, p, s in zip(selection.indices, probs, scores)]
 
 
 def coarse_accuracy(ctx: RoundContext) -> dict[str, float]:

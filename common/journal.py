@@ -7,6 +7,8 @@ Tables (rows are inserted, never updated or deleted):
 * ``stages(round, stage, ...)``   — a stage of a round is done (with its wall time);
 * ``queries(round, position, item, score)`` — what the strategy chose;
 * ``answers(round, question, key, answer, ...)`` — every oracle answer, written *before* it is used;
+* ``revisions(round, question, key, seq, answer, ...)`` — a teacher's later answers to a question it answered
+  already (a misclick taken back on the web page before the round's answers were used); the newest counts;
 * ``labelled(round, item, label, source)`` — labels the training set holds (``initial`` or ``oracle``);
 * ``extras(round, position, origin, label, weight, kind, payload)`` — examples a method added;
 * ``annotations(round, item, payload)`` — a teacher's annotation fields of a labelled item (masks);
@@ -24,6 +26,7 @@ import io
 import json
 import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -43,6 +46,8 @@ CREATE TABLE IF NOT EXISTS queries(round INTEGER, position INTEGER, item INTEGER
     PRIMARY KEY(round, position));
 CREATE TABLE IF NOT EXISTS answers(round INTEGER, question TEXT, key TEXT, answer TEXT, oracle TEXT,
     session INTEGER, t REAL, PRIMARY KEY(round, question, key));
+CREATE TABLE IF NOT EXISTS revisions(round INTEGER, question TEXT, key TEXT, seq INTEGER, answer TEXT,
+    oracle TEXT, session INTEGER, t REAL, PRIMARY KEY(round, question, key, seq));
 CREATE TABLE IF NOT EXISTS labelled(seq INTEGER PRIMARY KEY AUTOINCREMENT, round INTEGER, item INTEGER UNIQUE,
     label INTEGER, source TEXT);
 CREATE TABLE IF NOT EXISTS extras(round INTEGER, position INTEGER, origin INTEGER, label INTEGER,
@@ -54,7 +59,11 @@ CREATE TABLE IF NOT EXISTS metrics(round INTEGER, n_labels INTEGER, name TEXT, v
 
 
 class Journal:
-    """Append-only SQLite journal of one run (see module docstring)."""
+    """Append-only SQLite journal of one run (see module docstring).
+
+    Each thread gets its own SQLite connection (a web teacher's answers are committed from the server's
+    threads while the loop holds a stage transaction on its own), all under the one process lock.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -65,15 +74,32 @@ class Journal:
         except BlockingIOError:
             self._lock.close()
             raise ExilError(f"another exil process is working on {self.path.parent}; wait for it or stop it") from None
-        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
         cur = self.db.execute("INSERT INTO sessions(pid, started) VALUES (?, ?)", (os.getpid(), time.time()))
         self.session = cur.lastrowid
 
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection to the journal."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
+            db.execute("PRAGMA synchronous=FULL")
+            self._local.db = db
+            with self._connections_lock:
+                self._connections.append(db)
+        return db
+
     def close(self) -> None:
-        self.db.close()
+        with self._connections_lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+        self._local = threading.local()
         self._lock.close()  # releases the lock
 
     # --------------------------------------------------------------- writing
@@ -104,6 +130,18 @@ class Journal:
             "INSERT INTO answers(round, question, key, answer, oracle, session, t) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (round, question, key, json.dumps(answer), oracle, self.session, time.time()),
         )
+
+    def add_revision(self, round: int, question: str, key: str, answer: Any, oracle: str) -> int:
+        """Commit a later answer to an answered question (the newest counts); returns its revision number."""
+        if self.db.in_transaction:
+            raise RuntimeError("answers are committed on their own, never inside a stage transaction")
+        with self.transaction():
+            seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM revisions WHERE round = ? AND question = ? "
+                                  "AND key = ?", (round, question, key)).fetchone()[0]
+            self.db.execute("INSERT INTO revisions(round, question, key, seq, answer, oracle, session, t) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            (round, question, key, seq, json.dumps(answer), oracle, self.session, time.time()))
+        return seq
 
     def add_answers(self, round: int, rows: Sequence[tuple[str, str, Any]], oracle: str) -> None:
         """Commit many (question, key, answer) rows of a reproducible oracle in one transaction."""
@@ -158,24 +196,46 @@ class Journal:
         return [r[0] for r in rows], [float("nan") if r[1] is None else r[1] for r in rows]
 
     def answer(self, round: int, question: str, key: str) -> tuple[bool, Any]:
+        """(found, answer): the newest answer to the question (its latest revision, if it has one)."""
         row = self.db.execute(
-            "SELECT answer FROM answers WHERE round = ? AND question = ? AND key = ?", (round, question, key)
+            f"SELECT {_LATEST} FROM answers a WHERE round = ? AND question = ? AND key = ?", (round, question, key)
         ).fetchone()
         return (True, json.loads(row[0])) if row else (False, None)
 
     def answers_of(self, round: int, kinds: set[str]) -> dict[tuple[str, str], Any]:
-        """{(question, key): answer} of ``round`` for the question kinds ``kinds``."""
+        """{(question, key): newest answer} of ``round`` for the question kinds ``kinds``."""
         marks = ",".join("?" * len(kinds))
-        rows = self.db.execute(f"SELECT question, key, answer FROM answers WHERE round = ? AND question IN ({marks})",
-                               (round, *sorted(kinds))).fetchall()
+        rows = self.db.execute(f"SELECT question, key, {_LATEST} FROM answers a WHERE round = ? "
+                               f"AND question IN ({marks})", (round, *sorted(kinds))).fetchall()
         return {(q, k): json.loads(a) for q, k, a in rows}
 
     def answers(self, round: int | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT round, question, key, answer, oracle, session FROM answers"
+        """Every answered question in the order first answered, with its newest answer (``revisions``: how many
+        later answers it has)."""
+        sql = (f"SELECT round, question, key, {_LATEST}, oracle, session, (SELECT COUNT(*) FROM revisions r WHERE "
+               "r.round = a.round AND r.question = a.question AND r.key = a.key) FROM answers a")
         rows = self.db.execute(sql + (" WHERE round = ?" if round is not None else "") + " ORDER BY t",
                                (() if round is None else (round,))).fetchall()
         keys = ("round", "question", "key", "answer", "oracle", "session")
-        return [dict(zip(keys, r[:3] + (json.loads(r[3]),) + r[4:])) for r in rows]
+        out = [dict(zip(keys, r[:3] + (json.loads(r[3]),) + r[4:6])) for r in rows]
+        for row, r in zip(out, rows):
+            if r[6]:
+                row["revisions"] = r[6]
+        return out
+
+    def revisions(self, round: int | None = None) -> list[dict[str, Any]]:
+        """The later answers, oldest first (the first answers stay in ``answers``)."""
+        sql = "SELECT round, question, key, seq, answer, oracle, session FROM revisions"
+        rows = self.db.execute(sql + (" WHERE round = ?" if round is not None else "") + " ORDER BY t, seq",
+                               (() if round is None else (round,))).fetchall()
+        keys = ("round", "question", "key", "seq", "answer", "oracle", "session")
+        return [dict(zip(keys, r[:4] + (json.loads(r[4]),) + r[5:])) for r in rows]
+
+    def skipped_items(self) -> list[int]:
+        """Pool items whose newest ``label`` answer is a skip (``null``): never asked again."""
+        rows = self.db.execute(f"SELECT key FROM answers a WHERE question = 'label' AND round >= 0 "
+                               f"AND {_LATEST} = 'null'").fetchall()
+        return sorted(int(k) for (k,) in rows)
 
     def labelled(self) -> list[tuple[int, int, int, str]]:
         """(round, item, label, source) in the order labels were added."""
@@ -202,6 +262,11 @@ class Journal:
         labels = self.db.execute("SELECT COUNT(*) FROM labelled WHERE round = ?", (round + 1,)).fetchone()[0]
         extras = self.db.execute("SELECT COUNT(*) FROM extras WHERE round = ?", (round + 1,)).fetchone()[0]
         return labels, extras
+
+
+#: the newest answer of an ``answers`` row ``a``: its latest revision, else the answer itself
+_LATEST = ("COALESCE((SELECT r.answer FROM revisions r WHERE r.round = a.round AND r.question = a.question "
+           "AND r.key = a.key ORDER BY r.seq DESC LIMIT 1), a.answer)")
 
 
 class _Transaction:

@@ -8,12 +8,19 @@ Round ``r`` (``r = 0 .. rounds``):
 2. **evaluate** — test metrics plus the method's own (``hooks.metrics``), journaled and logged
    with step = number of labels. The last round stops here.
 3. **query** — ``hooks.query`` chooses ``query_size`` pool items (journaled).
-4. **ask** — ``hooks.ask`` asks the oracle through the journal (each answer committed before use).
+4. **ask** — ``hooks.ask`` asks the oracle through the journal (each answer committed before use); then the
+   round is *settled*: a live teacher (the web page) may revise answers until then, and if one the method
+   had read was revised, ``hooks.ask`` runs again on the newest answers.
 5. **incorporate** — ``hooks.incorporate`` returns new labels, annotations and extras (and may morph
    the module);
    the module is checkpointed with its architecture spec (``round_RRR_end.pt``), then the labels, annotations,
    extras and the stage mark are journaled in one transaction; the round before's end checkpoint is then
    removed unless ``keep_checkpoints=all``.
+
+The initial set is stratified by class only when the oracle's labels come from ground truth
+(``oracle.labels_from_truth``); a person's initial set is ``initial_per_class`` × C items drawn at random,
+since the loop does not know the classes of items nobody has labelled. A label a person skipped
+(``null``, where the method allows it) leaves its item out of every later round's candidates.
 
 Every stage draws its randomness from ``seed_for(seed, round, stage)``, never from what ran
 before it in the process, so a run resumed after a kill at any moment replays exactly:
@@ -134,7 +141,9 @@ class ActiveLoop:
         self.journal = Journal(self.run_dir / "journal.sqlite")
         try:
             self.asker = Asker(self.oracle, self.journal,
-                               OracleContext(self.dm, self.dm.class_names, self.run_dir / "oracle"))
+                               OracleContext(self.dm, self.dm.class_names, self.run_dir / "oracle",
+                                             strategy=getattr(self.strategy, "name", None)
+                                             or type(self.strategy).__name__))
             self._check_config()
             self._initial()
             start = self._restore()
@@ -149,7 +158,9 @@ class ActiveLoop:
                 selection = self._query(r, k)
                 answers = self._ask(r, selection)
                 self._incorporate(r, selection, answers)
+            self._status(self.cfg.rounds, "done")
         except BaseException:
+            self._status(None, "stopped")
             self.journal.close()  # releases the run's lock: a crashed loop can be resumed in-process
             raise
         return self.journal
@@ -161,9 +172,24 @@ class ActiveLoop:
         if j.done(0, "initial"):
             return
         rng = np.random.default_rng(seed_for(self.cfg.seed, 0, "initial"))
-        idx = self.dm.initial_indices(self.cfg.initial_per_class, self.cfg.initial_size, rng)
-        labels = [int(a) for a in self.asker.many(-1, [Question("label", key=str(int(i)), item=int(i)) for i in idx])]
-        inc = self.hooks.initial(self._ctx(0, "initial", ask_round=-1), dict(zip(map(int, idx), labels)))
+        per_class, size = self.cfg.initial_per_class, self.cfg.initial_size
+        how = "stratified by class (ground-truth labels)"
+        if per_class and not getattr(self.oracle, "labels_from_truth", False):
+            per_class, size = None, min(per_class * self.dm.num_classes, len(self.dm.pool))
+            how = f"{size} items drawn at random (a teacher's labels: no stratification by classes nobody gave)"
+        elif not per_class:
+            how = "the whole pool" if size == -1 else f"{size} items drawn at random"
+        idx = self.dm.initial_indices(per_class, size, rng)
+        if self.journal.meta("initial_set") is None:
+            self.journal.set_meta("initial_set", how)
+        self._status(0, "initial", message=f"initial set: {how}")
+        questions = [Question("label", key=str(int(i)), item=int(i), payload={"why": f"initial set: {how}"})
+                     for i in idx]
+        while True:
+            labels = [int(a) for a in self.asker.many(-1, questions)]
+            inc = self.hooks.initial(self._ctx(0, "initial", ask_round=-1), dict(zip(map(int, idx), labels)))
+            if not self.asker.settle(-1):
+                break
         if inc.labels:
             raise ExilError(f"{type(self.hooks).__name__}.initial returned labels; the initial set is labelled already")
         self._save(self.ckpt_dir / "init.pt")
@@ -191,6 +217,7 @@ class ActiveLoop:
         if self.journal.done(r, "fit"):
             self._load(path)
             return
+        self._status(r, "fit")
         t0 = time.perf_counter()
         if self.cfg.reset_each_round:
             if self.module.architecture_spec():
@@ -208,6 +235,7 @@ class ActiveLoop:
     def _evaluate(self, r: int) -> None:
         if self.journal.done(r, "evaluate"):
             return
+        self._status(r, "evaluate")
         t0 = time.perf_counter()
         pl.seed_everything(seed_for(self.cfg.seed, r, "evaluate"), verbose=False)
         # evaluation on one device in this process: a DistributedSampler would pad the test set
@@ -227,6 +255,7 @@ class ActiveLoop:
         if self.journal.done(r, "query"):
             items, scores = self.journal.queries(r)
             return Selection(np.asarray(items), np.asarray(scores))
+        self._status(r, "query")
         t0 = time.perf_counter()
         ctx = self._ctx(r, "query")
         selection = self.hooks.query(ctx, k)
@@ -239,7 +268,10 @@ class ActiveLoop:
 
     def _ask(self, r: int, selection: Selection) -> dict:
         t0 = time.perf_counter()
+        self._status(r, "ask")
         answers = self.hooks.ask(self._ctx(r, "ask"), selection)
+        while self.asker.settle(r):  # a teacher revised an answer the method had read: ask again on the newest
+            answers = self.hooks.ask(self._ctx(r, "ask"), selection)
         if not self.journal.done(r, "ask"):
             with self.journal.transaction():
                 self.journal.mark(r, "ask", time.perf_counter() - t0)
@@ -247,6 +279,7 @@ class ActiveLoop:
         return answers
 
     def _incorporate(self, r: int, selection: Selection, answers: dict) -> None:
+        self._status(r, "incorporate")
         t0 = time.perf_counter()
         inc: Incorporation = self.hooks.incorporate(self._ctx(r, "incorporate"), selection, answers)
         items = list(inc.labels)
@@ -314,6 +347,9 @@ class ActiveLoop:
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
         candidates = self.dm.unlabelled_indices
+        skipped = self.journal.skipped_items() if self.journal is not None else []
+        if skipped:
+            candidates = np.setdiff1d(candidates, skipped)
         n = self.cfg.pool_subsample
         if n is not None and n < len(candidates):
             rng = np.random.default_rng(seed_for(self.cfg.seed, r, "subsample"))
@@ -342,6 +378,18 @@ class ActiveLoop:
         for lg in self.loggers:
             lg.log_metrics(metrics, step=step)
             lg.save()
+
+    def _status(self, r: int | None, stage: str, message: str | None = None) -> None:
+        """Tell the oracle what the loop is doing (a teacher's page shows it)."""
+        j = self.journal
+        try:
+            curve = [[m["n_labels"], m.get("test/acc")] for _, m in sorted(j.metrics_by_round().items())]
+            used = sum(1 for row in j.labelled() if row[3] == "oracle")
+        except Exception:  # a closed or damaged journal: the status is only for display
+            curve, used = [], None
+        budget = self.cfg.budget if self.cfg.budget is not None else self.cfg.rounds * self.cfg.query_size
+        self.oracle.status({"round": r, "rounds": self.cfg.rounds, "stage": stage, "labels": used,
+                            "budget": budget, "curve": curve, "message": message})
 
     def _stage(self, r: int, stage: str, t0: float) -> None:
         if self.on_stage is not None:

@@ -21,13 +21,15 @@ import torch
 
 from common.errors import ConfigError
 from common.hooks import Incorporation, RoundContext, RoundHooks
-from common.oracle.exemplars import exemplars_question
+from exbl.questions import exemplars_question
 from common.oracle.relevance import relevance_masks, relevance_questions
 from common.strategies.base import Selection
 
 
 class RelevanceHooks(RoundHooks):
     """Labels plus relevance masks for every labelled item (module docstring)."""
+
+    skip_labels = False  # every labelled item is explained / annotated next
 
     def initial(self, ctx: RoundContext, labels: dict[int, int]) -> Incorporation:
         items = list(labels)

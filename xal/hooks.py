@@ -27,6 +27,8 @@ class XALHooks(RoundHooks):
         max_explanation_length: decoder target tokens per explanation (end token included).
     """
 
+    skip_labels = False  # every labelled item is explained / annotated next
+
     def __init__(self, max_explanation_length: int = 32, **kwargs: Any):
         super().__init__(**kwargs)
         if max_explanation_length < 2:

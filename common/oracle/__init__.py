@@ -1,3 +1,4 @@
-"""Oracles and the question kinds they answer (importing this registers every kind's validator)."""
+"""Oracles and the question kinds they answer (importing this registers common's kinds: ``label``, ``relevance``,
+``explain_label``; a method's own kinds register with its package)."""
 
-from common.oracle import contrast, corrections, exemplars, explanations, relevance  # noqa: F401  (validators register on import)
+from common.oracle import explanations, label, relevance  # noqa: F401  (kinds register on import)

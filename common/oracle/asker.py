@@ -2,15 +2,30 @@
 
 This is what makes a resumed run never ask a question twice and never lose an
 answer: the answer is in the journal (committed) before the method sees it.
+
+A **live** oracle (the web page) is offered a batch of questions at once and its answers arrive from other
+threads, in any order, through :meth:`Asker.submit`: validated by the question's kind, committed, and only
+then reported saved. Until a round is *settled* (:meth:`Asker.settle`, just before its answers are
+incorporated) the teacher may revise an answer: the journal keeps both (``revisions``), the newest counts,
+and if the method had already read the old one its ask stage is run again on the newest answers.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from common.errors import ExilError
 from common.journal import Journal
 from common.oracle.base import InvalidAnswer, Oracle, OracleContext, Question, validate
+
+
+class AnswerTaken(ExilError):
+    """The question was answered already (by another tab or person)."""
+
+
+class AnswerInUse(ExilError):
+    """The round's answers have been used (incorporated): an answer can no longer be revised."""
 
 
 class Asker:
@@ -20,30 +35,69 @@ class Asker:
         self.oracle, self.journal, self.ctx = oracle, journal, ctx
         self.asked = 0
         self.reused = 0
+        self.revised = 0
+        self._cond = threading.Condition()
+        self._closed: set[int] = set()  # rounds whose answers are in use
+        self._read: dict[int, set[tuple[str, str]]] = {}  # answers the method has been given, per round
+        self._stale: set[int] = set()  # rounds with an answer revised after the method read it
+
+    def oracle_for(self, kind: str) -> Oracle:
+        """The oracle that answers ``kind`` (a router's route for it, else the oracle itself)."""
+        route = getattr(self.oracle, "route", None)
+        return route(kind) if route is not None else self.oracle
 
     def __call__(self, round: int, question: Question) -> Any:
+        oracle = self.oracle_for(question.kind)
+        if oracle.live:
+            return self.many(round, [question])[0]
         found, answer = self.journal.answer(round, question.kind, question.key)
         if found:
             self.reused += 1
-            return answer
-        answer = self._ask(round, question)
-        self.journal.add_answer(round, question.kind, question.key, answer, self.oracle.name)
+            return self._give(round, question, answer)
+        answer = self._ask(round, question, oracle)
+        self.journal.add_answer(round, question.kind, question.key, answer, oracle.name)
         self.asked += 1
-        return answer
+        return self._give(round, question, answer)
 
     def many(self, round: int, questions: list[Question], chunk: int = 1000) -> list[Any]:
-        """Answers to many questions. Other oracles' answers commit one by one, as with ``__call__``, after
-        the oracle was offered the unanswered ones at once (:meth:`Oracle.prefetch`: an LLM asks them
-        concurrently); a ``cheap`` (simulated) oracle's commit ``chunk`` at a time — after a kill the
-        uncommitted part of a chunk is simply asked again, which costs nothing and gives the same answers."""
+        """Answers to many questions, each from the oracle that answers its kind (:meth:`_many_from`)."""
+        groups: dict[int, tuple[Oracle, list[int]]] = {}
+        for pos, q in enumerate(questions):
+            oracle = self.oracle_for(q.kind)
+            groups.setdefault(id(oracle), (oracle, []))[1].append(pos)
+        if len(groups) <= 1:
+            oracle = next(iter(groups.values()))[0] if groups else self.oracle
+            return self._many_from(oracle, round, questions, chunk)
+        out: list[Any] = [None] * len(questions)
+        for oracle, positions in groups.values():
+            for pos, a in zip(positions, self._many_from(oracle, round, [questions[p] for p in positions], chunk)):
+                out[pos] = a
+        return out
+
+    def _many_from(self, oracle: Oracle, round: int, questions: list[Question], chunk: int) -> list[Any]:
+        """Answers to many questions. A live oracle is offered the unanswered ones at once and each answer
+        commits as it arrives (:meth:`submit`). Other oracles' answers commit one by one, as with
+        ``__call__``, after the oracle was offered the unanswered ones at once (:meth:`Oracle.prefetch`: an
+        LLM asks them concurrently); a ``cheap`` (simulated) oracle's commit ``chunk`` at a time — after a kill
+        the uncommitted part of a chunk is simply asked again, which costs nothing and gives the same answers."""
+        if not questions:
+            return []
         known = self.journal.answers_of(round, {q.kind for q in questions})
-        if not self.oracle.cheap:
-            todo = [q for q in questions if (q.kind, q.key) not in known and q.kind in self.oracle.kinds]
+        if oracle.live:
+            todo = [q for q in questions if (q.kind, q.key) not in known]
+            self.reused += len(questions) - len(todo)
+            if todo:
+                self._collect(oracle, round, todo)
+                known = self.journal.answers_of(round, {q.kind for q in questions})
+            return [self._give(round, q, known[(q.kind, q.key)]) for q in questions]
+        if not oracle.cheap:
+            todo = [q for q in questions if (q.kind, q.key) not in known and q.kind in oracle.kinds]
             if len(todo) > 1:
                 self.ctx.round = round
-                self.oracle.prefetch(todo, self.ctx)
+                oracle.prefetch(todo, self.ctx)
             self.reused += sum((q.kind, q.key) in known for q in questions)
-            return [known[(q.kind, q.key)] if (q.kind, q.key) in known else self(round, q) for q in questions]
+            return [self._give(round, q, known[(q.kind, q.key)]) if (q.kind, q.key) in known else self(round, q)
+                    for q in questions]
         out: list[Any] = [None] * len(questions)
         pending: list[tuple[str, str, Any]] = []
         for pos, q in enumerate(questions):
@@ -51,33 +105,101 @@ class Asker:
                 out[pos] = known[(q.kind, q.key)]
                 self.reused += 1
                 continue
-            out[pos] = self._ask(round, q)
+            out[pos] = self._ask(round, q, oracle)
             pending.append((q.kind, q.key, out[pos]))
             if len(pending) >= chunk:
-                self._commit(round, pending)
-        self._commit(round, pending)
+                self._commit(round, pending, oracle)
+        self._commit(round, pending, oracle)
         return out
 
-    def _commit(self, round: int, rows: list[tuple[str, str, Any]]) -> None:
+    # ------------------------------------------------------------ live oracles
+    def submit(self, round: int, question: Question, raw: Any, revise: bool = False) -> Any:
+        """Validate and commit a live teacher's answer (from any thread); returns the canonical answer.
+
+        Raises :class:`InvalidAnswer` (nothing is written), :class:`AnswerTaken` (answered already and
+        ``revise`` is false) or :class:`AnswerInUse` (the round's answers have been incorporated)."""
+        oracle = self.oracle_for(question.kind)
+        if question.kind not in oracle.kinds:
+            raise InvalidAnswer(f"{oracle.name} does not answer {question.kind!r} questions")
+        answer = validate(question, raw, self.ctx)
+        with self._cond:
+            if round in self._closed:
+                raise AnswerInUse("this answer is already in use: the model was trained on it")
+            found, _ = self.journal.answer(round, question.kind, question.key)
+            if found and not revise:
+                raise AnswerTaken("this question was answered already (in another tab?)")
+            if found:
+                self.journal.add_revision(round, question.kind, question.key, answer, oracle.name)
+                self.revised += 1
+                if (question.kind, question.key) in self._read.get(round, set()):
+                    self._stale.add(round)
+            else:
+                self.journal.add_answer(round, question.kind, question.key, answer, oracle.name)
+                self.asked += 1
+            self._cond.notify_all()
+        return answer
+
+    def is_closed(self, round: int) -> bool:
+        with self._cond:
+            return round in self._closed
+
+    def settle(self, round: int) -> bool:
+        """The method has asked everything it needs for ``round``: let a live teacher review, then close the
+        round for revisions. Returns True (and leaves it open) if an answer the method read was revised
+        meanwhile: the caller runs its ask stage again on the newest answers, then settles again."""
+        for oracle in self.live_oracles():
+            oracle.settle(round, self)
+        with self._cond:
+            if round in self._stale:
+                self._stale.discard(round)
+                self._read.pop(round, None)
+                return True
+            self._closed.add(round)
+            return False
+
+    def live_oracles(self) -> list[Oracle]:
+        routes = getattr(self.oracle, "oracles", None)
+        return [o for o in (routes() if routes is not None else [self.oracle]) if o.live]
+
+    def _collect(self, oracle: Oracle, round: int, questions: list[Question]) -> None:
+        """Offer ``questions`` to the live oracle and wait until every one is answered (through submit)."""
+        self.ctx.round = round
+        oracle.offer(round, questions, self.ctx, self)
+        with self._cond:
+            while True:
+                known = self.journal.answers_of(round, {q.kind for q in questions})
+                if all((q.kind, q.key) in known for q in questions):
+                    return
+                self._cond.wait(timeout=1.0)
+
+    def _give(self, round: int, question: Question, answer: Any) -> Any:
+        """Note that the method has read this answer (a later revision then re-runs its ask stage)."""
+        if self.oracle_for(question.kind).live:
+            with self._cond:
+                self._read.setdefault(round, set()).add((question.kind, question.key))
+        return answer
+
+    # --------------------------------------------------------------- helpers
+    def _commit(self, round: int, rows: list[tuple[str, str, Any]], oracle: Oracle) -> None:
         if rows:
-            self.journal.add_answers(round, rows, self.oracle.name)
+            self.journal.add_answers(round, rows, oracle.name)
             self.asked += len(rows)
             rows.clear()
 
-    def _ask(self, round: int, question: Question) -> Any:
+    def _ask(self, round: int, question: Question, oracle: Oracle) -> Any:
         """Ask until the answer is valid (at most ``max_attempts`` times); returns the validated answer."""
-        if question.kind not in self.oracle.kinds:
-            raise ExilError(f"oracle {self.oracle.name} cannot answer {question.kind!r} questions "
-                            f"(it answers: {', '.join(self.oracle.kinds)}); choose another oracle=")
+        if question.kind not in oracle.kinds:
+            raise ExilError(f"oracle {oracle.name} cannot answer {question.kind!r} questions "
+                            f"(it answers: {', '.join(oracle.kinds)}); choose another oracle=")
         self.ctx.round = round
-        for _ in range(max(1, self.oracle.max_attempts)):
-            raw = self.oracle.answer(question, self.ctx)
+        for _ in range(max(1, oracle.max_attempts)):
+            raw = oracle.answer(question, self.ctx)
             try:
                 answer = validate(question, raw, self.ctx)
                 break
             except InvalidAnswer as e:
-                self.oracle.reject(question, raw, str(e))
+                oracle.reject(question, raw, str(e))
         else:
-            raise ExilError(f"{self.oracle.name} gave {self.oracle.max_attempts} invalid answers in a row to "
+            raise ExilError(f"{oracle.name} gave {oracle.max_attempts} invalid answers in a row to "
                             f"{question.kind} question {question.key!r}; the run stopped (resume it to ask again)")
         return answer

@@ -7,8 +7,13 @@ of what to show the teacher (the model's prediction, an explanation, ...).
 
 An :class:`Oracle` answers the kinds it lists in ``kinds``. It never talks to the
 journal: :class:`~common.oracle.asker.Asker` does, and validates every answer with
-the validator registered for the question's kind (:func:`validator`); an invalid
-answer is reported back to the oracle (:meth:`Oracle.reject`) and asked again.
+the question's kind (:mod:`common.oracle.kinds`); an invalid answer is reported back
+to the oracle (:meth:`Oracle.reject`) and asked again.
+
+A **live** oracle (``live = True``: the web page) is not asked question by question:
+the asker *offers* it a round's questions at once (:meth:`Oracle.offer`) and the
+teacher's answers come back, in any order, through the asker's ``submit``, which
+validates and commits each before the teacher is told it was saved.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
+
+from common.oracle.kinds import kind_of
 
 
 class InvalidAnswer(ValueError):
@@ -39,6 +46,8 @@ class OracleContext:
     class_names: list[str]
     out_dir: Path
     round: int = 0
+    #: what the teacher is told about why the loop asks (the strategy's name), for its views
+    strategy: str | None = None
 
 
 class Oracle(ABC):
@@ -60,44 +69,36 @@ class Oracle(ABC):
     def reject(self, question: Question, answer: Any, reason: str) -> None:
         """Called when ``answer`` was invalid, before the question is asked again."""
 
+    #: answers come from ground truth (simulated, or a router whose labels do): the initial set may then be
+    #: stratified by class; a person's is drawn at random, since nobody told the loop the classes yet
+    labels_from_truth: bool = False
+    #: answers arrive on their own, in any order (a web page): see :meth:`offer`
+    live: bool = False
+
+    def offer(self, round: int, questions: list[Question], ctx: OracleContext, desk: Any) -> None:
+        """A live oracle's turn: show ``questions`` (all unanswered) to the teacher; each answer goes to
+        ``desk.submit(round, question, raw, revise)``, which validates and journals it."""
+        raise NotImplementedError(f"{self.name} is not a live oracle")
+
+    def settle(self, round: int, desk: Any) -> None:
+        """The round's questions are all answered: a live oracle may give the teacher a moment to revise them
+        before they are used (default: none)."""
+
+    def status(self, info: dict[str, Any]) -> None:
+        """What the loop is doing (``round``, ``stage``, ``labels``, ``budget``, ``curve``), for a teacher's view."""
+
+    def attach_display(self, paused: Callable[[], ContextManager]) -> None:
+        """``paused()`` suspends the console's live display (progress bar) while a person is asked."""
+
+    def close(self) -> None:
+        """The run is over (or stopped): release what the oracle holds (a server)."""
+
     def prefetch(self, questions: list[Question], ctx: OracleContext) -> None:
         """Called by :meth:`Asker.many <common.oracle.asker.Asker.many>` with the questions it is about to ask
         one by one. An oracle whose answers come from a slow service may fetch them all here, concurrently,
         into a cache of its own; the answers are still validated and journaled one at a time. Default: nothing."""
 
 
-_VALIDATORS: dict[str, Callable[[Question, Any, OracleContext], Any]] = {}
-
-
-def validator(kind: str):
-    """Register ``fn(question, answer, ctx) -> normalised answer`` (raising InvalidAnswer) for a question kind."""
-
-    def register(fn):
-        _VALIDATORS[kind] = fn
-        return fn
-
-    return register
-
-
 def validate(question: Question, answer: Any, ctx: OracleContext) -> Any:
-    if question.kind not in _VALIDATORS:
-        raise KeyError(f"no validator for question kind {question.kind!r}; known: {sorted(_VALIDATORS)}")
-    return _VALIDATORS[question.kind](question, answer, ctx)
-
-
-@validator("label")
-def validate_label(question: Question, answer: Any, ctx: OracleContext) -> int:
-    """A class index in 0..C−1, or a class name (case-insensitive)."""
-    names = [n.lower() for n in ctx.class_names]
-    if isinstance(answer, str):
-        s = answer.strip()
-        if s.lower() in names and not s.isdigit():
-            return names.index(s.lower())
-        try:
-            answer = int(s)
-        except ValueError:
-            raise InvalidAnswer(f"{s!r} is not a class; answer a number 0..{len(names) - 1} or one of: "
-                                f"{', '.join(ctx.class_names)}") from None
-    if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < len(names):
-        raise InvalidAnswer(f"{answer!r} is not a class; answer a number 0..{len(names) - 1}")
-    return int(answer)
+    """The canonical answer to ``question`` (raises :class:`InvalidAnswer`), by the question's kind."""
+    return kind_of(question.kind).validate(question, answer, ctx)

@@ -19,25 +19,61 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import ConfigError, ExilError
-from common.oracle.base import InvalidAnswer, OracleContext, Question, validator
+from common.oracle.base import InvalidAnswer, OracleContext, Question
+from common.oracle.kinds import QuestionKind, register
 
 
-@validator("explain_label")
-def validate_explanations(question: Question, answer: Any, ctx: OracleContext) -> dict[str, Any]:
-    names = list(ctx.class_names)
-    given = answer.get("explanations") if isinstance(answer, dict) else answer
-    if isinstance(given, dict):
-        lookup = {str(k).lower(): v for k, v in given.items()}
-        given = [lookup.get(n.lower(), lookup.get(str(c))) for c, n in enumerate(names)]
-    if not isinstance(given, (list, tuple)) or len(given) != len(names):
-        raise InvalidAnswer(f"give one explanation for each of the {len(names)} classes ({', '.join(names)})")
-    empty = [names[c] for c, e in enumerate(given) if not isinstance(e, str) or not e.strip()]
-    if empty:
-        raise InvalidAnswer(f"the explanations of {', '.join(empty)} are empty; every class needs one")
-    label = answer.get("label", question.payload.get("label")) if isinstance(answer, dict) else question.payload.get("label")
-    if label is None or not 0 <= int(label) < len(names):
-        raise InvalidAnswer(f"the answer names no label in 0..{len(names) - 1}")
-    return {"label": int(label), "explanations": [e.strip() for e in given]}
+@register
+class ExplainLabel(QuestionKind):
+    name = "explain_label"
+
+    def validate(self, question: Question, answer: Any, ctx: OracleContext) -> dict[str, Any]:
+        names = list(ctx.class_names)
+        given = answer.get("explanations") if isinstance(answer, dict) else answer
+        if isinstance(given, dict):
+            lookup = {str(k).lower(): v for k, v in given.items()}
+            given = [lookup.get(n.lower(), lookup.get(str(c))) for c, n in enumerate(names)]
+        if not isinstance(given, (list, tuple)) or len(given) != len(names):
+            raise InvalidAnswer(f"give one explanation for each of the {len(names)} classes ({', '.join(names)})")
+        empty = [names[c] for c, e in enumerate(given) if not isinstance(e, str) or not e.strip()]
+        if empty:
+            raise InvalidAnswer(f"the explanations of {', '.join(empty)} are empty; every class needs one")
+        too_long = [names[c] for c, e in enumerate(given) if len(e) > MAX_CHARS]
+        if too_long:
+            raise InvalidAnswer(f"the explanations of {', '.join(too_long)} are longer than {MAX_CHARS} characters")
+        label = answer.get("label", question.payload.get("label")) if isinstance(answer, dict) else \
+            question.payload.get("label")
+        if label is None or not 0 <= int(label) < len(names):
+            raise InvalidAnswer(f"the answer names no label in 0..{len(names) - 1}")
+        return {"label": int(label), "explanations": [e.strip() for e in given]}
+
+    def simulate(self, question: Question, ctx: OracleContext, teacher: Any) -> Any:
+        return explain_label(teacher.explainer, question, ctx)
+
+    def terminal(self, question: Question, ctx: OracleContext, term: Any) -> Any:
+        label, names = int(question.payload["label"]), list(ctx.class_names)
+        term.say(f"\n── {'initial set' if ctx.round < 0 else f'round {ctx.round}'} · explain_label · "
+                 f"item {question.key} ──")
+        for n, part in enumerate(question.payload.get("text") or ctx.datamodule.text_of(question.item)):
+            term.say(f"{'text' if n == 0 else 'text b'}: {part}")
+        term.say(f"label: {names[label]}")
+        out = [""] * len(names)
+        out[label] = term.ask(f"Why is it {names[label]}? > ")
+        for c in (c for c in range(len(names)) if c != label):
+            out[c] = term.ask(f"Why might someone (wrongly) say {names[c]}? > ")
+        return {"label": label, "explanations": out}
+
+    def web(self, question: Question, ctx: OracleContext, media: Any) -> dict[str, Any]:
+        label = int(question.payload["label"])
+        text = list(question.payload.get("text") or ctx.datamodule.text_of(question.item))
+        return {"text": text, "label": label, "classes": list(ctx.class_names), "max_chars": MAX_CHARS}
+
+    def summary(self, answer: Any, ctx: OracleContext) -> str:
+        gold = answer["explanations"][answer["label"]]
+        return f"{ctx.class_names[answer['label']]}: {gold[:60]}{'…' if len(gold) > 60 else ''}"
+
+
+MAX_CHARS = 2000
 
 
 def explanation_question(item: int, label: int, text: tuple[str, ...]) -> Question:

@@ -8,6 +8,10 @@ swatch); when it is absent, everything that is not relevant is irrelevant.
 Masks travel through the journal as JSON: ``{"shape": [H, W], "bits": base64(packbits(mask))}``,
 98 bytes of bits for a 28×28 mask. The question's payload carries the expected ``shape``; the
 validator rejects a mask of any other shape, and returns the answer in that canonical encoding.
+
+Views: the simulated teacher answers from the dataset's ground-truth masks; at the terminal a person types
+the numbered cells of a grid; on the web page a person paints the masks with a brush (an eraser, a size)
+or toggles the cells of a grid.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from common.oracle.base import InvalidAnswer, OracleContext, Question, validator
+from common.oracle.base import InvalidAnswer, OracleContext, Question
+from common.oracle.kinds import QuestionKind, register
 
 
 def encode_mask(mask: torch.Tensor | np.ndarray) -> dict[str, Any]:
@@ -53,26 +58,67 @@ def relevance_masks(answer: dict[str, Any]) -> dict[str, torch.Tensor]:
     return {"relevant": relevant, "irrelevant": irrelevant}
 
 
-@validator("relevance")
-def validate_relevance(question: Question, answer: Any, ctx: OracleContext) -> dict[str, Any]:
-    """``{"relevant": mask[, "irrelevant": mask]}``; a mask is a bool array / tensor or its encoding."""
-    if torch.is_tensor(answer) or isinstance(answer, np.ndarray):
-        answer = {"relevant": answer}
-    if not isinstance(answer, dict) or "relevant" not in answer:
-        raise InvalidAnswer("answer a relevance mask: {'relevant': mask of shape "
-                            f"{question.payload.get('shape')}, optional 'irrelevant': mask}}")
-    out = {}
-    for name in ("relevant", "irrelevant"):
-        m = answer.get(name)
-        if m is None:
-            continue
+@register
+class Relevance(QuestionKind):
+    name = "relevance"
+
+    def validate(self, question: Question, answer: Any, ctx: OracleContext) -> dict[str, Any]:
+        """``{"relevant": mask[, "irrelevant": mask]}``; a mask is a bool array / tensor or its encoding."""
+        if torch.is_tensor(answer) or isinstance(answer, np.ndarray):
+            answer = {"relevant": answer}
+        if not isinstance(answer, dict) or "relevant" not in answer:
+            raise InvalidAnswer("answer a relevance mask: {'relevant': mask of shape "
+                                f"{question.payload.get('shape')}, optional 'irrelevant': mask}}")
+        out = {}
+        for name in ("relevant", "irrelevant"):
+            m = answer.get(name)
+            if m is None:
+                continue
+            try:
+                t = decode_mask(m) if isinstance(m, dict) else torch.as_tensor(np.asarray(m)).bool()
+            except (KeyError, TypeError, ValueError) as e:
+                raise InvalidAnswer(f"the {name} mask cannot be read: {e}") from None
+            t = t.reshape(t.shape[-2:]) if t.dim() > 2 and all(s == 1 for s in t.shape[:-2]) else t
+            want = question.payload.get("shape")
+            if want is not None and list(t.shape) != list(want):
+                raise InvalidAnswer(f"the {name} mask has shape {list(t.shape)}; this item needs {list(want)}")
+            out[name] = encode_mask(t)
+        return out
+
+    def simulate(self, question: Question, ctx: OracleContext, teacher: Any) -> Any:
+        return teacher.relevance(question, ctx)
+
+    def terminal(self, question: Question, ctx: OracleContext, term: Any) -> Any:
+        from common.oracle.sheets import grid_mask, save_grid
+
+        term.show(question, ctx)
+        h, w = question.payload["shape"]
+        x = ctx.datamodule.pool_item(question.item)["x"]
+        path = save_grid(x, term.grid, ctx.out_dir / f"round_{max(ctx.round, -1):03d}_item_{question.key}_grid.png")
+        term.say(f"grid: {path} (cells numbered 0..{term.grid ** 2 - 1}, row by row)")
+        typed = term.ask("relevant cells? [numbers, 'all' or 'none'] > ").strip().lower()
+        if typed in ("all", "none"):
+            return {"relevant": np.full((h, w), typed == "all")} if typed == "all" else \
+                {"relevant": np.zeros((h, w), bool), "irrelevant": np.ones((h, w), bool)}
         try:
-            t = decode_mask(m) if isinstance(m, dict) else torch.as_tensor(np.asarray(m)).bool()
-        except (KeyError, TypeError, ValueError) as e:
-            raise InvalidAnswer(f"the {name} mask cannot be read: {e}") from None
-        t = t.reshape(t.shape[-2:]) if t.dim() > 2 and all(s == 1 for s in t.shape[:-2]) else t
-        want = question.payload.get("shape")
-        if want is not None and list(t.shape) != list(want):
-            raise InvalidAnswer(f"the {name} mask has shape {list(t.shape)}; this item needs {list(want)}")
-        out[name] = encode_mask(t)
-    return out
+            cells = [int(t) for t in typed.replace(",", " ").split()]
+        except ValueError:
+            return typed  # invalid: the validator says so and the question is asked again
+        if any(not 0 <= c < term.grid ** 2 for c in cells):
+            return typed
+        return {"relevant": grid_mask(cells, term.grid, h, w)}
+
+    def web(self, question: Question, ctx: OracleContext, media: Any) -> dict[str, Any]:
+        from common.explain.segmentation import grid
+        from common.web.media import item_view, label_map
+
+        h, w = question.payload["shape"]
+        cell = max(1, min(h, w) // 7)
+        cells = grid(h, w, cell=cell)
+        label = ctx.datamodule.labels.get(question.item)
+        return {"item": item_view(ctx, question.item, media), "shape": [h, w], "cells": label_map(cells % 256),
+                "label": None if label is None else ctx.class_names[label]}
+
+    def summary(self, answer: Any, ctx: OracleContext) -> str:
+        m = relevance_masks(answer)
+        return f"relevant {int(m['relevant'].sum())} px, irrelevant {int(m['irrelevant'].sum())} px"

@@ -7,7 +7,7 @@
 * ``correct_explanation``: CAIPI's corrections — the shown components that cover the item's
   ``irrelevant_field`` (if named), else that cover none of its ``relevance_field``;
 * ``contrast_classes``: ALICE's expert — the dataset's sentence for the class pair (an explanation
-  bank, or one generated from CUB's attribute annotations: :mod:`common.oracle.contrast`);
+  bank, or one generated from CUB's attribute annotations: :mod:`alice.questions`);
 * ``explain_label``: XAL's explanations of every class for an item, from ``explainer`` (an explanation
   bank, or the simulated lexicon teacher: :mod:`common.oracle.explanations`, :mod:`common.oracle.lexicon`);
 * ``choose_exemplars``: eXBL's automatic teacher — the candidate explanations with the highest and
@@ -18,6 +18,9 @@ uniformly drawn *other* class with that probability. The draw depends only on
 (seed, question key), so an answer does not depend on the order questions come in
 (a resumed run gets the same noisy labels). ``latency`` seconds per answer
 simulates a teacher's answer time.
+
+Each answer comes from its question kind's ``simulate`` (:mod:`common.oracle.kinds`), which reads this
+teacher's settings and ground truth (:meth:`SimulatedOracle.field`); a method's own kinds simulate themselves.
 """
 
 from __future__ import annotations
@@ -31,16 +34,17 @@ import torch
 
 from common.errors import ExilError
 from common.oracle.base import Oracle, OracleContext, Question
-from common.oracle.contrast import simulated_contrast
-from common.oracle.corrections import wrongly_relevant
-from common.oracle.exemplars import pick_by_activation_recall
-from common.oracle.explanations import explain_label
+from common.oracle.kinds import kind_of, registered
 
 
 class SimulatedOracle(Oracle):
-    kinds = ("label", "relevance", "choose_exemplars", "correct_explanation", "contrast_classes", "explain_label")
     max_attempts = 1
     cheap = True  # answers are free and reproducible: the asker may commit them in batches
+    labels_from_truth = True
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return registered()
 
     def __init__(self, noise: float = 0.0, latency: float = 0.0, seed: int = 0, relevance_field: str = "mask",
                  irrelevant_field: str | None = None, exemplar_threshold: float | None = 0.5, explainer: Any = None):
@@ -58,29 +62,10 @@ class SimulatedOracle(Oracle):
     def answer(self, question: Question, ctx: OracleContext) -> Any:
         if self.latency:
             time.sleep(self.latency)
-        if question.kind == "label":
-            return self.label(question, ctx)
-        if question.kind == "relevance":
-            return self.relevance(question, ctx)
-        if question.kind == "choose_exemplars":
-            return self.exemplars(question, ctx)
-        if question.kind == "correct_explanation":
-            return self.correction(question, ctx)
-        if question.kind == "contrast_classes":
-            return simulated_contrast(question, ctx)
-        if question.kind == "explain_label":
-            return explain_label(self.explainer, question, ctx)
-        raise KeyError(question.kind)
+        return kind_of(question.kind).simulate(question, ctx, self)
 
-    def correction(self, question: Question, ctx: OracleContext) -> list[int]:
-        p = question.payload
-        if self.irrelevant_field:
-            return wrongly_relevant(p["component_masks"], p["components"],
-                                    irrelevant=self._field(ctx, question.item, self.irrelevant_field))
-        return wrongly_relevant(p["component_masks"], p["components"],
-                                relevant=self._field(ctx, question.item, self.relevance_field))
-
-    def _field(self, ctx: OracleContext, item: int, name: str) -> torch.Tensor:
+    def field(self, ctx: OracleContext, item: int, name: str) -> torch.Tensor:
+        """The ground-truth field ``name`` (a mask) of pool item ``item``, as an (H, W) bool mask."""
         fields = tuple(getattr(ctx.datamodule, "oracle_fields", ()))
         if name not in fields:
             raise ExilError(f"the simulated teacher needs ground-truth {name!r} of every item, and "
@@ -90,15 +75,10 @@ class SimulatedOracle(Oracle):
         return m.any(dim=0) if m.dim() == 3 else m
 
     def relevance(self, question: Question, ctx: OracleContext) -> dict[str, Any]:
-        out = {"relevant": self._field(ctx, question.item, self.relevance_field)}
+        out = {"relevant": self.field(ctx, question.item, self.relevance_field)}
         if self.irrelevant_field:
-            out["irrelevant"] = self._field(ctx, question.item, self.irrelevant_field)
+            out["irrelevant"] = self.field(ctx, question.item, self.irrelevant_field)
         return out
-
-    def exemplars(self, question: Question, ctx: OracleContext) -> dict[str, int]:
-        candidates = question.payload["candidates"]
-        masks = torch.stack([self._field(ctx, i, self.relevance_field) for i in candidates])
-        return pick_by_activation_recall(question.payload["maps"], masks, candidates, self.exemplar_threshold)
 
     def label(self, question: Question, ctx: OracleContext) -> int:
         y = ctx.datamodule.true_label(question.item)

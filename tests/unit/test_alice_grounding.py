@@ -18,7 +18,7 @@ from common.data.mnist import FASHION_MNIST_CLASSES
 from common.data.parts import PartsDataModule, part_items
 from common.errors import ConfigError, ExilError
 from common.oracle.base import InvalidAnswer, OracleContext, validate
-from common.oracle.contrast import contrast_question
+from alice.questions import contrast_question
 from common.oracle.simulated import SimulatedOracle
 from common.oracle.terminal import TerminalOracle
 from common.strategies.context import QueryContext

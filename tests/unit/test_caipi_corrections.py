@@ -8,7 +8,7 @@ from common.data.decoy import DecoyDigitsDataModule
 from common.journal import Journal
 from common.oracle.asker import Asker
 from common.oracle.base import InvalidAnswer, OracleContext, validate
-from common.oracle.corrections import component_masks, correction_question, wrongly_relevant
+from caipi.questions import component_masks, correction_question, wrongly_relevant
 from common.oracle.simulated import SimulatedOracle
 from common.oracle.terminal import TerminalOracle
 from common.explain.segmentation import grid

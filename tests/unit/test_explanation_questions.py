@@ -9,10 +9,11 @@ from common.errors import ExilError
 from common.journal import Journal
 from common.oracle.asker import Asker
 from common.oracle.base import InvalidAnswer, OracleContext, Question, validate
-from common.oracle.exemplars import exemplars_question, pick_by_activation_recall
+from exbl.questions import exemplars_question, pick_by_activation_recall
 from common.oracle.relevance import decode_mask, encode_mask, relevance_masks, relevance_question
 from common.oracle.simulated import SimulatedOracle
-from common.oracle.terminal import TerminalOracle, grid_mask
+from common.oracle.sheets import grid_mask
+from common.oracle.terminal import TerminalOracle
 
 
 @pytest.fixture(scope="module")
