@@ -18,6 +18,7 @@ person types (the question carries the parser's ``lexicon``), with a warning whe
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Sequence
 
 from common.errors import ExilError
@@ -48,6 +49,7 @@ def pair_of(question: Question) -> tuple[int, int]:
 @register
 class ContrastClasses(QuestionKind):
     name = "contrast_classes"
+    view = Path(__file__).parent / "views" / "contrast_classes.js"
 
     def validate(self, question: Question, answer: Any, ctx: OracleContext) -> str:
         """A sentence: a non-empty string of at most ``MAX_CHARS`` characters, stripped."""

@@ -14,6 +14,7 @@ input is known, when it covers none of it.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -56,6 +57,7 @@ def wrongly_relevant(masks: torch.Tensor, components: Sequence[int], irrelevant:
 @register
 class CorrectExplanation(QuestionKind):
     name = "correct_explanation"
+    view = Path(__file__).parent / "views" / "correct_explanation.js"
 
     def validate(self, question: Question, answer: Any, ctx: OracleContext) -> list[int]:
         shown = [int(c) for c in question.payload["components"]]

@@ -11,6 +11,7 @@ printed as one message and exit with status 2; set ``EXIL_TRACEBACK=1`` for the 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -105,9 +106,13 @@ def run(cfg) -> Path:
     from rich.console import Console
 
     console = Console()
-    with RoundProgress(console, cfg.loop.rounds) as progress:
-        loop.on_stage = progress
-        loop.run()
+    try:
+        with RoundProgress(console, cfg.loop.rounds) as progress:
+            loop.on_stage = progress
+            loop.oracle.attach_display(progress.paused)
+            loop.run()
+    finally:
+        loop.oracle.close()
     png = run_report(run_dir, console, loggers=loop.loggers)
     for lg in loop.loggers:
         lg.finalize("success")
@@ -222,6 +227,15 @@ class RoundProgress:
 
     def __exit__(self, *exc):
         self.progress.stop()
+
+    @contextlib.contextmanager
+    def paused(self):
+        """The live bar stops drawing (and releases stdout) while a person at the terminal is asked."""
+        self.progress.stop()
+        try:
+            yield
+        finally:
+            self.progress.start()
 
     def __call__(self, round: int, stage: str, seconds: float) -> None:
         self.progress.update(self.task, description=f"round {round} · {stage} done ({seconds:.1f}s)")

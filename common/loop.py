@@ -145,6 +145,7 @@ class ActiveLoop:
                                              strategy=getattr(self.strategy, "name", None)
                                              or type(self.strategy).__name__))
             self._check_config()
+            self.oracle.start(self.asker.ctx)
             self._initial()
             start = self._restore()
             if self.journal.metrics():

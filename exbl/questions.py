@@ -16,6 +16,7 @@ candidate's image and its Grad-CAM overlay, where the person picks one good and 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -49,6 +50,7 @@ def pick_by_activation_recall(maps: torch.Tensor, masks: torch.Tensor, candidate
 @register
 class ChooseExemplars(QuestionKind):
     name = "choose_exemplars"
+    view = Path(__file__).parent / "views" / "choose_exemplars.js"
 
     def validate(self, question: Question, answer: Any, ctx: OracleContext) -> dict[str, int]:
         candidates = [int(c) for c in question.payload["candidates"]]

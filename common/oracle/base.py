@@ -80,6 +80,9 @@ class Oracle(ABC):
         ``desk.submit(round, question, raw, revise)``, which validates and journals it."""
         raise NotImplementedError(f"{self.name} is not a live oracle")
 
+    def start(self, ctx: OracleContext) -> None:
+        """The run begins (a web oracle starts its server and prints its address). Default: nothing."""
+
     def settle(self, round: int, desk: Any) -> None:
         """The round's questions are all answered: a live oracle may give the teacher a moment to revise them
         before they are used (default: none)."""

@@ -20,12 +20,13 @@ from typing import Any
 
 from common.errors import ConfigError, ExilError
 from common.oracle.base import InvalidAnswer, OracleContext, Question
-from common.oracle.kinds import QuestionKind, register
+from common.oracle.kinds import COMMON_VIEWS, QuestionKind, register
 
 
 @register
 class ExplainLabel(QuestionKind):
     name = "explain_label"
+    view = COMMON_VIEWS / "explain_label.js"
 
     def validate(self, question: Question, answer: Any, ctx: OracleContext) -> dict[str, Any]:
         names = list(ctx.class_names)

@@ -29,6 +29,10 @@ if TYPE_CHECKING:  # the views' helpers; imported lazily where used
     from common.oracle.base import OracleContext, Question
 
 
+#: the view modules of common's own kinds
+COMMON_VIEWS = Path(__file__).resolve().parents[1] / "web" / "static" / "views"
+
+
 class QuestionKind:
     """One kind of question (module docstring). Subclasses set ``name`` and ``view`` and implement
     :meth:`validate`; the other views are optional (a teacher that needs a missing one says so)."""

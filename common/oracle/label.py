@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from common.oracle.base import InvalidAnswer, OracleContext, Question
-from common.oracle.kinds import QuestionKind, register
+from common.oracle.kinds import COMMON_VIEWS, QuestionKind, register
 
 SKIP_WORDS = ("skip", "?", "don't know", "dont know")
 
@@ -21,6 +21,7 @@ SKIP_WORDS = ("skip", "?", "don't know", "dont know")
 @register
 class Label(QuestionKind):
     name = "label"
+    view = COMMON_VIEWS / "label.js"
 
     def validate(self, question: Question, answer: Any, ctx: OracleContext) -> int | None:
         names = [n.lower() for n in ctx.class_names]

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from common.oracle.base import InvalidAnswer, OracleContext, Question
-from common.oracle.kinds import QuestionKind, register
+from common.oracle.kinds import COMMON_VIEWS, QuestionKind, register
 
 
 def encode_mask(mask: torch.Tensor | np.ndarray) -> dict[str, Any]:
@@ -61,6 +61,7 @@ def relevance_masks(answer: dict[str, Any]) -> dict[str, torch.Tensor]:
 @register
 class Relevance(QuestionKind):
     name = "relevance"
+    view = COMMON_VIEWS / "relevance.js"
 
     def validate(self, question: Question, answer: Any, ctx: OracleContext) -> dict[str, Any]:
         """``{"relevant": mask[, "irrelevant": mask]}``; a mask is a bool array / tensor or its encoding."""

@@ -1,0 +1,172 @@
+"""A person in the browser: ``oracle=web`` serves a page on which the loop's questions are answered.
+
+The server (Starlette on uvicorn, :mod:`common.web.app`) runs in a thread of the loop's own process and
+starts with the run; ``exil`` prints one URL with a token and the loop waits for answers. Each round's
+questions are offered at once (:meth:`offer`); answers are validated by their kind and committed to the
+journal by the asker before the page is told they were saved; until the round is settled the person may
+revise any of them. A killed and resumed run keeps its address and token (``<run dir>/oracle/web.json``,
+readable by its owner only), so a page left open reconnects.
+
+Secure by default: the server binds ``127.0.0.1``; every request needs the token (a fresh random one per
+run unless ``$EXIL_WEB_TOKEN`` — never the config, which the journal stores — gives one); binding any
+other address without a token is refused; request bodies are bounded; nothing is logged per request.
+To let a colleague answer, bind ``host=0.0.0.0`` (keep the token) and send them the printed URL with
+your machine's name, or better keep loopback and forward the port over SSH (README).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import secrets
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from common.errors import ConfigError
+from common.oracle.base import Oracle, OracleContext, Question
+from common.oracle.kinds import registered
+from common.web.session import WebSession
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class WebOracle(Oracle):
+    """The web teacher (module docstring).
+
+    Args:
+        host: the address to bind (``127.0.0.1``: this machine only).
+        port: the port (0: a free one; a resumed run reuses its own).
+        token: ``true`` (required: random, or ``$<token_env>``) or ``false`` (no token: loopback only).
+        token_env: the environment variable that may hold the token.
+        claim_seconds: how long a question shown in one tab is kept from the others without word from it.
+        review_seconds: after a round's last answer, how long the person may still revise before the model
+            trains (``0``: at once; the page's "hold" waits until "train now").
+        max_body: the largest request accepted, in bytes.
+        print_fn: where the URL is printed.
+    """
+
+    live = True
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, token: bool = True, token_env: str = "EXIL_WEB_TOKEN",
+                 claim_seconds: float = 120.0, review_seconds: float = 5.0, max_body: int = 1_000_000,
+                 print_fn: Callable[[str], None] | None = None):
+        if not token and not is_loopback(host):
+            raise ConfigError(f"oracle.host={host} without a token would let anyone on the network answer (and "
+                              "read the data): keep oracle.token=true, or bind oracle.host=127.0.0.1")
+        if not 0 <= int(port) < 65536:
+            raise ConfigError(f"oracle.port={port}: give 0 (any free port) or 1..65535")
+        self.host, self.port, self.use_token, self.token_env = host, int(port), bool(token), token_env
+        self.max_body = int(max_body)
+        self.session = WebSession(claim_seconds=claim_seconds, review_seconds=review_seconds)
+        self.print_fn = print_fn or (lambda s: print(s, file=sys.stderr, flush=True))
+        self.token: str | None = None
+        self.url: str | None = None
+        self._server = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return registered()
+
+    # -------------------------------------------------------------- lifecycle
+    def start(self, ctx: OracleContext) -> None:
+        """Start serving (once per process); reuse the run's address and token when resuming."""
+        if self._server is not None:
+            return
+        import uvicorn
+
+        from common.web.app import build_app
+
+        self.session.ctx = ctx
+        state_path = Path(ctx.out_dir) / "web.json"
+        saved = _read_private(state_path)
+        port = self.port or int(saved.get("port", 0))
+        token = None
+        if self.use_token:
+            token = os.environ.get(self.token_env) or saved.get("token") or secrets.token_urlsafe(24)
+        sock = _bind(self.host, port)
+        if sock is None:  # the saved port is taken: any free one
+            sock = _bind(self.host, 0)
+        port = sock.getsockname()[1]
+        _write_private(state_path, {"port": port, **({"token": token} if token else {})})
+        hosts = {"127.0.0.1", "localhost", "::1", "[::1]"} if is_loopback(self.host) else None
+        title = f"exil · {Path(ctx.out_dir).parent.name}"
+        app = build_app(self.session, token, title=title, hosts=hosts, max_body=self.max_body)
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", ws="none")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True,
+                                        name="exil-web")
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started and time.monotonic() < deadline:
+            time.sleep(0.01)
+        shown = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        self.token, self.port = token, port
+        self.url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+        self.print_fn(f"exil teacher page: {self.url}  (open it in a browser; the run waits for your answers)")
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            self._server = None
+
+    # ------------------------------------------------------------ live oracle
+    def offer(self, round: int, questions: list[Question], ctx: OracleContext, desk: Any) -> None:
+        self.start(ctx)
+        self.session.offer(round, questions, ctx, desk)
+
+    def settle(self, round: int, desk: Any) -> None:
+        self.session.settle(round)
+
+    def status(self, info: dict[str, Any]) -> None:
+        self.session.set_status(info)
+
+    def answer(self, question: Question, ctx: OracleContext) -> Any:
+        raise NotImplementedError("the web oracle is live: the asker offers it questions (Asker.many)")
+
+
+def _bind(host: str, port: int) -> socket.socket | None:
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError:
+        sock.close()
+        if port == 0:
+            raise ConfigError(f"oracle.host={host}: cannot bind that address") from None
+        return None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _read_private(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_private(path: Path, data: dict[str, Any]) -> None:
+    """Write a file only its owner can read (it holds the page's token)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
