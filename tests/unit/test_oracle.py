@@ -86,3 +86,34 @@ def test_asker_refuses_questions_the_oracle_cannot_answer(ctx, tmp_path):
 
     with pytest.raises(ExilError, match="cannot answer 'contrast_classes'"):
         Asker(LabelsOnly(), Journal(tmp_path / "j.sqlite"), ctx)(0, Question("contrast_classes", "1-2"))
+
+
+def test_terminal_end_of_input_stops_with_a_resume_hint_and_prints_hints_verbatim(ctx, tmp_path):
+    shown, prompts = [], []
+
+    def typed(prompt):
+        prompts.append(prompt)
+        raise EOFError
+
+    oracle = TerminalOracle(input_fn=typed, print_fn=lambda *a: shown.append(" ".join(map(str, a))))
+    paused = []
+
+    class Pause:
+        def __enter__(self):
+            paused.append("in")
+
+        def __exit__(self, *exc):
+            paused.append("out")
+
+    oracle.attach_display(Pause)
+    j = Journal(tmp_path / "j.sqlite")
+    with pytest.raises(ExilError, match="loop.resume"):
+        Asker(oracle, j, ctx)(0, Question("label", "4", item=4, payload={"skippable": True}))
+    assert prompts == ["label? [0=cat, 1=dog, 2=bird] or 'skip' > "]  # the hint in brackets reaches the person
+    assert paused == ["in", "out"] and j.answers() == []
+
+
+def test_a_skipped_label_is_journaled_as_null_only_where_the_method_allows_it(ctx):
+    assert validate(Question("label", "1", item=1, payload={"skippable": True}), "skip", ctx) is None
+    with pytest.raises(InvalidAnswer, match="needs a label"):
+        validate(Question("label", "1", item=1), "skip", ctx)

@@ -1,0 +1,163 @@
+"""The web teacher's server, in-process over real HTTP: the token, the host check, bounded bodies, no paths
+served from disk; answers validated and journaled before "saved"; claims per tab; taken, revised and in-use
+answers; routing labels elsewhere. (A real browser answers every view in tests/browser.)"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from common.errors import ConfigError
+from common.journal import Journal
+from common.oracle.asker import Asker
+from common.oracle.base import OracleContext, Question
+from common.oracle.router import LabelFile, RoutingOracle
+from common.oracle.simulated import SimulatedOracle
+from common.oracle.web import WebOracle
+from tests.unit.test_oracle import Tiny
+
+
+@pytest.fixture
+def served(tmp_path):
+    dm = Tiny()
+    dm.setup()
+    ctx = OracleContext(dm, dm.class_names, tmp_path / "oracle", strategy="entropy")
+    oracle = WebOracle(review_seconds=0.3, claim_seconds=60, max_body=20_000, print_fn=lambda s: None)
+    journal = Journal(tmp_path / "journal.sqlite")
+    asker = Asker(oracle, journal, ctx)
+    oracle.start(ctx)
+    yield oracle, asker, journal
+    oracle.close()
+    journal.close()
+
+
+def client(oracle: WebOracle, tab: str = "a", token: str | None = "ok") -> httpx.Client:
+    headers = {"X-Exil-Tab": tab}
+    if token is not None:
+        headers["X-Exil-Token"] = oracle.token if token == "ok" else token
+    return httpx.Client(base_url=f"http://127.0.0.1:{oracle.port}", headers=headers, timeout=10)
+
+
+def ask_in_background(asker: Asker, round: int, questions: list[Question]) -> dict:
+    out: dict = {}
+
+    def work():
+        out["answers"] = asker.many(round, questions)
+        out["stale"] = asker.settle(round)
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    out["thread"] = t
+    deadline = time.monotonic() + 5
+    while not asker.oracle.session.entries and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return out
+
+
+def labels(n: int, payload: dict | None = None) -> list[Question]:
+    return [Question("label", str(i), item=i, payload=dict(payload or {})) for i in range(n)]
+
+
+def test_every_request_needs_the_token_and_the_first_visit_trades_it_for_a_cookie(served):
+    oracle, _, _ = served
+    assert client(oracle, token=None).get("/api/state").status_code == 403
+    assert client(oracle, token="wrong").get("/api/state").status_code == 403
+    assert client(oracle, token=None).get("/static/app.js").status_code == 403
+    assert client(oracle, token=None).get("/").status_code == 403
+    with httpx.Client(base_url=f"http://127.0.0.1:{oracle.port}") as c:
+        r = c.get(f"/?token={oracle.token}")
+        assert r.status_code == 303 and r.headers["location"] == "/"
+        assert "httponly" in r.headers["set-cookie"].lower() and "samesite=strict" in r.headers["set-cookie"].lower()
+        assert c.get("/api/state").status_code == 200  # the cookie now
+    assert client(oracle).get("/api/state").status_code == 200
+
+
+def test_only_loopback_hosts_no_files_by_path_and_bounded_bodies(served):
+    oracle, _, _ = served
+    c = client(oracle)
+    assert c.get("/api/state", headers={"Host": "evil.example:80"}).status_code == 421  # DNS rebinding
+    for path in ("/static/../../../../etc/passwd", "/static/..%2f..%2fapp.py", "/media/../journal.sqlite.png",
+                 "/views/..%2f..%2fetc%2fpasswd.js"):
+        assert c.get(path).status_code in (404, 403), path
+    assert c.post("/api/answer", content=b"x" * 30_000, headers={"Content-Type": "application/json"}).status_code == 413
+
+
+def test_binding_another_address_without_a_token_is_refused():
+    with pytest.raises(ConfigError, match="without a token"):
+        WebOracle(host="0.0.0.0", token=False)
+    WebOracle(host="127.0.0.1", token=False)  # loopback may go without
+
+
+def test_answers_are_validated_journaled_then_saved_and_tabs_get_different_questions(served):
+    oracle, asker, journal = served
+    job = ask_in_background(asker, 0, labels(3, {"probs": [0.2, 0.5, 0.3], "strategy": "entropy", "score": 1.2}))
+    a, b = client(oracle, "a"), client(oracle, "b")
+    qa, qb = a.post("/api/next").json()["question"], b.post("/api/next").json()["question"]
+    assert qa["id"] != qb["id"] and qa["kind"] == "label"
+    assert a.post("/api/next").json()["question"]["id"] == qa["id"]  # a reloaded tab gets its own back
+    view = qa["view"]
+    assert view["predictions"][0] == {"class": 1, "name": "dog", "p": 0.5} and "entropy" in view["why"]
+    assert view["item"]["image"]["src"].startswith("media/") and a.get("/" + view["item"]["image"]["src"]).content[:4] == b"\x89PNG"
+    bad = a.post("/api/answer", json={"id": qa["id"], "answer": "horse"})
+    assert bad.status_code == 422 and "not a class" in bad.json()["error"]
+    assert journal.answers() == []  # nothing written for an invalid answer
+    ok = a.post("/api/answer", json={"id": qa["id"], "answer": "bird"})
+    assert ok.status_code == 200 and ok.json()["saved"] and ok.json()["summary"] == "bird"
+    assert journal.answer(0, "label", qa["key"]) == (True, 2)  # in the journal when "saved" came back
+    taken = b.post("/api/answer", json={"id": qa["id"], "answer": 0})
+    assert taken.status_code == 409 and taken.json()["taken"] and taken.json()["next"]["id"] == qb["id"]
+    nxt = ok.json()["next"]
+    assert nxt is not None and nxt["id"] not in (qa["id"], qb["id"])
+    assert b.post("/api/answer", json={"id": qb["id"], "answer": 0}).status_code == 200
+    assert a.post("/api/answer", json={"id": nxt["id"], "answer": 1}).status_code == 200
+    job["thread"].join(5)
+    assert job["answers"] == [2, 0, 1]  # in question order, whatever order they were answered in
+    assert {r["oracle"] for r in journal.answers()} == {"WebOracle"}
+
+
+def test_a_revision_before_the_round_settles_counts_and_after_it_is_refused(served):
+    oracle, asker, journal = served
+    job = ask_in_background(asker, 1, labels(2))
+    c = client(oracle)
+    q0 = c.post("/api/next").json()["question"]
+    q1 = c.post("/api/answer", json={"id": q0["id"], "answer": 0}).json()["next"]
+    c.post("/api/answer", json={"id": q1["id"], "answer": 1})
+    revised = c.post("/api/answer", json={"id": q0["id"], "answer": 2, "revise": True})  # during the review
+    assert revised.status_code == 200 and revised.json()["summary"] == "bird"
+    job["thread"].join(5)
+    assert job["stale"] is True  # the method had read 0: its ask stage runs again on the newest answers
+    assert asker.many(1, labels(2)) == [2, 1] and asker.settle(1) is False
+    assert journal.answer(1, "label", q0["key"]) == (True, 2)
+    assert [r["answer"] for r in journal.revisions(1)] == [2] and journal.answers(1)[0]["revisions"] == 1
+    late = c.post("/api/answer", json={"id": q0["id"], "answer": 1, "revise": True})
+    assert late.status_code == 410 and "already in use" in late.json()["error"]
+
+
+def test_state_reports_the_loop_and_long_polls(served):
+    oracle, _, _ = served
+    c = client(oracle)
+    v = c.get("/api/state").json()["version"]
+    threading.Timer(0.2, oracle.status, args=({"round": 2, "rounds": 5, "stage": "fit", "labels": 30,
+                                               "budget": 50, "curve": [[10, 0.5], [20, 0.6]]},)).start()
+    t0 = time.monotonic()
+    s = c.get(f"/api/state?since={v}&wait=5").json()
+    assert 0.1 < time.monotonic() - t0 < 4 and s["status"]["text"] == "the model is training"
+    assert s["status"]["curve"] == [[10, 0.5], [20, 0.6]] and s["status"]["labels"] == 30
+
+
+def test_router_sends_labels_to_a_file_and_the_rest_to_the_web(tmp_path):
+    dm = Tiny()
+    dm.setup()
+    ctx = OracleContext(dm, dm.class_names, tmp_path / "oracle")
+    (tmp_path / "labels.csv").write_text("id,label\n0,cat\n1,bird\n")
+    web = WebOracle(print_fn=lambda s: None)
+    router = RoutingOracle({"label": LabelFile(tmp_path / "labels.csv")}, default=web)
+    assert not router.labels_from_truth and RoutingOracle({"label": SimulatedOracle()}, web).labels_from_truth
+    j = Journal(tmp_path / "j.sqlite")
+    asker = Asker(router, j, ctx)
+    assert asker.many(0, labels(2)) == [0, 2] and web._server is None  # no page needed for labels
+    assert {r["oracle"] for r in j.answers()} == {"LabelFile"}
+    j.close()
