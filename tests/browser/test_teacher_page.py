@@ -1,0 +1,232 @@
+"""A person answers every question kind on the teacher page of a real ``exil`` run, in headless Chromium: what
+their keys, clicks, brush strokes and typing leave in the journal; refusals shown; a reload, a second tab,
+a killed and resumed loop with the page still open, and a request without the token. Every view is
+screenshotted into the test's folder (or $EXIL_SCREENSHOTS)."""
+
+from __future__ import annotations
+
+import base64
+
+import httpx
+import numpy as np
+
+from tests.browser.conftest import open_page, wait_question
+from tests.text_fixtures import rotten_tomatoes, tiny_backbone_overrides, tokenizer_folder
+from tests.unit.test_data import write_idx_folder
+
+TINY = ["loop.threads=1", "trainer.max_epochs=1", "logger=csv"]
+
+
+def mask_of(encoded: dict) -> np.ndarray:
+    shape = encoded["shape"]
+    bits = np.unpackbits(np.frombuffer(base64.b64decode(encoded["bits"]), np.uint8))[: int(np.prod(shape))]
+    return bits.reshape(shape).astype(bool)
+
+
+def test_labels_by_keyboard_through_a_reload_two_tabs_and_a_killed_loop(browser, exil_run, shots):
+    run = exil_run(["oracle=web", "oracle.review_seconds=1", "loop.rounds=1", "loop.query_size=3",
+                    "loop.initial_per_class=1", *TINY])
+    page = open_page(browser, run)
+    answered: dict[str, int] = {}
+    last = None
+
+    def answer(p, key: int) -> str:
+        nonlocal last
+        qid = wait_question(p, "label", other_than=last)
+        assert qid not in answered, f"{qid} was answered already and is shown again"
+        p.keyboard.press(str(key))
+        p.wait_for_function("id => document.querySelector('#question').dataset.id !== id", arg=qid, timeout=60_000)
+        answered[qid], last = key, qid
+        return qid
+
+    wait_question(page, "label")
+    page.screenshot(path=str(shots / "label.png"))
+    for key in (3, 1):
+        answer(page, key)
+    assert len(run.answers("label")) == 2
+
+    page.reload()  # a reload mid-round loses nothing and does not show an answered question
+    answer(page, 4)
+
+    second = page.context.new_page()  # a second tab (same person, same cookie)
+    second.goto(run.url.split("?")[0])
+    a, b = wait_question(page, "label"), wait_question(second, "label")
+    assert a != b  # two tabs never hold the same question
+    second.keyboard.press("5")
+    second.wait_for_function("id => document.querySelector('#question').dataset.id !== id", arg=b)
+    answered[b] = 5
+    second.close()
+    answer(page, 6)
+
+    run.kill()  # the loop dies with the page open
+    page.wait_for_selector("#connection", state="visible", timeout=15_000)
+    page.screenshot(path=str(shots / "connection_lost.png"))
+    given = {k: a for _, k, a in run.answers("label")}
+    assert len(given) == 5 and sorted(given.values()) == sorted(answered.values())
+
+    run.start(resume=True)  # same address and token: the open page carries on
+    last = None
+    while run.proc.poll() is None:
+        try:
+            answer(page, 7)
+        except Exception:
+            if run.proc.poll() is None:
+                raise
+    run.wait()
+    rows = run.answers("label")
+    assert len(rows) == 10 + 3 and len({(r, k) for r, k, _ in rows}) == 13  # each asked once, none lost
+    assert {k: a for _, k, a in rows if k in given} == given
+    assert not page.errors
+
+
+def test_a_request_without_the_token_is_refused(browser, exil_run):
+    run = exil_run(["oracle=web", "loop.rounds=0", "loop.initial_per_class=1", *TINY])
+    context = browser.new_context()
+    page = context.new_page()
+    response = page.goto(run.url.split("?")[0])
+    assert response.status == 403 and "token" in page.inner_text("body")
+    assert httpx.get(run.url.split("?")[0] + "api/state").status_code == 403
+    assert httpx.get(run.url).status_code in (200, 303)
+
+
+def test_caipi_corrections_by_clicking_segments(browser, exil_run, shots):
+    run = exil_run(["dataset=decoy_digits", "method=caipi", "oracle=web_explanations", "oracle.default.review_seconds=1",
+                    "method.hooks.segment_cell=2", "method.hooks.lime.num_samples=100", "loop.query_size=8",
+                    "loop.initial_per_class=3", "loop.rounds=1", "loop.threads=1", "trainer.max_epochs=15",
+                    "logger=csv"])
+    page = open_page(browser, run)
+    qid = wait_question(page, "correct_explanation")
+    page.screenshot(path=str(shots / "correct_explanation.png"))
+    buttons = page.locator("#question button.component")
+    marked = [int(buttons.nth(i).get_attribute("data-component")) for i in (0, 2)]
+    buttons.nth(0).click()
+    buttons.nth(2).click()
+    page.locator("#question button.submit").click()
+    last = qid
+    while run.proc.poll() is None:  # the other corrections: right for the right reasons
+        try:
+            last = wait_question(page, "correct_explanation", other_than=last, timeout=20_000)
+        except Exception:
+            continue
+        page.locator("#question button.right-reasons").click()
+    run.wait()
+    rows = run.answers("correct_explanation")
+    assert rows[0][2] == marked and all(a == [] for _, _, a in rows[1:])
+    cx = run.journal("SELECT COUNT(*) FROM extras WHERE kind = 'counterexample'")[0][0]
+    assert cx == 2 * 3  # two wrongly relevant segments, three counterexamples each
+    assert not page.errors
+
+
+def test_relevance_masks_by_brush_and_by_cells(browser, exil_run, shots):
+    run = exil_run(["dataset=decoy_digits", "method=rrr", "oracle=web_explanations", "oracle.default.review_seconds=1",
+                    "loop.initial_per_class=null", "loop.initial_size=2", "loop.rounds=0", *TINY])
+    page = open_page(browser, run)
+    qid = wait_question(page, "relevance")
+    canvas = page.locator("#question canvas.paint")
+    box = canvas.bounding_box()
+    page.locator('#question button[data-tool="relevant"]').click()
+    page.mouse.move(box["x"] + 0.05 * box["width"], box["y"] + 0.1 * box["height"])
+    page.mouse.down()
+    page.mouse.move(box["x"] + 0.45 * box["width"], box["y"] + 0.1 * box["height"], steps=8)
+    page.mouse.up()
+    page.locator('#question button[data-tool="irrelevant"]').click()
+    page.mouse.move(box["x"] + 0.6 * box["width"], box["y"] + 0.9 * box["height"])
+    page.mouse.down()
+    page.mouse.move(box["x"] + 0.95 * box["width"], box["y"] + 0.9 * box["height"], steps=8)
+    page.mouse.up()
+    page.screenshot(path=str(shots / "relevance.png"))
+    page.locator("#question button.submit").click()
+    other = wait_question(page, "relevance", other_than=qid)
+    page.locator("#question button.cells").click()
+    box = page.locator("#question canvas.paint").bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.locator("#question button.submit").click()
+    run.wait()
+    (r0, k0, first), (r1, k1, second) = run.answers("relevance")
+    assert k0 == qid.split(":")[-1] and k1 == other.split(":")[-1]
+    rel, irr = mask_of(first["relevant"]), mask_of(first["irrelevant"])
+    h, w = rel.shape
+    assert rel[: h // 4, : w // 2].any() and not rel[h // 2:, :].any()  # the stroke along the top
+    assert irr[3 * h // 4:, w // 2:].any() and not irr[: h // 2, :].any()  # the red stroke along the bottom
+    cell = mask_of(second["relevant"])
+    assert cell[h // 2, w // 2] and 0 < cell.sum() < h * w  # one cell at the centre
+    assert not page.errors
+
+
+def test_exbl_exemplars_picked_in_the_gallery_and_a_refusal_shown(browser, exil_run, shots):
+    run = exil_run(["experiment=exbl_decoy_fashion_mnist", "dataset=decoy_digits", "dataset.pool_size=300",
+                    "oracle=web_explanations", "oracle.default.review_seconds=1", "method.hooks.candidates=6",
+                    "loop.rounds=1", "trainer.max_epochs=2", "loop.threads=1", "logger=csv"])
+    page = open_page(browser, run)
+    wait_question(page, "choose_exemplars")
+    cards = page.locator("#question .candidate")
+    assert cards.count() == 6
+    good, bad = int(cards.nth(0).get_attribute("data-item")), int(cards.nth(3).get_attribute("data-item"))
+    cards.nth(0).locator("button.good").click()
+    page.locator("#question button.submit").click()  # no bad one: refused, visibly
+    page.wait_for_selector("#error", state="visible")
+    assert run.answers("choose_exemplars") == []
+    page.screenshot(path=str(shots / "choose_exemplars_refused.png"))
+    cards.nth(3).locator("button.bad").click()
+    page.screenshot(path=str(shots / "choose_exemplars.png"))
+    page.locator("#question button.submit").click()
+    run.wait()
+    assert [a for _, _, a in run.answers("choose_exemplars")] == [{"good": good, "bad": bad}]
+    assert not page.errors
+
+
+def test_alice_contrast_with_live_parsing(browser, exil_run, shots, tmp_path):
+    write_idx_folder(tmp_path / "fm", n_train=60, n_test=30)
+    run = exil_run(["experiment=alice_fashion_mnist", f"dataset.root={tmp_path / 'fm'}", "dataset.images_per_class=4",
+                    "dataset.image_size=32", "dataset.test_size=null", "backbone=small_cnn", "strategy.dims=4",
+                    "loop.rounds=1", "trainer.max_epochs=1", "loop.threads=1", "method.hooks.saliency=0",
+                    "oracle=web_explanations", "oracle.default.review_seconds=1", "logger=csv"])
+    page = open_page(browser, run)
+    wait_question(page, "contrast_classes")
+    box = page.locator("#question textarea.sentence")
+    box.type("it is just different")
+    page.wait_for_selector("#question .parse-warning", state="visible")
+    box.fill("")
+    box.type("the first has a collar and long sleeves while the second has none")
+    page.wait_for_function("() => document.querySelectorAll('#question .part').length >= 2")
+    parts = sorted(page.locator("#question .part").all_inner_texts())
+    page.screenshot(path=str(shots / "contrast_classes.png"))
+    page.locator("#question button.submit").click()
+    run.wait()
+    ((_, key, sentence),) = run.answers("contrast_classes")
+    assert sentence == "the first has a collar and long sleeves while the second has none"
+    assert {"collar", "sleeve"} <= {p.strip().lower() for p in parts}
+    assert not page.errors
+
+
+def test_xal_explanations_typed_and_empty_ones_refused(browser, exil_run, shots, tmp_path):
+    data = tmp_path / "data"
+    rotten_tomatoes(data, n=60)
+    tok = tokenizer_folder(tmp_path)
+    run = exil_run(["experiment=xal_rotten_tomatoes", f"paths.data_dir={data}", f"dataset.tokenizer=file:{tok}",
+                    *tiny_backbone_overrides("bert2bert"), "loop.rounds=0", "loop.initial_size=2",
+                    "dataset.max_length=16", "dataset.min_epoch_size=8", "dataset.test_items=10",
+                    "method.hooks.max_explanation_length=10", "oracle=web_explanations",
+                    "oracle.default.review_seconds=1", *TINY])
+    page = open_page(browser, run)
+    qid = wait_question(page, "explain_label")
+    boxes = page.locator("#question textarea.explanation")
+    assert boxes.count() == 2
+    boxes.nth(0).fill("because of the positive words")
+    page.locator("#question button.submit").click()
+    page.wait_for_selector("#error", state="visible")  # the other class's explanation is empty
+    assert run.answers("explain_label") == []
+    boxes.nth(1).fill("someone might miss that the words are positive")
+    page.screenshot(path=str(shots / "explain_label.png"))
+    page.locator("#question button.submit").click()
+    wait_question(page, "explain_label", other_than=qid)
+    for n in range(2):
+        page.locator("#question textarea.explanation").nth(n).fill(f"reason {n}")
+    page.locator("#question button.submit").click()
+    run.wait()
+    (_, _, first), (_, _, second) = run.answers("explain_label")
+    gold = first["label"]
+    assert first["explanations"][gold] == "because of the positive words"
+    assert first["explanations"][1 - gold] == "someone might miss that the words are positive"
+    assert sorted(second["explanations"]) == ["reason 0", "reason 1"]
+    assert not page.errors
