@@ -124,3 +124,37 @@ def test_stage_seeds_depend_only_on_seed_round_and_stage():
     assert seed_for(0, 1, "fit") == seed_for(0, 1, "fit")
     assert len({seed_for(0, 1, "fit"), seed_for(0, 2, "fit"), seed_for(1, 1, "fit"), seed_for(0, 1, "query")}) == 4
     assert 0 <= seed_for(123, 45, "ask") < 2**31
+
+
+def test_a_person_s_initial_set_is_random_and_skipped_items_are_never_asked_again(tmp_path):
+    from common.cli import build_loop
+    from common.journal import Journal
+    from tests.conftest import compose
+
+    class Person(SimulatedOracle):
+        """True labels, but "don't know" for the first item of every round; not ground truth to the loop."""
+        labels_from_truth = False
+        cheap = False
+
+        def answer(self, question, ctx):
+            if question.payload.get("skippable") and question.key not in self.skipped and ctx.round not in self.rounds:
+                self.skipped.add(question.key)
+                self.rounds.add(ctx.round)
+                return "skip"
+            return super().answer(question, ctx)
+
+    cfg = compose(["loop.rounds=3", "loop.query_size=4", "loop.initial_per_class=1", "trainer.max_epochs=1",
+                   "loop.threads=1", "strategy=entropy"], tmp_path / "run")
+    loop = build_loop(cfg, tmp_path / "run")
+    loop.oracle = person = Person()
+    person.skipped, person.rounds = set(), set()
+    loop.run().close()
+    j = Journal(tmp_path / "run" / "journal.sqlite")
+    initial = [r[1] for r in j.labelled() if r[3] == "initial"]
+    assert len(initial) == 10 and len({loop.dm.true_label(i) for i in initial}) < 10  # drawn at random
+    assert "random" in j.meta("initial_set")
+    skipped = set(j.skipped_items())
+    assert len(skipped) == 3 and not skipped & {r[1] for r in j.labelled()}
+    queried = [i for r in range(3) for i in j.queries(r)[0]]
+    assert len(queried) == len(set(queried)) == 12  # a skipped item is not queried again
+    j.close()
