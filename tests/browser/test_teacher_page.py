@@ -56,7 +56,13 @@ def test_labels_by_keyboard_through_a_reload_two_tabs_and_a_killed_loop(browser,
     second.wait_for_function("id => document.querySelector('#question').dataset.id !== id", arg=b)
     answered[b] = 5
     second.close()
-    answer(page, 6)
+    page.bring_to_front()  # the person goes back to the first tab
+    try:
+        answer(page, 6)
+    except Exception:
+        page.screenshot(path=str(shots / "debug.png"))
+        print(page.inner_text("body"))
+        raise
 
     run.kill()  # the loop dies with the page open
     page.wait_for_selector("#connection", state="visible", timeout=15_000)
