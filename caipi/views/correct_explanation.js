@@ -7,6 +7,7 @@ export function render(root, q, api) {
   const ids = v.components;
   const marked = new Set(Array.isArray(q.answer) ? q.answer : []);
   const redraws = [];
+  const nameOf = (id) => { const w = v.words?.find((x) => x.id === id); return w ? `“${w.word}”` : `#${id}`; };
   const redraw = () => redraws.forEach((f) => f());
 
   const toggle = (id) => {
@@ -33,11 +34,11 @@ export function render(root, q, api) {
   const hint = h("p.muted.hint");
   redraws.push(() => {
     submitBtn.disabled = marked.size === 0;
-    hint.textContent = marked.size ? `${marked.size} marked as wrongly relevant: ${[...marked].map((c) => "#" + c).join(", ")}`
+    hint.textContent = marked.size ? `${marked.size} marked as wrongly relevant: ${ids.filter((c) => marked.has(c)).map(nameOf).join(", ")}`
       : "Nothing marked: if every highlighted part really matters, the model is right for the right reasons.";
   });
 
-  root.append(h("div.correct-view", {},
+  root.append(h("div.correct-view" + (picture ? "" : ".no-image"), {},
     picture && h("div.paint-col", {}, picture),
     h("div.correct-side", {},
       h("h2", {}, "The model predicts ", h("strong.tag", { text: v.prediction }), " because of these parts"),
@@ -74,7 +75,7 @@ export function render(root, q, api) {
 function imageRegions(v, marked, toggle, redraws) {
   const { width: W, height: H } = v.regions;
   const regions = decodeMap(v.regions);
-  const { w: cw, h: ch } = zoomed(W, H, 420);
+  const { w: cw, h: ch, zoom } = zoomed(W, H, 420);
   const z = cw / W;
   const [canvas, ctx] = hiDpiCanvas("regions", cw, ch);
   const idOf = (x, y) => { const r = regions[y * W + x]; return r ? v.components[r - 1] : null; };
@@ -141,7 +142,7 @@ function imageRegions(v, marked, toggle, redraws) {
   canvas.addEventListener("pointerleave", () => { hover = null; draw(); });
 
   return h("div.paint-stage", { style: { width: cw + "px", height: ch + "px" } },
-    h("img.pixelated", { src: v.item.image.src, width: cw, height: ch, alt: "the item", draggable: "false" }), canvas);
+    h(zoom >= 1 ? "img.pixelated" : "img.fitted", { src: v.item.image.src, width: cw, height: ch, alt: "the item", draggable: "false" }), canvas);
 }
 
 /** Where region r's number goes: its centroid when that lies inside it, else its pixel nearest the centroid. */

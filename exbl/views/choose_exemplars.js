@@ -5,13 +5,14 @@ export function render(root, q, api) {
   const v = q.view;
   let good = q.answer?.good ?? null, bad = q.answer?.bad ?? null;
   const message = notice("hint", "status");
+  const size = v.candidates.length > 8 ? 112 : 128; // two rows of four fit a laptop screen
   const cards = v.candidates.map((c) => {
-    const goodBtn = h("button.good", { type: "button", "aria-pressed": "false", onclick: () => pick("good", c.item) }, "👍 good");
-    const badBtn = h("button.bad", { type: "button", "aria-pressed": "false", onclick: () => pick("bad", c.item) }, "👎 bad");
+    const goodBtn = h("button.good", { type: "button", "aria-pressed": "false", onclick: () => pick("good", c.item) }, "✓ good");
+    const badBtn = h("button.bad", { type: "button", "aria-pressed": "false", onclick: () => pick("bad", c.item) }, "✗ bad");
     const card = h("figure.candidate", { "data-item": String(c.item) },
       h("div.pair", {},
-        h("div.overlay", { title: "where the model looks (red)" }, pixelImage(c.overlay, 150, "Grad-CAM overlay")),
-        h("div.plain", { title: "the image" }, pixelImage(c.image, 72, "the image"))),
+        h("div.overlay", { title: "where the model looks (red)" }, pixelImage(c.overlay, size, "Grad-CAM overlay")),
+        h("div.plain", { title: "the image" }, pixelImage(c.image, Math.round(size / 2), "the image"))),
       h("figcaption", {}, h("span.pos", { text: `#${c.position}` }), c.label ? h("span.tag", { text: c.label }) : null),
       h("div.choice", {}, goodBtn, badBtn));
     card.refresh = () => {
@@ -32,7 +33,7 @@ export function render(root, q, api) {
     h("p.muted", { text: "Red shows where the model looks (Grad-CAM). Pick one explanation that looks at the right " +
       "evidence (good) and one that looks at the wrong thing (bad)." }),
     h("div.gallery-grid", {}, ...cards),
-    h("div.actions", {}, submitBtn, message)));
+    h("div.actions.sticky-actions", {}, submitBtn, message)));
 
   function pick(which, item) {
     if (which === "good") { good = good === item ? null : item; if (bad === item) bad = null; }

@@ -9,7 +9,6 @@ import base64
 
 import httpx
 import numpy as np
-import pytest
 
 from tests.browser.conftest import open_page, wait_question
 from tests.text_fixtures import rotten_tomatoes, tiny_backbone_overrides, tokenizer_folder
@@ -65,8 +64,6 @@ def test_labels_by_keyboard_through_a_reload_two_tabs_and_a_killed_loop(browser,
     assert not page.errors
 
 
-@pytest.mark.skip(reason="issue 11, still open: after `exil loop.resume` the page left open reconnects but the "
-                         "test's next key press is not taken within 60 s; under repair")
 def test_a_killed_loop_resumes_with_the_page_still_open(browser, exil_run, shots):
     run = exil_run(["oracle=web", "oracle.review_seconds=1", "loop.rounds=1", "loop.query_size=3",
                     "loop.initial_per_class=1", *TINY])

@@ -16,6 +16,7 @@ let parked = null; // the question put aside while revising another: {q, nodes, 
 let verify = false; // after a reconnect: check the shown question is still open
 let offline = false;
 let busy = false; // an answer is being posted
+let fresh = false; // a state has come since the connection was last lost
 let reviewDeadline = 0;
 
 function newTabId() {
@@ -53,6 +54,7 @@ async function call(method, path, body, timeoutMs = 15000) {
 function setOffline(value) {
   if (value === offline) return;
   offline = value;
+  if (value) fresh = false;
   const ended = ["done", "stopped"].includes(state?.status?.stage);
   $("#connection").textContent = ended ? "the run has ended and its page server is closed (if it is resumed, this page reconnects)"
     : "connection lost — retrying…";
@@ -90,6 +92,7 @@ async function pollLoop() {
 function applyState(s) {
   const moved = s.version !== version;
   state = s;
+  fresh = true;
   version = s.version;
   drawFacts(s);
   drawAnswered(s);
@@ -115,6 +118,11 @@ async function sync() {
   if (!s || busy) return;
   const answeredIds = new Set(s.answered.map((a) => a.id));
   if (current?.revise) {
+    const row = s.answered.find((a) => a.id === current.q.id);
+    if (fresh && (!row || !row.revisable)) {
+      showError("The model has trained on that answer meanwhile: it can no longer be revised.");
+      return leaveRevision();
+    }
     if (!verify) return;
     const g = await call("GET", "/api/question/" + encodeURIComponent(current.q.id));
     if (g.status === 200 || s.total > 0) verify = false;
@@ -159,12 +167,13 @@ const KIND_NAMES = {
   choose_exemplars: "exemplars", contrast_classes: "contrast",
 };
 const kindName = (k) => KIND_NAMES[k] || k.replace(/_/g, " ");
-const keyName = (k) => (/^\d+$/.test(k) ? `item ${k}` : k.replace(/_/g, " "));
+const keyName = (k) => (/^\d+$/.test(k) ? `item ${k}` : /^round_\d+$/.test(k) ? roundName(+k.slice(6)) : k.replace(/_/g, " "));
 
 async function show(q, revise = false) {
   const box = $("#question");
   if (!q) {
     current = null;
+    document.body.classList.remove("has-question");
     box.dataset.id = "";
     box.dataset.kind = "";
     drawWaiting();
@@ -191,6 +200,7 @@ async function show(q, revise = false) {
   box.dataset.id = q.id;
   box.dataset.kind = q.kind;
   box.classList.toggle("revising", revise);
+  document.body.classList.add("has-question");
   current = { q, revise, handler: null };
   try {
     current.handler = mod.render(root, q, makeApi(q, revise)) || null;
@@ -199,7 +209,7 @@ async function show(q, revise = false) {
     showError(`the ${q.kind} view failed to draw this question: ${e.message || e}`);
   }
   if (!root.contains(document.activeElement)) box.focus({ preventScroll: true });
-  box.scrollIntoView({ block: "nearest" });
+  if (box.getBoundingClientRect().top < 0) window.scrollTo({ top: 0 });
   drawAnswered(state);
   drawTitle();
 }
@@ -221,17 +231,15 @@ async function submit(q, answer, revise) {
   clearError();
   busy = true;
   document.body.classList.add("busy");
-  let r;
+  let r, dropped;
   try {
-    r = await call("POST", "/api/answer", { id: q.id, answer, revise });
-  } catch {
-    const error = "connection lost: the answer was not sent; it can be sent again once the page reconnects";
-    showError(error);
-    return { ok: false, error };
+    ({ r, dropped } = await send(q, answer, revise));
   } finally {
     busy = false;
     document.body.classList.remove("busy");
   }
+  if (dropped) clearError();
+  if (r.status === 409 && dropped && !revise) r = { status: 200, data: { ...r.data, summary: "" } }; // ours, before the drop
   const d = r.data;
   if (r.status === 200) {
     toast(revise ? "revision saved ✓" : "saved ✓");
@@ -261,6 +269,30 @@ async function submit(q, answer, revise) {
   return { ok: false, error };
 }
 
+/** POST an answer; through a lost connection it is kept and sent again every second, also to a resumed run
+ * (same address), which may need a moment before it offers the same question again. */
+async function send(q, answer, revise) {
+  let dropped = false;
+  const since = performance.now();
+  for (;;) {
+    let r;
+    try {
+      r = await call("POST", "/api/answer", { id: q.id, answer, revise });
+    } catch {
+      dropped = true;
+      showError("Connection lost — your answer is kept and will be sent when the run is back.");
+      await sleep(1000);
+      continue;
+    }
+    const notYetOffered = !fresh || !state || state.total === 0;
+    if (r.status === 404 && dropped && notYetOffered && performance.now() - since < 600_000) {
+      await sleep(1000);
+      continue;
+    }
+    return { r, dropped };
+  }
+}
+
 async function revise(id) {
   clearError();
   const r = await call("GET", "/api/question/" + encodeURIComponent(id));
@@ -272,6 +304,8 @@ async function revise(id) {
     parked = { q: current.q, nodes: [...box.childNodes], handler: current.handler };
   }
   await show(q, true);
+  // the model would train in a few seconds: wait for the person (the review panel says "train now")
+  if (state?.review && !state.review.hold) reviewAction("hold");
 }
 
 async function leaveRevision() {
@@ -285,6 +319,7 @@ async function leaveRevision() {
     box.dataset.kind = p.q.kind;
     box.classList.remove("revising");
     current = { q: p.q, revise: false, handler: p.handler };
+    document.body.classList.add("has-question");
     box.focus({ preventScroll: true });
     drawAnswered(state);
     return;
@@ -316,7 +351,7 @@ function drawFacts(s) {
   $("#budget").textContent = st.labels == null ? "" : `labels ${st.labels}${st.budget ? " / " + st.budget : ""}`;
   $("#budget").title = "labels the teacher gave, of the run's budget";
   drawCurve(st.curve || []);
-  const text = st.text || st.stage || "";
+  const text = s.review ? "reviewing this round's answers" : st.text || st.stage || "";
   const waiting = !current && !["done", "stopped"].includes(st.stage) && !s.open;
   const status = $("#status");
   status.textContent = text ? text.charAt(0).toUpperCase() + text.slice(1) + (waiting ? "…" : "") : "";
@@ -335,7 +370,7 @@ function drawCurve(curve) {
   const pts = curve.filter((p) => p && p[1] != null);
   svg.toggleAttribute("hidden", pts.length === 0); // an SVG element has no .hidden property
   if (!pts.length) return;
-  const W = 150, H = 36, pad = 3, xs = pts.map((p) => p[0]);
+  const W = 160, H = 36, pad = 3, xs = pts.map((p) => p[0]);
   const x0 = Math.min(...xs), x1 = Math.max(...xs);
   const px = (n) => (x1 === x0 ? W - 40 : pad + ((n - x0) / (x1 - x0)) * (W - 40 - 2 * pad));
   const py = (a) => H - pad - a * (H - 2 * pad);
@@ -352,9 +387,9 @@ function drawCurve(curve) {
     el("polyline", { points: pts.map((p) => `${px(p[0])},${py(p[1])}`).join(" "), class: "line" }),
     ...pts.map((p) => el("circle", { cx: px(p[0]), cy: py(p[1]), r: 2, class: "dot" })),
   );
-  const label = el("text", { x: W - 34, y: H - 7, class: "value" });
+  const label = el("text", { x: W - 1, y: H - 7, "text-anchor": "end", class: "value" });
   label.textContent = `${(last[1] * 100).toFixed(0)}%`;
-  const caption = el("text", { x: W - 34, y: 11, class: "caption" });
+  const caption = el("text", { x: W - 1, y: 11, "text-anchor": "end", class: "caption" });
   caption.textContent = "test acc";
   svg.append(label, caption);
   const t = el("title", {});

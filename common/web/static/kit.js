@@ -17,17 +17,19 @@ export function h(spec, props = {}, ...children) {
   return el;
 }
 
-/** The CSS size of a small image shown large: an integer zoom when it fits `target` px, else fit. */
+/** The CSS size of an image shown at about `target` px: an integer zoom (crisp pixels) unless that
+ * leaves it much smaller than `target`, then an exact fit. */
 export function zoomed(width, height, target) {
   const side = Math.max(width, height);
-  const zoom = side <= target ? Math.max(1, Math.floor(target / side)) : target / side;
+  let zoom = Math.floor(target / side);
+  if (zoom < 1 || side * zoom < 0.8 * target) zoom = target / side;
   return { w: Math.round(width * zoom), h: Math.round(height * zoom), zoom };
 }
 
 /** An <img> of a view image {src, width, height}, scaled to about `target` px, pixelated. */
 export function pixelImage(image, target, alt = "") {
-  const { w, h: ht } = zoomed(image.width, image.height, target);
-  return h("img.pixelated", { src: image.src, alt, width: w, height: ht, draggable: "false" });
+  const { w, h: ht, zoom } = zoomed(image.width, image.height, target);
+  return h(zoom >= 1 ? "img.pixelated" : "img.fitted", { src: image.src, alt, width: w, height: ht, draggable: "false" });
 }
 
 /** A label map {width, height, data: base64} → Uint8Array of h*w cell ids, row-major. */

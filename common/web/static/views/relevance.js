@@ -3,15 +3,15 @@
 import { h, zoomed, decodeMap, packBits, unpackBits, hiDpiCanvas, pixelAt, strokeBoundaries, modified, typing }
   from "/static/kit.js";
 
-const REL = [22, 163, 74, 130]; // green, alpha
-const IRR = [220, 38, 38, 130]; // red
+const REL = [34, 197, 94, 165]; // green, alpha
+const IRR = [239, 68, 68, 165]; // red
 
 export function render(root, q, api) {
   const v = q.view;
   const [H, W] = v.shape;
   const n = H * W;
   const img = v.item?.image;
-  const { w: cw, h: ch } = zoomed(W, H, 420);
+  const { w: cw, h: ch, zoom } = zoomed(W, H, 420);
   const cells = v.cells ? decodeMap(v.cells) : null;
   let rel = new Uint8Array(n), irr = new Uint8Array(n);
   if (q.answer?.relevant) rel = unpackBits(q.answer.relevant.bits, n);
@@ -26,7 +26,7 @@ export function render(root, q, api) {
   const [lines, lctx] = hiDpiCanvas("lines", cw, ch);
   const cursor = h("div.brush-cursor", { hidden: true });
   const stage = h("div.paint-stage", { style: { width: cw + "px", height: ch + "px" } },
-    img ? h("img.pixelated", { src: img.src, width: cw, height: ch, alt: "the item", draggable: "false" }) : null,
+    img ? h(zoom >= 1 ? "img.pixelated" : "img.fitted", { src: img.src, width: cw, height: ch, alt: "the item", draggable: "false" }) : null,
     paint, lines, cursor);
   const pctx = paint.getContext("2d");
   const frame = pctx.createImageData(W, H);
@@ -50,7 +50,7 @@ export function render(root, q, api) {
       h("p.muted", { text: "Paint the relevant part green. Optionally paint what must not matter (e.g. a decoy) red; " +
         "if you paint nothing red, everything that is not green counts as irrelevant." }),
       h("div.toolbar", {}, ...tools),
-      h("label.size-row", {}, "brush ", slider, sizeOut, h("span.muted.keys", { text: "[ ]" })),
+      h("label.size-row", { title: "keys [ and ]" }, "brush ", slider, sizeOut, h("kbd", { text: "[" }), h("kbd", { text: "]" })),
       h("div.toolbar", {}, cellsBtn,
         h("button.undo", { type: "button", title: "Ctrl+Z", onclick: doUndo }, "undo"),
         h("button.clear", { type: "button", onclick: () => { remember(); rel.fill(0); irr.fill(0); draw(); } }, "clear")),
