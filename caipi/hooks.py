@@ -80,7 +80,7 @@ class CaipiHooks(RoundHooks):
         if not self.initial_c:
             return Incorporation()
         items = list(labels)
-        answers = ctx.ask_many(relevance_questions(ctx.datamodule, items))
+        answers = ctx.ask_many(relevance_questions(ctx.datamodule, items, labels))
         extras: list[Extra] = []
         for start in range(0, len(items), 4096):  # batched, so 60,000 items take seconds
             chunk = items[start:start + 4096]

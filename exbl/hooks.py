@@ -33,13 +33,13 @@ class RelevanceHooks(RoundHooks):
 
     def initial(self, ctx: RoundContext, labels: dict[int, int]) -> Incorporation:
         items = list(labels)
-        answers = ctx.ask_many(relevance_questions(ctx.datamodule, items))
+        answers = ctx.ask_many(relevance_questions(ctx.datamodule, items, labels))
         return Incorporation(annotations={i: relevance_masks(a) for i, a in zip(items, answers)})
 
     def ask(self, ctx: RoundContext, selection: Selection) -> dict[int, Any]:
         labels = super().ask(ctx, selection)
         items = [int(i) for i in selection.indices]
-        masks = ctx.ask_many(relevance_questions(ctx.datamodule, items))
+        masks = ctx.ask_many(relevance_questions(ctx.datamodule, items, {i: labels[i] for i in items}))
         return {i: {"label": labels[i], "relevance": m} for i, m in zip(items, masks)}
 
     def incorporate(self, ctx: RoundContext, selection: Selection, answers: dict[int, Any]) -> Incorporation:

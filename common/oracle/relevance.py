@@ -40,15 +40,20 @@ def decode_mask(encoded: dict[str, Any]) -> torch.Tensor:
     return torch.from_numpy(np.unpackbits(bits)[:n].astype(bool).reshape(shape))
 
 
-def relevance_question(item: int, shape: tuple[int, ...]) -> Question:
-    """Ask for the relevance mask of pool item ``item`` whose spatial shape is ``shape`` (H, W)."""
-    return Question("relevance", key=str(int(item)), item=int(item), payload={"shape": list(shape)})
+def relevance_question(item: int, shape: tuple[int, ...], label: int | None = None) -> Question:
+    """Ask for the relevance mask of pool item ``item`` whose spatial shape is ``shape`` (H, W), labelled ``label``."""
+    payload: dict[str, Any] = {"shape": list(shape)}
+    if label is not None:
+        payload["label"] = int(label)
+    return Question("relevance", key=str(int(item)), item=int(item), payload=payload)
 
 
-def relevance_questions(datamodule: Any, items: list[int]) -> list[Question]:
-    """``relevance`` questions for pool items, each expecting a mask of the items' spatial shape."""
+def relevance_questions(datamodule: Any, items: list[int], labels: dict[int, int] | None = None) -> list[Question]:
+    """``relevance`` questions for pool items, each expecting a mask of the items' spatial shape (and naming the
+    item's label, shown to a person)."""
     shape = tuple(datamodule.input_shape[-2:])
-    return [relevance_question(i, shape) for i in items]
+    labels = labels or {}
+    return [relevance_question(i, shape, labels.get(int(i))) for i in items]
 
 
 def relevance_masks(answer: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -116,7 +121,7 @@ class Relevance(QuestionKind):
         h, w = question.payload["shape"]
         cell = max(1, min(h, w) // 7)
         cells = grid(h, w, cell=cell)
-        label = ctx.datamodule.labels.get(question.item)
+        label = question.payload.get("label", ctx.datamodule.labels.get(question.item))
         return {"item": item_view(ctx, question.item, media), "shape": [h, w], "cells": label_map(cells % 256),
                 "label": None if label is None else ctx.class_names[label]}
 

@@ -8,7 +8,7 @@ refused. Only the package's own static files, registered kinds' view modules and
 =========================  ===================================================================
 ``GET /``                  the page
 ``GET /api/state``         the loop's stage, the round's questions, the answers given (long poll: ``since``)
-``POST /api/next``         claim the next question for this tab
+``POST /api/next``         claim the next question for this tab (``{keep: id}``: the one it shows, if open)
 ``GET /api/question/ID``   one question (with its answer, to revise it)
 ``POST /api/answer``       ``{id, answer, revise}`` → saved (in the journal) · 422 invalid · 409 taken · 410 in use
 ``POST /api/preview``      ``{id, data}`` → the kind's live feedback (ALICE: parsed parts)
@@ -134,8 +134,10 @@ def build_app(session: WebSession, token: str | None, title: str = "exil", hosts
             session.wait(since, timeout=min(long_poll, float(req.query_params.get("wait", long_poll))))
         return JSONResponse(session.state_json(tab))
 
-    def next_question(req: Request) -> Response:
-        e = session.next_for(tab_of(req))
+    async def next_question(req: Request) -> Response:
+        body = await _json(req)
+        keep = body.get("keep") if isinstance(body, dict) else None
+        e = session.next_for(tab_of(req), keep=str(keep) if keep else None)
         return JSONResponse({"question": session.question_json(e) if e is not None else None,
                              "state": session.state_json(tab_of(req))})
 

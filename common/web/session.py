@@ -122,9 +122,24 @@ class WebSession:
 
     # ---------------------------------------------------------- the page's side
     def wait(self, since: int, timeout: float) -> None:
-        """Block until the version moves past ``since`` (or ``timeout`` seconds)."""
+        """Block until the version moves past ``since`` (or ``timeout`` seconds). A claim that lapses meanwhile
+        (its tab was closed) is released and bumps the version, so waiting pages learn the question is free."""
+        deadline = time.monotonic() + timeout
         with self.cond:
-            self.cond.wait_for(lambda: self.version != since, timeout=timeout)
+            while self.version == since:
+                now = time.monotonic()
+                lapses = [e.claimed_at + self.claim_seconds for e in self.entries.values()
+                          if e.claimed_by is not None and not e.answered]
+                if any(t <= now for t in lapses):
+                    for e in self.entries.values():
+                        if e.claimed_by is not None and not e.answered and e.claimed_at + self.claim_seconds <= now:
+                            e.claimed_by = None
+                    self._bump()
+                    return
+                left = min([deadline, *lapses]) - now
+                if deadline - now <= 0:
+                    return
+                self.cond.wait(timeout=max(0.01, left))
 
     def touch(self, tab: str) -> None:
         """The tab is alive: its claims stay."""
@@ -134,10 +149,20 @@ class WebSession:
                 if e.claimed_by == tab and not e.answered:
                     e.claimed_at = now
 
-    def next_for(self, tab: str) -> Entry | None:
-        """The question this tab should show: its own unanswered claim, else the first free one (claimed)."""
+    def next_for(self, tab: str, keep: str | None = None) -> Entry | None:
+        """The question this tab should show: ``keep`` (the one it shows) if it is still open and nobody else
+        holds it, else its own unanswered claim, else the first free one (claimed)."""
         now = time.monotonic()
         with self.cond:
+            kept = self.entries.get(keep) if keep else None
+            if kept is not None and not kept.answered and (kept.claimed_by in (None, tab)
+                                                           or now - kept.claimed_at > self.claim_seconds):
+                for e in self.entries.values():  # one question per tab: its other claims go back
+                    if e is not kept and e.claimed_by == tab and not e.answered:
+                        e.claimed_by = None
+                kept.claimed_by, kept.claimed_at = tab, now
+                self._bump()
+                return kept
             open_ = sorted((e for e in self.entries.values() if not e.answered), key=lambda e: e.order)
             mine = [e for e in open_ if e.claimed_by == tab]
             if mine:

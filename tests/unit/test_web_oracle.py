@@ -161,3 +161,43 @@ def test_router_sends_labels_to_a_file_and_the_rest_to_the_web(tmp_path):
     assert asker.many(0, labels(2)) == [0, 2] and web._server is None  # no page needed for labels
     assert {r["oracle"] for r in j.answers()} == {"LabelFile"}
     j.close()
+
+
+def test_a_closed_tab_s_claim_lapses_and_wakes_the_waiting_pages(tmp_path):
+    dm = Tiny()
+    dm.setup()
+    ctx = OracleContext(dm, dm.class_names, tmp_path / "oracle")
+    oracle = WebOracle(claim_seconds=0.4, review_seconds=0, print_fn=lambda s: None)
+    journal = Journal(tmp_path / "journal.sqlite")
+    asker = Asker(oracle, journal, ctx)
+    oracle.start(ctx)
+    try:
+        job = ask_in_background(asker, 0, labels(1))
+        a, b = client(oracle, "a"), client(oracle, "b")
+        q = a.post("/api/next").json()["question"]
+        assert b.post("/api/next").json()["question"] is None  # held by tab a ...
+        a.close()  # ... which is closed
+        state = b.get("/api/state").json()
+        assert state["in_other_tabs"] == 1
+        t0 = time.monotonic()
+        woke = b.get(f"/api/state?since={state['version']}&wait=10").json()
+        assert time.monotonic() - t0 < 3 and woke["in_other_tabs"] == 0  # woken when the claim lapsed
+        got = b.post("/api/next", json={"keep": "0:label:9"}).json()["question"]  # keep: not open, ignored
+        assert got["id"] == q["id"]
+        assert b.post("/api/next", json={"keep": q["id"]}).json()["question"]["id"] == q["id"]
+        assert b.post("/api/answer", json={"id": q["id"], "answer": 1}).status_code == 200
+        job["thread"].join(5)
+        assert job["answers"] == [1]
+    finally:
+        oracle.close()
+        journal.close()
+
+
+def test_keeping_the_shown_question_gives_back_other_claims(served):
+    oracle, asker, _ = served
+    ask_in_background(asker, 0, labels(3))
+    a, b = client(oracle, "a"), client(oracle, "b")
+    first = a.post("/api/next").json()["question"]
+    third = {"id": "0:label:2"}
+    assert a.post("/api/next", json={"keep": third["id"]}).json()["question"]["id"] == third["id"]
+    assert b.post("/api/next").json()["question"]["id"] == first["id"]  # a's earlier claim went back

@@ -132,7 +132,7 @@ async function sync() {
   if (current) {
     const gone = answeredIds.has(current.q.id);
     if (!gone && !verify) return;
-    const r = await call("POST", "/api/next");
+    const r = await call("POST", "/api/next", { keep: current.q.id });
     const next = r.data.question || null;
     if (next && next.id === current.q.id) { verify = false; return; }
     if (!gone) {
@@ -349,7 +349,7 @@ function drawFacts(s) {
   const others = s.in_other_tabs ? ` · ${s.in_other_tabs} open in other tabs` : "";
   $("#left").textContent = s.total ? `${s.open} of ${s.total} questions left${others}` : "no questions yet";
   $("#budget").textContent = st.labels == null ? "" : `labels ${st.labels}${st.budget ? " / " + st.budget : ""}`;
-  $("#budget").title = "labels the teacher gave, of the run's budget";
+  $("#budget").title = "labels the teacher gave in the rounds, of the run's budget (the initial set not counted)";
   drawCurve(st.curve || []);
   const text = s.review ? "reviewing this round's answers" : st.text || st.stage || "";
   const waiting = !current && !["done", "stopped"].includes(st.stage) && !s.open;
