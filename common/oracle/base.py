@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager
 
+from common.errors import ConfigError
 from common.oracle.kinds import kind_of
 
 
@@ -100,6 +101,21 @@ class Oracle(ABC):
         """Called by :meth:`Asker.many <common.oracle.asker.Asker.many>` with the questions it is about to ask
         one by one. An oracle whose answers come from a slow service may fetch them all here, concurrently,
         into a cache of its own; the answers are still validated and journaled one at a time. Default: nothing."""
+
+
+#: settings of the machine teachers (simulated, LLM) that an experiment may set for its default teacher;
+#: a person's oracle (web, terminal) accepts and ignores them, so ``experiment=X oracle=web`` just works
+MACHINE_TEACHER_SETTINGS = frozenset({"noise", "latency", "seed", "relevance_field", "irrelevant_field",
+                                      "exemplar_threshold", "explainer", "task", "template", "verbalizer", "client",
+                                      "labels", "system"})
+
+
+def check_ignored(oracle: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The machine-teacher ``settings`` a person's oracle ignores; anything else is a config error."""
+    unknown = sorted(set(settings) - MACHINE_TEACHER_SETTINGS)
+    if unknown:
+        raise ConfigError(f"oracle {oracle} has no setting {', '.join(unknown)}")
+    return settings
 
 
 def validate(question: Question, answer: Any, ctx: OracleContext) -> Any:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager, Mapping
 
 from common.errors import ConfigError, ExilError
-from common.oracle.base import InvalidAnswer, Oracle, OracleContext, Question
+from common.oracle.base import InvalidAnswer, Oracle, OracleContext, Question, check_ignored
 
 
 class RoutingOracle(Oracle):
@@ -22,10 +22,17 @@ class RoutingOracle(Oracle):
     Args:
         routes: question kind → the oracle that answers it.
         default: the oracle for every other kind (``None``: only the routed kinds are answered).
+        **settings: machine-teacher settings an experiment sets (``irrelevant_field``, ``explainer``, ...): given to
+            the routed simulated teachers, ignored by the rest.
     """
 
-    def __init__(self, routes: Mapping[str, Oracle], default: Oracle | None = None):
+    def __init__(self, routes: Mapping[str, Oracle], default: Oracle | None = None, **settings: Any):
+        check_ignored("router", settings)
         self.routes, self.default = dict(routes), default
+        for o in self.oracles():
+            for k, v in settings.items():
+                if hasattr(o, k) and not callable(getattr(o, k)) and k not in ("labels", "client"):
+                    setattr(o, k, v)
         if not self.routes and default is None:
             raise ConfigError("oracle routes: give at least one route or a default teacher")
 

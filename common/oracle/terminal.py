@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from common.errors import ExilError
-from common.oracle.base import Oracle, OracleContext, Question
+from common.oracle.base import Oracle, OracleContext, Question, check_ignored
 from common.oracle.kinds import kind_of, registered
 from common.oracle.sheets import save_image
 
@@ -45,8 +45,11 @@ class InputEnded(ExilError):
 
 
 class TerminalOracle(Oracle):
+    """A person at the terminal (module docstring); machine-teacher settings an experiment sets are ignored."""
+
     def __init__(self, max_attempts: int = 20, top: int = 3, grid: int = 4, input_fn: Callable[[str], str] = input,
-                 print_fn: Callable[..., None] = print):
+                 print_fn: Callable[..., None] = print, **ignored: Any):
+        check_ignored("terminal", ignored)
         self.max_attempts, self.top, self.grid = max_attempts, top, grid
         self.input_fn, self.print_fn = input_fn, print_fn
         self._paused: Callable[[], ContextManager] = contextlib.nullcontext

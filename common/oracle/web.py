@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from common.errors import ConfigError
-from common.oracle.base import Oracle, OracleContext, Question
+from common.oracle.base import Oracle, OracleContext, Question, check_ignored
 from common.oracle.kinds import registered
 from common.web.session import WebSession
 
@@ -55,13 +55,16 @@ class WebOracle(Oracle):
             trains (``0``: at once; the page's "hold" waits until "train now").
         max_body: the largest request accepted, in bytes.
         print_fn: where the URL is printed.
+        **ignored: settings of the simulated / LLM teacher an experiment sets (``irrelevant_field``, ...):
+            the person is the teacher here, so they are ignored (:data:`~common.oracle.base.MACHINE_TEACHER_SETTINGS`).
     """
 
     live = True
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, token: bool = True, token_env: str = "EXIL_WEB_TOKEN",
                  claim_seconds: float = 120.0, review_seconds: float = 5.0, max_body: int = 1_000_000,
-                 print_fn: Callable[[str], None] | None = None):
+                 print_fn: Callable[[str], None] | None = None, **ignored: Any):
+        check_ignored("web", ignored)
         if not token and not is_loopback(host):
             raise ConfigError(f"oracle.host={host} without a token would let anyone on the network answer (and "
                               "read the data): keep oracle.token=true, or bind oracle.host=127.0.0.1")

@@ -228,7 +228,7 @@ def test_xal_explanations_typed_and_empty_ones_refused(browser, exil_run, shots,
     run = exil_run(["experiment=xal_rotten_tomatoes", f"paths.data_dir={data}", f"dataset.tokenizer=file:{tok}",
                     *tiny_backbone_overrides("bert2bert"), "loop.rounds=0", "loop.initial_size=2",
                     "dataset.max_length=16", "dataset.min_epoch_size=8", "dataset.test_items=10",
-                    "method.hooks.max_explanation_length=10", "oracle=web_explanations", "~oracle.explainer",
+                    "method.hooks.max_explanation_length=10", "oracle=web_explanations",
                     "oracle.default.review_seconds=1", *TINY])
     page = open_page(browser, run)
     qid = wait_question(page, "explain_label")

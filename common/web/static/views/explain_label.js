@@ -13,7 +13,10 @@ export function render(root, q, api) {
   const fields = order.map((c, n) => {
     const area = h("textarea.explanation", { "data-class": String(c), rows: n === 0 ? 3 : 2, maxlength: String(max),
       placeholder: n === 0 ? "what in the text shows it" : "what could mislead someone into this class",
-      oninput: () => area.classList.remove("invalid") });
+      oninput: () => {
+        area.classList.remove("invalid");
+        if (![...areas.values()].some((a) => a.classList.contains("invalid"))) message.set("");
+      } });
     area.value = before[c] || "";
     areas.set(c, area);
     const title = n === 0 ? h("span", {}, "Why is it ", h("strong", { text: v.classes[c] }), "?")
