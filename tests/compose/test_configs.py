@@ -42,6 +42,14 @@ def test_oracles_build(run_cfg, name):
     assert "label" in instantiate(run_cfg([f"oracle={name}"]).oracle).kinds
 
 
+@pytest.mark.parametrize("teacher", ["web", "web_explanations", "terminal"])
+@pytest.mark.parametrize("experiment", choices("experiment"))
+def test_a_person_can_teach_every_experiment(run_cfg, experiment, teacher):
+    """``experiment=X oracle=web``: the experiment's simulated-teacher settings do not stop a person's oracle."""
+    oracle = instantiate(run_cfg([f"experiment={experiment}", f"oracle={teacher}"]).oracle)
+    assert "label" in oracle.kinds and oracle.labels_from_truth == (teacher == "web_explanations")
+
+
 @pytest.mark.parametrize("name", choices("logger"))
 def test_loggers_build(run_cfg, name, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
