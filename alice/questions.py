@@ -95,10 +95,6 @@ class ContrastClasses(QuestionKind):
         lexicon = question.payload.get("lexicon") or {}
         return {"parts": sorted(SemanticParser(dict(lexicon)).parse(text[:MAX_CHARS])) if lexicon else []}
 
-    def summary(self, answer: Any, ctx: OracleContext) -> str:
-        return answer if len(answer) <= 80 else answer[:77] + "…"
-
-
 def simulated_contrast(question: Question, ctx: OracleContext) -> str:
     """The dataset's simulated expert sentence for the question's pair (module docstring)."""
     explain = getattr(ctx.datamodule, "contrast_explanation", None)

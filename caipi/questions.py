@@ -109,8 +109,6 @@ class CorrectExplanation(QuestionKind):
         p = question.payload
         shown = [int(c) for c in p["components"]]
         out = {"components": shown, "prediction": ctx.class_names[int(p["prediction"])]}
-        label = p.get("label")
-        out["label"] = None if label is None else ctx.class_names[int(label)]
         masks = p["component_masks"]
         if masks.dim() == 3:  # image segments: a map of 0 (none) or j + 1 (the j-th shown component)
             regions = torch.zeros(masks.shape[1:], dtype=torch.uint8)

@@ -237,6 +237,10 @@ class Journal:
                                f"AND {_LATEST} = 'null'").fetchall()
         return sorted(int(k) for (k,) in rows)
 
+    def label_count(self, source: str) -> int:
+        """How many labels of ``source`` (``initial`` | ``oracle``) the training set holds."""
+        return self.db.execute("SELECT COUNT(*) FROM labelled WHERE source = ?", (source,)).fetchone()[0]
+
     def labelled(self) -> list[tuple[int, int, int, str]]:
         """(round, item, label, source) in the order labels were added."""
         return self.db.execute("SELECT round, item, label, source FROM labelled ORDER BY seq").fetchall()

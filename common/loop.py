@@ -331,7 +331,7 @@ class ActiveLoop:
         self._log({**times, "queried": queried, "extras_added": extras}, step=n)
 
     def _query_size(self) -> int:
-        used = sum(1 for row in self.journal.labelled() if row[3] == "oracle")
+        used = self.journal.label_count("oracle")
         budget = self.cfg.budget if self.cfg.budget is not None else self.cfg.rounds * self.cfg.query_size
         return int(max(0, min(self.cfg.query_size, budget - used, len(self.dm.unlabelled_indices))))
 
@@ -385,7 +385,7 @@ class ActiveLoop:
         j = self.journal
         try:
             curve = [[m["n_labels"], m.get("test/acc")] for _, m in sorted(j.metrics_by_round().items())]
-            used = sum(1 for row in j.labelled() if row[3] == "oracle")
+            used = j.label_count("oracle")
         except Exception:  # a closed or damaged journal: the status is only for display
             curve, used = [], None
         budget = self.cfg.budget if self.cfg.budget is not None else self.cfg.rounds * self.cfg.query_size

@@ -39,7 +39,7 @@ class RelevanceHooks(RoundHooks):
     def ask(self, ctx: RoundContext, selection: Selection) -> dict[int, Any]:
         labels = super().ask(ctx, selection)
         items = [int(i) for i in selection.indices]
-        masks = ctx.ask_many(relevance_questions(ctx.datamodule, items, {i: labels[i] for i in items}))
+        masks = ctx.ask_many(relevance_questions(ctx.datamodule, items, labels))
         return {i: {"label": labels[i], "relevance": m} for i, m in zip(items, masks)}
 
     def incorporate(self, ctx: RoundContext, selection: Selection, answers: dict[int, Any]) -> Incorporation:

@@ -42,7 +42,6 @@ export function render(root, q, api) {
     picture && h("div.paint-col", {}, picture),
     h("div.correct-side", {},
       h("h2", {}, "The model predicts ", h("strong.tag", { text: v.prediction }), " because of these parts"),
-      v.label && h("p.muted", {}, "Label: ", h("strong", { text: v.label })),
       text,
       h("p", { text: picture ? "Click a numbered region (or its button) if it should NOT matter for the label."
         : "Click a word if it should NOT matter for the label." }),

@@ -35,8 +35,8 @@ class Asker:
         self.oracle, self.journal, self.ctx = oracle, journal, ctx
         self.asked = 0
         self.reused = 0
-        self.revised = 0
         self._cond = threading.Condition()
+        self._answered: dict[int, set[tuple[str, str]]] = {}  # what live teachers answered in this process
         self._closed: set[int] = set()  # rounds whose answers are in use
         self._read: dict[int, set[tuple[str, str]]] = {}  # answers the method has been given, per round
         self._stale: set[int] = set()  # rounds with an answer revised after the method read it
@@ -130,12 +130,12 @@ class Asker:
                 raise AnswerTaken("this question was answered already (in another tab?)")
             if found:
                 self.journal.add_revision(round, question.kind, question.key, answer, oracle.name)
-                self.revised += 1
                 if (question.kind, question.key) in self._read.get(round, set()):
                     self._stale.add(round)
             else:
                 self.journal.add_answer(round, question.kind, question.key, answer, oracle.name)
                 self.asked += 1
+            self._answered.setdefault(round, set()).add((question.kind, question.key))
             self._cond.notify_all()
         return answer
 
@@ -165,12 +165,9 @@ class Asker:
         """Offer ``questions`` to the live oracle and wait until every one is answered (through submit)."""
         self.ctx.round = round
         oracle.offer(round, questions, self.ctx, self)
+        pending = {(q.kind, q.key) for q in questions}
         with self._cond:
-            while True:
-                known = self.journal.answers_of(round, {q.kind for q in questions})
-                if all((q.kind, q.key) in known for q in questions):
-                    return
-                self._cond.wait(timeout=1.0)
+            self._cond.wait_for(lambda: pending <= self._answered.get(round, set()))
 
     def _give(self, round: int, question: Question, answer: Any) -> Any:
         """Note that the method has read this answer (a later revision then re-runs its ask stage)."""

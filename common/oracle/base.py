@@ -103,19 +103,19 @@ class Oracle(ABC):
         into a cache of its own; the answers are still validated and journaled one at a time. Default: nothing."""
 
 
+#: the simulated teacher's settings (a router hands an experiment's to its simulated routes)
+SIMULATED_SETTINGS = frozenset({"noise", "latency", "seed", "relevance_field", "irrelevant_field",
+                                "exemplar_threshold", "explainer"})
 #: settings of the machine teachers (simulated, LLM) that an experiment may set for its default teacher;
 #: a person's oracle (web, terminal) accepts and ignores them, so ``experiment=X oracle=web`` just works
-MACHINE_TEACHER_SETTINGS = frozenset({"noise", "latency", "seed", "relevance_field", "irrelevant_field",
-                                      "exemplar_threshold", "explainer", "task", "template", "verbalizer", "client",
-                                      "labels", "system"})
+MACHINE_TEACHER_SETTINGS = SIMULATED_SETTINGS | {"task", "template", "verbalizer", "client", "labels", "system"}
 
 
-def check_ignored(oracle: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """The machine-teacher ``settings`` a person's oracle ignores; anything else is a config error."""
+def check_ignored(oracle: str, settings: dict[str, Any]) -> None:
+    """Refuse ``settings`` that are not machine-teacher settings (which a person's oracle ignores)."""
     unknown = sorted(set(settings) - MACHINE_TEACHER_SETTINGS)
     if unknown:
         raise ConfigError(f"oracle {oracle} has no setting {', '.join(unknown)}")
-    return settings
 
 
 def validate(question: Question, answer: Any, ctx: OracleContext) -> Any:

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager, Mapping
 
 from common.errors import ConfigError, ExilError
-from common.oracle.base import InvalidAnswer, Oracle, OracleContext, Question, check_ignored
+from common.oracle.base import SIMULATED_SETTINGS, InvalidAnswer, Oracle, OracleContext, Question, check_ignored
+from common.oracle.simulated import SimulatedOracle
 
 
 class RoutingOracle(Oracle):
@@ -30,9 +31,9 @@ class RoutingOracle(Oracle):
         check_ignored("router", settings)
         self.routes, self.default = dict(routes), default
         for o in self.oracles():
-            for k, v in settings.items():
-                if hasattr(o, k) and not callable(getattr(o, k)) and k not in ("labels", "client"):
-                    setattr(o, k, v)
+            if isinstance(o, SimulatedOracle):
+                for k in SIMULATED_SETTINGS & set(settings):
+                    setattr(o, k, settings[k])
         if not self.routes and default is None:
             raise ConfigError("oracle routes: give at least one route or a default teacher")
 

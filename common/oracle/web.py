@@ -90,7 +90,7 @@ class WebOracle(Oracle):
             return
         import uvicorn
 
-        from common.web.app import build_app
+        from common.web.app import LOOPBACK, build_app
 
         self.session.ctx = ctx
         state_path = Path(ctx.out_dir) / "web.json"
@@ -104,7 +104,7 @@ class WebOracle(Oracle):
             sock = _bind(self.host, 0)
         port = sock.getsockname()[1]
         _write_private(state_path, {"port": port, **({"token": token} if token else {})})
-        hosts = {"127.0.0.1", "localhost", "::1", "[::1]"} if is_loopback(self.host) else None
+        hosts = LOOPBACK if is_loopback(self.host) else None
         title = f"exil · {Path(ctx.out_dir).parent.name}"
         app = build_app(self.session, token, title=title, hosts=hosts, max_body=self.max_body)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", ws="none")

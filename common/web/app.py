@@ -26,7 +26,8 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from common.errors import ExilError
 from common.oracle.asker import AnswerInUse, AnswerTaken
@@ -101,13 +102,6 @@ def build_app(session: WebSession, token: str | None, title: str = "exil", hosts
         html = html.replace("{{TITLE}}", _escape(title)).replace("{{TOKEN}}", token or "")
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
-    def static(req: Request) -> Response:
-        name = req.path_params["name"]
-        path = (STATIC / name).resolve()
-        if STATIC.resolve() not in path.parents or not path.is_file():
-            return JSONResponse({"error": "not found"}, status_code=404)
-        return FileResponse(path, media_type=_media_type(path))
-
     def view(req: Request) -> Response:
         try:
             path = kind_of(req.path_params["kind"]).view
@@ -158,7 +152,7 @@ def build_app(session: WebSession, token: str | None, title: str = "exil", hosts
     def _answer(body: dict[str, Any], tab: str) -> Response:
         qid, revise = str(body["id"]), bool(body.get("revise"))
         try:
-            e = session.submit(qid, body["answer"], revise, tab)
+            e = session.submit(qid, body["answer"], revise)
         except KeyError:
             return JSONResponse({"error": "this question is no longer open (the run has moved on)"}, status_code=404)
         except InvalidAnswer as err:
@@ -189,7 +183,7 @@ def build_app(session: WebSession, token: str | None, title: str = "exil", hosts
         return JSONResponse({"ok": True})
 
     routes = [
-        Route("/", page), Route("/static/{name:path}", static), Route("/views/{kind}.js", view),
+        Route("/", page), Mount("/static", StaticFiles(directory=STATIC)), Route("/views/{kind}.js", view),
         Route("/media/{key}.png", media), Route("/api/state", state), Route("/api/next", next_question,
                                                                           methods=["POST"]),
         Route("/api/question/{qid:path}", one), Route("/api/answer", answer, methods=["POST"]),
@@ -209,7 +203,3 @@ async def _json(req: Request) -> Any:
 def _escape(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
-
-def _media_type(path: Path) -> str:
-    return {".js": "text/javascript", ".css": "text/css", ".html": "text/html", ".svg": "image/svg+xml",
-            ".png": "image/png"}.get(path.suffix, "application/octet-stream")

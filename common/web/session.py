@@ -47,9 +47,13 @@ class Entry:
     claimed_by: str | None = None
     claimed_at: float = 0.0
     answered: bool = False
+    answered_at: float = 0.0
     answer: Any = None
     summary: str = ""
-    by_tab: str | None = None
+
+    @property
+    def id(self) -> str:
+        return question_id(self.round, self.question.kind, self.question.key)
 
 
 @dataclass
@@ -117,8 +121,13 @@ class WebSession:
                 self._bump()
 
     def _last_activity(self, round: int) -> float:
-        times = [e.claimed_at for e in self.entries.values() if e.round == round and e.answered]
+        times = [e.answered_at for e in self.entries.values() if e.round == round and e.answered]
         return max(times, default=time.monotonic())
+
+    def _held_elsewhere(self, e: Entry, tab: str | None, now: float) -> bool:
+        """An open question another tab holds (its claim has not lapsed)."""
+        return (not e.answered and e.claimed_by is not None and e.claimed_by != tab
+                and now - e.claimed_at <= self.claim_seconds)
 
     # ---------------------------------------------------------- the page's side
     def wait(self, since: int, timeout: float) -> None:
@@ -128,18 +137,17 @@ class WebSession:
         with self.cond:
             while self.version == since:
                 now = time.monotonic()
-                lapses = [e.claimed_at + self.claim_seconds for e in self.entries.values()
-                          if e.claimed_by is not None and not e.answered]
-                if any(t <= now for t in lapses):
-                    for e in self.entries.values():
-                        if e.claimed_by is not None and not e.answered and e.claimed_at + self.claim_seconds <= now:
-                            e.claimed_by = None
+                claimed = [e for e in self.entries.values() if e.claimed_by is not None and not e.answered]
+                lapsed = [e for e in claimed if now - e.claimed_at > self.claim_seconds]
+                if lapsed:
+                    for e in lapsed:
+                        e.claimed_by = None
                     self._bump()
                     return
-                left = min([deadline, *lapses]) - now
-                if deadline - now <= 0:
+                if now >= deadline:
                     return
-                self.cond.wait(timeout=max(0.01, left))
+                wake = min([deadline, *(e.claimed_at + self.claim_seconds for e in claimed)])
+                self.cond.wait(timeout=max(0.01, wake - now))
 
     def touch(self, tab: str) -> None:
         """The tab is alive: its claims stay."""
@@ -155,8 +163,7 @@ class WebSession:
         now = time.monotonic()
         with self.cond:
             kept = self.entries.get(keep) if keep else None
-            if kept is not None and not kept.answered and (kept.claimed_by in (None, tab)
-                                                           or now - kept.claimed_at > self.claim_seconds):
+            if kept is not None and not kept.answered and not self._held_elsewhere(kept, tab, now):
                 for e in self.entries.values():  # one question per tab: its other claims go back
                     if e is not kept and e.claimed_by == tab and not e.answered:
                         e.claimed_by = None
@@ -168,7 +175,7 @@ class WebSession:
             if mine:
                 return mine[0]
             for e in open_:
-                if e.claimed_by is None or now - e.claimed_at > self.claim_seconds:
+                if not self._held_elsewhere(e, tab, now):
                     e.claimed_by, e.claimed_at = tab, now
                     self._bump()
                     return e
@@ -184,18 +191,17 @@ class WebSession:
             e.view = kind_of(e.question.kind).web(e.question, self.ctx, self.media)
         return e.view
 
-    def submit(self, qid: str, raw: Any, revise: bool, tab: str) -> Entry:
+    def submit(self, qid: str, raw: Any, revise: bool) -> Entry:
         """Validate and commit through the asker (raises its errors); then mark the entry answered."""
         e = self.entry(qid)
         if e is None:
             raise KeyError(qid)
         answer = self.desk.submit(e.round, e.question, raw, revise=revise)
         with self.cond:
-            e.answered, e.answer, e.by_tab = True, answer, tab
+            e.answered, e.answer, e.answered_at = True, answer, time.monotonic()
             e.summary = kind_of(e.question.kind).summary(answer, self.ctx)
-            e.claimed_at = time.monotonic()
             if self.review is not None and self.review.round == e.round:
-                self.review.last_activity = e.claimed_at
+                self.review.last_activity = e.answered_at
             self._bump()
         return e
 
@@ -219,7 +225,7 @@ class WebSession:
         with self.cond:
             same = [x for x in self.entries.values() if x.round == e.round]
             revisable = not (self.desk is not None and self.desk.is_closed(e.round))
-        return {"id": question_id(e.round, e.question.kind, e.question.key), "kind": e.question.kind,
+        return {"id": e.id, "kind": e.question.kind,
                 "key": e.question.key, "round": e.round, "item": e.question.item, "view": self.view_of(e),
                 "answered": e.answered, "answer": e.answer if e.answered else None, "summary": e.summary,
                 "revisable": revisable, "position": sorted(x.order for x in same).index(e.order) + 1,
@@ -233,17 +239,17 @@ class WebSession:
             open_ = [e for e in entries if not e.answered]
             if status.get("stage") in ("ask", "initial") and open_:
                 status["text"] = "waiting for your answers"
-            others = sum(1 for e in open_ if e.claimed_by not in (None, tab)
-                         and time.monotonic() - e.claimed_at <= self.claim_seconds)
+            now = time.monotonic()
+            others = sum(1 for e in open_ if self._held_elsewhere(e, tab, now))
             review = None
             if self.review is not None:
-                left = self.review.last_activity + self.review_seconds - time.monotonic()
+                left = self.review.last_activity + self.review_seconds - now
                 review = {"round": self.review.round, "seconds_left": max(0.0, left), "hold": self.review.hold}
             closed = self.desk.is_closed if self.desk is not None else (lambda r: False)
             return {
                 "version": self.version, "status": status, "open": len(open_), "in_other_tabs": others,
                 "total": len(entries), "review": review,
-                "answered": [{"id": question_id(e.round, e.question.kind, e.question.key), "kind": e.question.kind,
+                "answered": [{"id": e.id, "kind": e.question.kind,
                               "key": e.question.key, "round": e.round, "summary": e.summary,
                               "revisable": not closed(e.round)} for e in entries if e.answered],
             }

@@ -144,3 +144,22 @@ def open_page(browser, run: Run, width: int = 1280, height: int = 860):
     page.goto(run.url)
     page.errors = errors
     return page
+
+
+class Labeller:
+    """A person answering label questions by key press: ``labeller(page, key)`` waits for a question other
+    than the last, checks it was not answered before (none may come back), presses ``key`` and waits for
+    the page to move on; ``answered`` maps question ids to the keys pressed."""
+
+    def __init__(self):
+        self.answered: dict[str, int] = {}
+        self.last: str | None = None
+
+    def __call__(self, page, key: int) -> str:
+        qid = wait_question(page, "label", other_than=self.last)
+        assert qid not in self.answered, f"{qid} was answered already and is shown again"
+        page.keyboard.press(str(key))
+        page.wait_for_function("id => document.querySelector('#question').dataset.id !== id", arg=qid,
+                               timeout=60_000)
+        self.answered[qid], self.last = key, qid
+        return qid

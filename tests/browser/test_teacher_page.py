@@ -5,12 +5,11 @@ screenshotted into the test's folder (or $EXIL_SCREENSHOTS)."""
 
 from __future__ import annotations
 
-import base64
-
 import httpx
 import numpy as np
 
-from tests.browser.conftest import open_page, wait_question
+from common.oracle.relevance import decode_mask
+from tests.browser.conftest import Labeller, open_page, wait_question
 from tests.text_fixtures import rotten_tomatoes, tiny_backbone_overrides, tokenizer_folder
 from tests.unit.test_data import write_idx_folder
 
@@ -18,26 +17,15 @@ TINY = ["loop.threads=1", "trainer.max_epochs=1", "logger=csv"]
 
 
 def mask_of(encoded: dict) -> np.ndarray:
-    shape = encoded["shape"]
-    bits = np.unpackbits(np.frombuffer(base64.b64decode(encoded["bits"]), np.uint8))[: int(np.prod(shape))]
-    return bits.reshape(shape).astype(bool)
+    return decode_mask(encoded).numpy()
 
 
-def test_labels_by_keyboard_through_a_reload_two_tabs_and_a_killed_loop(browser, exil_run, shots):
+def test_labels_by_keyboard_through_a_reload_and_two_tabs(browser, exil_run, shots):
     run = exil_run(["oracle=web", "oracle.review_seconds=1", "loop.rounds=1", "loop.query_size=3",
                     "loop.initial_per_class=1", *TINY])
     page = open_page(browser, run)
-    answered: dict[str, int] = {}
-    last = None
-
-    def answer(p, key: int) -> str:
-        nonlocal last
-        qid = wait_question(p, "label", other_than=last)
-        assert qid not in answered, f"{qid} was answered already and is shown again"
-        p.keyboard.press(str(key))
-        p.wait_for_function("id => document.querySelector('#question').dataset.id !== id", arg=qid, timeout=60_000)
-        answered[qid], last = key, qid
-        return qid
+    answer = Labeller()
+    answered = answer.answered
 
     wait_question(page, "label")
     page.screenshot(path=str(shots / "label.png"))
@@ -68,17 +56,8 @@ def test_a_killed_loop_resumes_with_the_page_still_open(browser, exil_run, shots
     run = exil_run(["oracle=web", "oracle.review_seconds=1", "loop.rounds=1", "loop.query_size=3",
                     "loop.initial_per_class=1", *TINY])
     page = open_page(browser, run)
-    answered: dict[str, int] = {}
-    last = None
-
-    def answer(p, key: int) -> str:
-        nonlocal last
-        qid = wait_question(p, "label", other_than=last)
-        assert qid not in answered, f"{qid} was answered already and is shown again"
-        p.keyboard.press(str(key))
-        p.wait_for_function("id => document.querySelector('#question').dataset.id !== id", arg=qid, timeout=60_000)
-        answered[qid], last = key, qid
-        return qid
+    answer = Labeller()
+    answered = answer.answered
 
     for key in (3, 1, 4, 5, 6):
         answer(page, key)
@@ -89,7 +68,7 @@ def test_a_killed_loop_resumes_with_the_page_still_open(browser, exil_run, shots
     assert len(given) == 5 and sorted(given.values()) == sorted(answered.values())
 
     run.start(resume=True)  # same address and token: the open page carries on
-    last = None
+    answer.last = None  # the question shown before the kill may be shown again: it was not answered
     while run.proc.poll() is None:
         try:
             answer(page, 7)

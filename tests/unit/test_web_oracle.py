@@ -125,6 +125,9 @@ def test_a_revision_before_the_round_settles_counts_and_after_it_is_refused(serv
     q0 = c.post("/api/next").json()["question"]
     q1 = c.post("/api/answer", json={"id": q0["id"], "answer": 0}).json()["next"]
     c.post("/api/answer", json={"id": q1["id"], "answer": 1})
+    deadline = time.monotonic() + 5
+    while oracle.session.review is None and time.monotonic() < deadline:  # the method has read the answers
+        time.sleep(0.005)
     revised = c.post("/api/answer", json={"id": q0["id"], "answer": 2, "revise": True})  # during the review
     assert revised.status_code == 200 and revised.json()["summary"] == "bird"
     job["thread"].join(5)
