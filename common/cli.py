@@ -196,11 +196,13 @@ def _resumed_config(cfg, run_dir: Path):
 
     from common.errors import ExilError
     from common.journal import read_journal
+    from common.run_folder import check_journal
 
     resume = Path(cfg.loop.resume)
     journal = resume / "journal.sqlite"
-    if not journal.exists():
-        raise ExilError(f"loop.resume={resume}: no journal.sqlite there; give the folder of the run to resume")
+    if not resume.is_dir():
+        raise ExilError(f"loop.resume={resume}: no such folder; give the folder of the run to resume")
+    check_journal(journal)
     stored = OmegaConf.create(read_journal(journal)["meta"]["config"])
     stored.paths = cfg.paths
     stored.loop.resume = str(resume)

@@ -12,7 +12,9 @@ Tables (rows are inserted, never updated or deleted):
 * ``labelled(round, item, label, source)`` — labels the training set holds (``initial`` or ``oracle``);
 * ``extras(round, position, origin, label, weight, kind, payload)`` — examples a method added;
 * ``annotations(round, item, payload)`` — a teacher's annotation fields of a labelled item (masks);
-* ``metrics(round, n_labels, name, value)`` — per-round evaluation.
+* ``metrics(round, n_labels, name, value)`` — per-round evaluation;
+* ``files(name, sha256, round, stage)`` — the SHA-256 of each checkpoint, recorded with the stage that wrote it
+  (a checkpoint that does not match is refused: :mod:`common.run_folder`).
 
 A stage's rows and its ``stages`` mark are written in one transaction, so after a
 kill a stage is either fully recorded or absent. Answers are committed one by one
@@ -55,6 +57,7 @@ CREATE TABLE IF NOT EXISTS extras(round INTEGER, position INTEGER, origin INTEGE
 CREATE TABLE IF NOT EXISTS annotations(round INTEGER, item INTEGER PRIMARY KEY, payload BLOB);
 CREATE TABLE IF NOT EXISTS metrics(round INTEGER, n_labels INTEGER, name TEXT, value REAL,
     PRIMARY KEY(round, name));
+CREATE TABLE IF NOT EXISTS files(name TEXT PRIMARY KEY, sha256 TEXT NOT NULL, round INTEGER, stage TEXT);
 """
 
 
@@ -115,6 +118,16 @@ class Journal:
             "INSERT INTO stages(round, stage, seconds, session, t) VALUES (?, ?, ?, ?, ?)",
             (round, stage, seconds, self.session, time.time()),
         )
+
+    def add_file(self, name: str, sha256: str, round: int, stage: str) -> None:
+        """The hash of a checkpoint written by ``stage`` of ``round`` (in that stage's transaction)."""
+        self.db.execute("INSERT INTO files(name, sha256, round, stage) VALUES (?, ?, ?, ?)",
+                        (name, sha256, round, stage))
+
+    def checkpoint_wal(self) -> None:
+        """Move the write-ahead log into ``journal.sqlite`` (at the end of every stage), so that the main file
+        alone holds the run up to its last finished stage."""
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def add_queries(self, round: int, items: Sequence[int], scores: Sequence[float]) -> None:
         self.db.executemany(
@@ -184,6 +197,15 @@ class Journal:
     def meta(self, key: str, default: Any = None) -> Any:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else default
+
+    def file_hash(self, name: str) -> str | None:
+        """The SHA-256 recorded for checkpoint ``name`` (None: none recorded)."""
+        row = self.db.execute("SELECT sha256 FROM files WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def last_stage(self) -> tuple[int, str] | None:
+        """(round, stage) of the newest finished stage, or None."""
+        return self.db.execute("SELECT round, stage FROM stages ORDER BY t DESC, rowid DESC LIMIT 1").fetchone()
 
     def done(self, round: int, stage: str) -> bool:
         return self.db.execute("SELECT 1 FROM stages WHERE round = ? AND stage = ?", (round, stage)).fetchone() is not None

@@ -30,8 +30,8 @@ journal), the interrupted one is redone, and no oracle answer is asked twice.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +48,7 @@ from common.journal import Journal
 from common.modules.base import ExilModule
 from common.oracle.asker import Asker
 from common.oracle.base import Oracle, OracleContext, Question
+from common.run_folder import check_journal, config_hash, load_checkpoint, save_checkpoint
 from common.strategies.base import QueryStrategy, Selection
 
 STAGES = ("initial", "fit", "evaluate", "query", "ask", "incorporate")
@@ -138,7 +139,10 @@ class ActiveLoop:
         if self.cfg.threads:
             torch.set_num_threads(self.cfg.threads)
         self.dm.setup()
-        self.journal = Journal(self.run_dir / "journal.sqlite")
+        path = self.run_dir / "journal.sqlite"
+        if path.exists() or path.with_name(path.name + "-wal").exists():
+            check_journal(path)  # a resumed run's journal: damage is named before anything runs
+        self.journal = Journal(path)
         try:
             self.asker = Asker(self.oracle, self.journal,
                                OracleContext(self.dm, self.dm.class_names, self.run_dir / "oracle",
@@ -193,11 +197,12 @@ class ActiveLoop:
                 break
         if inc.labels:
             raise ExilError(f"{type(self.hooks).__name__}.initial returned labels; the initial set is labelled already")
-        self._save(self.ckpt_dir / "init.pt")
-        with j.transaction():
+        sha = self._save(self.ckpt_dir / "init.pt")
+        with self._stage_transaction():
             j.add_labels(0, idx, labels, source="initial")
             j.add_annotations(0, inc.annotations)
             j.add_extras(0, inc.extras)
+            j.add_file("init.pt", sha, 0, "initial")
             j.mark(0, "initial", 0.0)
 
     def _restore(self) -> int:
@@ -228,8 +233,9 @@ class ActiveLoop:
         pl.seed_everything(seed_for(self.cfg.seed, r, "fit"), workers=True, verbose=False)
         trainer = self.make_trainer(r, self.run_dir / "rounds" / f"{r:03d}")
         trainer.fit(self.module, datamodule=self.dm)
-        self._save(path)
-        with self.journal.transaction():
+        sha = self._save(path)
+        with self._stage_transaction():
+            self.journal.add_file(path.name, sha, r, "fit")
             self.journal.mark(r, "fit", time.perf_counter() - t0)
         self._stage(r, "fit", t0)
 
@@ -246,7 +252,7 @@ class ActiveLoop:
         self._save_predictions(r)
         metrics.update(self.hooks.metrics(self._ctx(r, "evaluate")))
         n = len(self.dm.labels)
-        with self.journal.transaction():
+        with self._stage_transaction():
             self.journal.add_metrics(r, n, metrics)
             self.journal.mark(r, "evaluate", time.perf_counter() - t0)
         self._log_evaluation(r)
@@ -261,7 +267,7 @@ class ActiveLoop:
         ctx = self._ctx(r, "query")
         selection = self.hooks.query(ctx, k)
         self._check_selection(r, selection, ctx.candidates, k)
-        with self.journal.transaction():
+        with self._stage_transaction():
             self.journal.add_queries(r, selection.indices, selection.scores)
             self.journal.mark(r, "query", time.perf_counter() - t0)
         self._stage(r, "query", t0)
@@ -274,7 +280,7 @@ class ActiveLoop:
         while self.asker.settle(r):  # a teacher revised an answer the method had read: ask again on the newest
             answers = self.hooks.ask(self._ctx(r, "ask"), selection)
         if not self.journal.done(r, "ask"):
-            with self.journal.transaction():
+            with self._stage_transaction():
                 self.journal.mark(r, "ask", time.perf_counter() - t0)
             self._stage(r, "ask", t0)
         return answers
@@ -287,11 +293,13 @@ class ActiveLoop:
         self.dm.label(items, [inc.labels[i] for i in items])
         self.dm.annotate(inc.annotations)
         self.dm.add_extras(inc.extras)
-        self._save(self.ckpt_dir / f"round_{r:03d}_end.pt")
-        with self.journal.transaction():
+        end = self.ckpt_dir / f"round_{r:03d}_end.pt"
+        sha = self._save(end)
+        with self._stage_transaction():
             self.journal.add_labels(r + 1, items, [inc.labels[i] for i in items], source="oracle")
             self.journal.add_annotations(r + 1, inc.annotations)
             self.journal.add_extras(r + 1, inc.extras)
+            self.journal.add_file(end.name, sha, r, "incorporate")
             self.journal.mark(r, "incorporate", time.perf_counter() - t0)
         (self.ckpt_dir / f"round_{r:03d}_fit.pt").unlink(missing_ok=True)  # only needed to resume inside round r
         if r and self.cfg.keep_checkpoints == "last":  # a resume needs only the newest round end
@@ -362,18 +370,24 @@ class ActiveLoop:
             generator=gen, run_dir=self.run_dir,
         )
 
-    def _save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save({"arch": self.module.architecture_spec(),
-                    "state_dict": {k: v.detach().cpu() for k, v in self.module.state_dict().items()}}, tmp)
-        os.replace(tmp, path)  # atomic: a checkpoint is whole or absent
+    def _save(self, path: Path) -> str:
+        """Checkpoint the module (atomically); returns the SHA-256 the stage's transaction records."""
+        return save_checkpoint(path, self.module.architecture_spec(), self.module.state_dict())
 
     def _load(self, path: Path) -> None:
-        if not path.exists():
-            raise ExilError(f"checkpoint {path} is missing; the run directory is incomplete and cannot be resumed")
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        """Load a checkpoint the journal recorded, refusing one that does not match its hash."""
+        last = self.journal.last_stage()
+        context = f"the journal's last finished stage is round {last[0]} · {last[1]}" if last else ""
+        ckpt = load_checkpoint(path, self.journal.file_hash(path.name), context=context)
         load_module_state(self.module, ckpt)
+
+    @contextlib.contextmanager
+    def _stage_transaction(self):
+        """A stage's rows and its mark in one transaction; then the write-ahead log is moved into
+        ``journal.sqlite``, so that file alone holds the run up to this stage."""
+        with self.journal.transaction():
+            yield
+        self.journal.checkpoint_wal()
 
     def _log(self, metrics: dict[str, float], step: int) -> None:
         for lg in self.loggers:
@@ -399,8 +413,10 @@ class ActiveLoop:
     def _check_config(self) -> None:
         stored = self.journal.meta("config")
         if stored is None:
-            self.journal.set_meta("config", self.config)
-            self.journal.set_meta("seed", self.cfg.seed)
+            with self.journal.transaction():
+                self.journal.set_meta("config", self.config)
+                self.journal.set_meta("config_sha256", config_hash(self.config))
+                self.journal.set_meta("seed", self.cfg.seed)
         elif stored != self.config:
             diff = sorted(_diff(stored, self.config))
             raise ConfigError(f"{self.run_dir} was started with another config; differing keys: {', '.join(diff[:20])}.\n"

@@ -14,6 +14,7 @@ from common.journal import Journal, read_journal
 from tests.conftest import compose
 from tests.smoke.test_resume_after_kill import query, reference_and_resumed
 from tests.unit.test_data import write_idx_folder
+from common.run_folder import load_checkpoint
 
 
 def alice_args(root) -> list[str]:
@@ -32,7 +33,7 @@ def test_alice_rounds_ask_pairs_add_crops_and_morph(tmp_path):
     assert [m[r]["alice/super_classes"] for r in (0, 1, 2)][0] == 10 and m[2]["alice/super_classes"] < 10
     assert m[2]["alice/crops"] == len(j.extras()) > 0 and all(0 <= m[r]["test/coarse_acc"] <= 1 for r in m)
     assert all(m[r]["n_labels"] == 40 for r in m)  # rounds ask no labels
-    end = torch.load(run_dir / "checkpoints" / "round_001_end.pt", weights_only=False)
+    end = load_checkpoint(run_dir / "checkpoints" / "round_001_end.pt")
     record = json.loads((run_dir / "alice" / "round_001.json").read_text())
     assert end["arch"]["groups"] == record["groups"] and len(end["arch"]["asked"]) == 2
     assert record["pairs"][0]["parts"] and record["pairs"][0]["explanation"] == asked[1]["answer"]

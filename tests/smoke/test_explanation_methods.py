@@ -12,6 +12,7 @@ from common.cli import run
 from common.journal import Journal, read_journal
 from tests.conftest import compose
 from tests.smoke.test_resume_after_kill import query, reference_and_resumed
+from common.run_folder import load_checkpoint
 
 DECOY_DIGITS = ["experiment=rrr_decoy_mnist", "dataset=decoy_digits", "dataset.min_epoch_size=0", "loop.threads=1"]
 
@@ -50,7 +51,7 @@ def test_exbl_picks_exemplars_then_trains_with_them(run_cfg):
     m = read_journal(run_dir / "journal.sqlite")["metrics"]
     assert sorted(m) == [0, 1] and m[0]["n_labels"] == m[1]["n_labels"] == 300
     assert all("test/expl_recall" in m[r] for r in m)
-    end = torch.load(run_dir / "checkpoints" / "round_000_end.pt", weights_only=False)
+    end = load_checkpoint(run_dir / "checkpoints" / "round_000_end.pt")
     assert end["arch"] == {"exemplar_size": [8, 8]} and end["state_dict"]["good_map"].max() == 1
 
 

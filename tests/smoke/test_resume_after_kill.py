@@ -110,3 +110,22 @@ def test_killed_run_resumes_without_losing_or_repeating_answers(tmp_path, kill_w
         rows = [r for r in csv.DictReader(f) if r.get("test/acc")]
     assert [float(r["n_labels"]) for r in rows] == [10, 14, 18, 22]
     assert (run_dir / "learning_curve.png").exists() and (run_dir / "results.csv").exists()
+
+
+def test_killed_run_copied_without_its_wal_resumes_from_its_last_stage(tmp_path):
+    """After a SIGKILL the stage in progress lives in ``journal.sqlite-wal``; the main file alone holds the run up
+    to its last finished stage (the loop checkpoints the WAL into it at every stage end), so a copy without the
+    -wal and -shm files resumes to the same end (the answers of the unfinished stage are asked again)."""
+    ref_dir, run_dir = tmp_path / "reference", tmp_path / "killed"
+    ref = exil(*ARGS, f"hydra.run.dir={ref_dir}")
+    killed = exil(*ARGS, f"hydra.run.dir={run_dir}")
+    wait_and_kill(killed, run_dir / "journal.sqlite", "SELECT COUNT(*) >= 2 FROM answers WHERE round = 1")
+    finish(ref)
+    for f in ("journal.sqlite-wal", "journal.sqlite-shm"):
+        (run_dir / f).unlink()
+    db = sqlite3.connect(f"file:{run_dir / 'journal.sqlite'}?mode=ro&immutable=1", uri=True)
+    assert db.execute("SELECT COUNT(*) FROM stages WHERE round = 1 AND stage = 'query'").fetchone()[0] == 1
+    db.close()
+
+    finish(exil(f"loop.resume={run_dir}"))
+    assert outcome(run_dir) == outcome(ref_dir)

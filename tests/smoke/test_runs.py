@@ -14,6 +14,7 @@ import torch
 from common.cli import run
 from common.journal import Journal, read_journal
 from tests.conftest import ROOT, compose
+from common.run_folder import load_checkpoint
 
 #: strategies that need their method's model (an explaining encoder-decoder) run in that method's smoke test
 # strategies that need their method's model: tests/smoke/test_xal_run.py, tests/smoke/test_alice_run.py
@@ -127,6 +128,6 @@ def test_ddp_sim_fits_on_two_cpu_processes(run_cfg):
     accs = [m["test/acc"] for m in read_journal(run_dir / "journal.sqlite")["metrics"].values()]
     assert len(accs) == 2 and all(np.isfinite(accs))
     # the weights trained in the spawned workers came back to the loop's process
-    init = torch.load(run_dir / "checkpoints" / "init.pt")["state_dict"]
-    end = torch.load(run_dir / "checkpoints" / "round_000_end.pt")["state_dict"]
+    init = load_checkpoint(run_dir / "checkpoints" / "init.pt")["state_dict"]
+    end = load_checkpoint(run_dir / "checkpoints" / "round_000_end.pt")["state_dict"]
     assert not torch.equal(init["head.weight"], end["head.weight"])

@@ -18,6 +18,7 @@ from common.loop import ActiveLoop, LoopConfig, load_module_state, seed_for, see
 from common.modules.classifier import Classifier
 from common.oracle.simulated import SimulatedOracle
 from common.strategies.uncertainty import Entropy
+from common.run_folder import load_checkpoint
 
 
 class GrowingClassifier(Classifier):
@@ -76,7 +77,7 @@ def test_checkpoint_rebuilds_the_morphed_module(tmp_path):
     loop = make_loop(tmp_path, GrowingHooks(), rounds=2)
     loop.run()
     assert loop.module.architecture_spec() == {"extra_layers": 2}
-    ckpt = torch.load(tmp_path / "checkpoints" / "round_001_end.pt")
+    ckpt = load_checkpoint(tmp_path / "checkpoints" / "round_001_end.pt")
     assert ckpt["arch"] == {"extra_layers": 2}
     fresh = make_loop(tmp_path / "other", GrowingHooks()).module
     assert fresh.architecture_spec() == {}

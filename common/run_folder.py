@@ -1,0 +1,171 @@
+"""What a run folder holds, how its checkpoints are written and read, and the checks that name its damage.
+
+A run folder is untrusted input: people copy, share and download them. Nothing in one can run code
+(checkpoints are read with ``torch.load(weights_only=True)``: tensors and plain types only), and every
+file the loop needs is checked before it is used, so damage ends in one message naming the file, what is
+wrong and what to do (:class:`RunFolderDamaged`, exit status 2) instead of a traceback or a silently
+different run.
+
+What a run folder must hold to be resumed (``exil loop.resume=<run>``):
+
+* ``journal.sqlite`` — the journal. The loop checkpoints SQLite's write-ahead log into it at the end of
+  every stage, so this file alone is complete up to the last finished stage; ``journal.sqlite-wal``
+  (and ``-shm``) hold what came after it (answers given in the stage in progress). Copy all three to
+  keep those answers; without the ``-wal`` file they are asked again.
+* ``checkpoints/`` — ``init.pt``, the newest ``round_RRR_end.pt`` and, inside a round, its
+  ``round_RRR_fit.pt``: the weights, with the architecture spec as JSON text. The journal's ``files``
+  table holds each one's SHA-256, recorded in the same transaction as the stage that wrote it; a
+  checkpoint that does not match is refused.
+* ``oracle/`` — a teacher's own state: the web page's port and token (``web.json``), the LLM request
+  cache (``llm_requests.jsonl``: requests paid for, not asked again).
+
+Everything else (``.hydra/``, ``csv/``, ``tb/``, ``predictions/``, ``results.csv``, ``learning_curve.png``)
+is output, rebuilt by a resumed run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import re
+import sqlite3
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from common.errors import ExilError
+
+#: the tables a journal must have (``common.journal.SCHEMA`` creates them)
+JOURNAL_TABLES = ("meta", "sessions", "stages", "queries", "answers", "labelled", "extras", "annotations", "metrics")
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+class RunFolderDamaged(ExilError):
+    """A file of a run folder is missing, damaged or not what the journal recorded; the message names it."""
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def config_hash(config: Any) -> str:
+    """SHA-256 of a config's canonical JSON (sorted keys): what the journal records beside ``meta.config``."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
+def save_checkpoint(path: Path, arch: dict[str, Any], state_dict: dict[str, torch.Tensor]) -> str:
+    """Write a checkpoint atomically (whole or absent) and return its SHA-256.
+
+    The architecture spec is stored as JSON text, so reading it back needs no unpickling of Python objects;
+    a spec that is not JSON (numpy scalars, tuples as keys, objects) is refused here, where it is made."""
+    try:
+        arch_json = json.dumps(arch, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ExilError(f"the module's architecture_spec() must be plain JSON (dicts, lists, str, int, float, "
+                        f"bool): {e}") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"format": "exil-checkpoint/1", "arch": arch_json,
+                "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()}}, tmp)
+    digest = sha256_file(tmp)
+    tmp.replace(path)
+    return digest
+
+
+def load_checkpoint(path: Path, sha256: str | None = None, context: str = "") -> dict[str, Any]:
+    """``{"arch": dict, "state_dict": {...}}`` from a checkpoint, checked against the SHA-256 the journal
+    recorded (``None``: a journal from before hashes were kept). Never unpickles anything but tensors and
+    plain containers; every failure is a :class:`RunFolderDamaged` naming the file."""
+    what = f"{path}{f' ({context})' if context else ''}"
+    if not path.exists():
+        raise RunFolderDamaged(f"{what} is missing; the run cannot go on without it. Restore the file from a "
+                               "copy of the run folder, or start the run again in a new folder")
+    if sha256 is not None and sha256_file(path) != sha256:
+        raise RunFolderDamaged(f"{what} does not match the SHA-256 the journal recorded when it was written "
+                               "(it was replaced, edited or damaged); restore the original file, or start the run "
+                               "again in a new folder")
+    unreadable = (f"{what} is not a readable checkpoint (truncated or overwritten); restore it from a copy of the "
+                  "run folder")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive
+        raise RunFolderDamaged(unreadable)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        raise RunFolderDamaged(f"{what} holds Python objects, not only tensors, and was refused unread "
+                               f"({found.group(1) if found else 'not a tensor'}; exil never runs code from a "
+                               "run folder)") from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
+        raise RunFolderDamaged(f"{what} is not a readable checkpoint (truncated or overwritten: "
+                               f"{str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__}); "
+                               "restore it from a copy of the run folder") from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        raise RunFolderDamaged(f"{what} is not an exil checkpoint (no state_dict)")
+    arch = ckpt.get("arch") or {}
+    if isinstance(arch, str):
+        try:
+            arch = json.loads(arch)
+        except ValueError:
+            raise RunFolderDamaged(f"{what}: its architecture spec is not JSON") from None
+    return {"arch": arch, "state_dict": ckpt["state_dict"]}
+
+
+def check_journal(path: Path) -> None:
+    """Refuse, with one message, a journal that SQLite cannot read, that is damaged, or that holds no run.
+
+    Checked: the file exists and is an SQLite database; ``PRAGMA integrity_check`` passes; every table of
+    the schema is there; the stored config matches the hash recorded with it (an edited ``meta.config``
+    would resume silently with different settings)."""
+    folder = path.parent
+    if not path.exists():
+        if (folder / ".hydra").is_dir() or (folder / "checkpoints").is_dir():
+            raise RunFolderDamaged(
+                f"{folder} has no journal.sqlite: the run was stopped before its journal was made, so nothing "
+                f"was asked or trained that could be resumed. Start it again with the same overrides "
+                f"(see {folder / '.hydra' / 'overrides.yaml'}), without loop.resume")
+        raise RunFolderDamaged(f"{folder} holds no journal.sqlite: give loop.resume the folder of a run "
+                               "(the one with journal.sqlite in it)")
+    wal = path.with_name(path.name + "-wal")
+    had_wal = wal.exists()  # before SQLite opens the file (which makes an empty one)
+    with open(path, "rb") as f:
+        head = f.read(len(SQLITE_HEADER))
+    if not head and not had_wal:
+        raise RunFolderDamaged(f"{path} is empty: the run's data never reached it (was it copied without its "
+                               f"{wal.name} file?); copy the journal together with its -wal file")
+    if head and head != SQLITE_HEADER:
+        raise RunFolderDamaged(f"{path} is not an SQLite database (overwritten or not a journal); restore it from "
+                               "a copy of the run folder")
+    try:
+        db = sqlite3.connect(path, timeout=30)
+        try:
+            status = db.execute("PRAGMA integrity_check").fetchone()[0]
+            if status != "ok":
+                raise RunFolderDamaged(f"{path} is damaged (SQLite integrity check: {status[:160]}); restore it "
+                                       "from a copy of the run folder")
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            missing = [t for t in JOURNAL_TABLES if t not in tables]
+            if missing:
+                hint = (f" Its data is in {wal.name}, which is not here: copy journal.sqlite together with its "
+                        "-wal file" if not had_wal else "")
+                raise RunFolderDamaged(f"{path} holds no run (tables {', '.join(missing)} are missing).{hint}")
+            meta = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('config', 'config_sha256')"))
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as e:
+        raise RunFolderDamaged(f"{path} is damaged ({e}); restore it from a copy of the run folder") from None
+    if "config" not in meta:
+        hint = f" (its data may be in a missing {wal.name})" if not had_wal else ""
+        raise RunFolderDamaged(f"{path} holds no config: the run never started{hint}; start it again without "
+                               "loop.resume")
+    recorded = meta.get("config_sha256")
+    if recorded is not None and config_hash(json.loads(meta["config"])) != json.loads(recorded):
+        raise RunFolderDamaged(f"{path}: the stored config (meta.config) does not match the hash recorded when the "
+                               "run started; it was edited. Restore the journal, or start a new run with the "
+                               "settings you want")

@@ -1,0 +1,179 @@
+"""A run folder is untrusted input: each kind of damage ends in one message naming the file (exit status 2),
+a pickle payload in a checkpoint never runs, and ``journal.sqlite`` alone holds the run up to its last stage."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from common.cli import _guard, run
+from common.run_folder import RunFolderDamaged, check_journal, sha256_file
+from tests.conftest import ROOT, compose
+
+ARGS = ["loop.rounds=2", "loop.query_size=3", "loop.initial_per_class=1", "trainer.max_epochs=1",
+        "logger=csv", "loop.threads=1", "loop.keep_checkpoints=all"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("finished") / "run"
+    run(compose(ARGS, d))
+    return d
+
+
+@pytest.fixture
+def copy(finished_run, tmp_path):
+    def make() -> Path:
+        d = tmp_path / "copy"
+        shutil.copytree(finished_run, d)
+        return d
+    return make
+
+
+def resume(d: Path, capsys) -> tuple[int, str]:
+    """``exil loop.resume=d`` in this process: (exit status, what it printed on stderr)."""
+    code = _guard(run, compose([f"loop.resume={d}"], d))
+    return code, capsys.readouterr().err
+
+
+def refused(d: Path, capsys, *needles: str) -> str:
+    code, err = resume(d, capsys)
+    assert code == 2, err
+    message = " ".join(err.split())
+    assert "Traceback" not in err and message.startswith("error:"), err
+    for n in needles:
+        assert n in message, message
+    return message
+
+
+def set_meta(d: Path, sql: str, *args) -> None:
+    db = sqlite3.connect(d / "journal.sqlite")
+    db.execute(sql, args)
+    db.commit()
+    db.close()
+
+
+def test_a_finished_journal_is_complete_without_its_wal(finished_run):
+    assert not (finished_run / "journal.sqlite-wal").exists() or (finished_run / "journal.sqlite-wal").stat().st_size == 0
+    check_journal(finished_run / "journal.sqlite")
+    db = sqlite3.connect(f"file:{finished_run / 'journal.sqlite'}?mode=ro&immutable=1", uri=True)  # ignores any WAL
+    assert db.execute("SELECT COUNT(*) FROM stages WHERE stage = 'evaluate'").fetchone()[0] == 3
+    assert db.execute("SELECT COUNT(*) FROM files").fetchone()[0] == 1 + 3 + 2  # init, three fits, two ends
+    db.close()
+
+
+def test_random_bytes_in_the_journal(copy, capsys):
+    d = copy()
+    (d / "journal.sqlite").write_bytes(os.urandom(8192))
+    refused(d, capsys, "journal.sqlite is not an SQLite database")
+
+
+def test_truncated_journal(copy, capsys):
+    d = copy()
+    data = (d / "journal.sqlite").read_bytes()
+    (d / "journal.sqlite").write_bytes(data[: len(data) // 3])
+    refused(d, capsys, "journal.sqlite is damaged")
+
+
+def test_journal_whose_data_sat_in_a_missing_wal(tmp_path, capsys):
+    """A run killed before its first stage ended has its tables only in the WAL: copying journal.sqlite
+    alone gives a file without tables, and the message says where its data went."""
+    d = tmp_path / "run"
+    d.mkdir()
+    db = sqlite3.connect(d / "live.sqlite", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA wal_autocheckpoint=0")
+    db.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    shutil.copy(d / "live.sqlite", d / "journal.sqlite")  # the main file without its -wal
+    db.close()
+    (d / "live.sqlite").unlink()
+    refused(d, capsys, "journal.sqlite holds no run", "journal.sqlite-wal, which is not here")
+
+
+def test_missing_checkpoint(copy, capsys):
+    d = copy()
+    (d / "checkpoints" / "round_001_end.pt").unlink()
+    set_meta(d, "DELETE FROM stages WHERE round = 2")  # resume must go on from round 1's end
+    refused(d, capsys, "round_001_end.pt", "is missing", "last finished stage is round 1 · incorporate")
+
+
+def test_edited_config(copy, capsys):
+    d = copy()
+    db = sqlite3.connect(d / "journal.sqlite")
+    (cfg,) = db.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+    db.close()
+    set_meta(d, "UPDATE meta SET value = ? WHERE key = 'config'", cfg.replace('"query_size": 3', '"query_size": 30'))
+    refused(d, capsys, "stored config (meta.config) does not match", "edited")
+
+
+def test_swapped_checkpoint_is_refused(copy, capsys):
+    d = copy()
+    shutil.copy(d / "checkpoints" / "init.pt", d / "checkpoints" / "round_001_end.pt")
+    set_meta(d, "DELETE FROM stages WHERE round = 2")
+    refused(d, capsys, "round_001_end.pt", "does not match the SHA-256 the journal recorded")
+
+
+def test_random_bytes_in_a_checkpoint_without_a_recorded_hash(copy, capsys):
+    d = copy()
+    (d / "checkpoints" / "round_001_end.pt").write_bytes(os.urandom(4096))
+    set_meta(d, "DELETE FROM stages WHERE round = 2")
+    set_meta(d, "DELETE FROM files")  # as in a journal from before hashes were kept
+    refused(d, capsys, "round_001_end.pt", "is not a readable checkpoint")
+
+
+class Payload:
+    """Unpickling this runs ``touch <marker>``: what a shared run folder could carry."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("hash_matches", [False, True])
+def test_a_pickle_payload_in_a_checkpoint_never_runs(copy, capsys, tmp_path, hash_matches):
+    """Even with its hash forged into the journal, a checkpoint with Python objects is refused unread."""
+    d = copy()
+    marker = tmp_path / "pwned"
+    ckpt = d / "checkpoints" / "round_001_end.pt"
+    good = torch.load(ckpt, weights_only=True)
+    torch.save({**good, "evil": Payload(marker)}, ckpt)
+    set_meta(d, "DELETE FROM stages WHERE round = 2")
+    if hash_matches:
+        set_meta(d, "UPDATE files SET sha256 = ? WHERE name = ?", sha256_file(ckpt), ckpt.name)
+        refused(d, capsys, "round_001_end.pt", "holds Python objects", "never runs code")
+    else:
+        refused(d, capsys, "round_001_end.pt", "does not match the SHA-256")
+    assert not marker.exists()
+
+
+def test_killed_before_its_journal_existed(tmp_path, capsys):
+    d = tmp_path / "run"
+    (d / ".hydra").mkdir(parents=True)
+    refused(d, capsys, "no journal.sqlite", "stopped before its journal was made", "without loop.resume")
+    refused(tmp_path / "nowhere", capsys, "no such folder")
+
+
+def test_the_command_line_prints_one_line_and_exits_2(copy):
+    d = copy()
+    (d / "journal.sqlite").write_bytes(b"not a database at all" * 100)
+    env = dict(os.environ, WANDB_MODE="offline", PYTHONPATH=str(ROOT))
+    p = subprocess.run([sys.executable, "-m", "common.cli", f"loop.resume={d}"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2, p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert "Traceback" not in p.stderr and lines[0].startswith("error:") and "journal.sqlite" in p.stderr, p.stderr
+
+
+def test_the_check_refuses_a_journal_without_a_run(tmp_path):
+    (tmp_path / "journal.sqlite").write_bytes(b"")
+    with pytest.raises(RunFolderDamaged, match="is empty"):
+        check_journal(tmp_path / "journal.sqlite")
