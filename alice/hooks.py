@@ -26,15 +26,15 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from alice.grounding import BoxProvider, crop_extras
+from alice.grounding import BoxProvider, PartBoxes, crop_extras
 from alice.parser import BIRD_PARTS, GARMENT_PARTS, SemanticParser
 from alice.saliency import first_of_each, save_pair_saliency, saliency
 from alice.strategies import PairStrategy
+from common.abilities import HasParts, Morphs, Need
 from common.errors import ConfigError
 from common.hooks import Incorporation, RoundContext, RoundHooks
 from alice.questions import contrast_question
 from common.strategies.base import Selection
-from common.strategies.context import QueryContext
 
 LEXICONS = {"bird": BIRD_PARTS, "garment": GARMENT_PARTS}
 
@@ -52,6 +52,16 @@ class AliceHooks(RoundHooks):
     """
 
     label_free_rounds = True
+
+    @property
+    def needs(self) -> tuple[Need, ...]:
+        """A pair strategy and the morphing module; part grounding needs a dataset that knows its parts."""
+        out = (Need("strategy", PairStrategy, "a pair strategy (it chooses class pairs to explain)"),
+               Need("module", Morphs, "its morphing module (alice.model.AliceClassifier)"))
+        if isinstance(self.grounding, PartBoxes):
+            out += (Need("datamodule", HasParts, "a dataset with part locations for its grounding "
+                         "(or method.hooks.grounding=null)"),)
+        return out
 
     def __init__(self, pairs_per_round: int = 1, lexicon: str | Mapping[str, str] = "bird",
                  grounding: BoxProvider | None = None, examples: int = 6, saliency: int = 4, **kwargs: Any):
@@ -71,12 +81,6 @@ class AliceHooks(RoundHooks):
 
     def ask(self, ctx: RoundContext, selection: Selection) -> dict[str, Any]:
         strategy, module, dm = ctx.strategy, ctx.module, ctx.datamodule
-        if not isinstance(strategy, PairStrategy):
-            raise ConfigError(f"method=alice queries class pairs: use strategy=jsd_pairs or strategy=random_pairs, "
-                              f"not {type(strategy).__name__}")
-        if not hasattr(module, "morph"):
-            raise ConfigError(f"method=alice needs its morphing module (alice.model.AliceClassifier), "
-                              f"not {type(module).__name__}")
         items, labels = self._labelled(dm)
         features = self._features(ctx, items)
         exclude = {tuple(p) for p in module.asked}
@@ -129,7 +133,7 @@ class AliceHooks(RoundHooks):
     @staticmethod
     def _features(ctx: RoundContext, items: np.ndarray) -> torch.Tensor:
         """Pooled encoder features of whole labelled images, in batches (eval mode)."""
-        return QueryContext(ctx.module, ctx.datamodule, items, ctx.device).embeddings().cpu()
+        return ctx.query_context(items).embeddings().cpu()
 
     def _save_saliency(self, ctx: RoundContext, pairs: list[tuple[int, int]], items: np.ndarray,
                        labels: np.ndarray) -> None:

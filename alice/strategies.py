@@ -22,6 +22,7 @@ from abc import abstractmethod
 import torch
 
 from alice.pairs import most_confusable_pairs
+from common.abilities import Morphs, Need
 from common.errors import ConfigError
 from common.strategies.base import QueryStrategy, Selection
 from common.strategies.context import QueryContext
@@ -29,6 +30,7 @@ from common.strategies.context import QueryContext
 
 class PairStrategy(QueryStrategy):
     name = "pairs"
+    needs = (Need("module", Morphs, "ALICE's morphing module (method=alice): it chooses class pairs, not items"),)
 
     def select(self, ctx: QueryContext, k: int) -> Selection:
         raise ConfigError(f"strategy={self.name} chooses class pairs, not pool items: use it with method=alice")

@@ -14,6 +14,8 @@ input is known, when it covers none of it.
 
 from __future__ import annotations
 
+import numbers
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -21,6 +23,10 @@ import torch
 
 from common.oracle.base import InvalidAnswer, OracleContext, Question
 from common.oracle.kinds import QuestionKind, register
+from common.oracle.label import brief, class_list
+
+#: a component id typed at a terminal: ASCII digits, perhaps a minus (then it is not shown)
+_NUMBER = re.compile(r"-?[0-9]+")
 
 
 def component_masks(segments: torch.Tensor, components: Sequence[int]) -> torch.Tensor:
@@ -60,8 +66,11 @@ class CorrectExplanation(QuestionKind):
     view = Path(__file__).parent / "views" / "correct_explanation.js"
 
     def validate(self, question: Question, answer: Any, ctx: OracleContext) -> list[int]:
+        """The shown components the teacher marks wrongly relevant, each once, in the order shown (``[]``: right
+        for the right reasons). An answer is a list of component ids (integers, not bools), ``{"wrong": list}``,
+        or a string of ASCII numbers separated by spaces or commas (``"none"`` or an empty line: none)."""
         shown = [int(c) for c in question.payload["components"]]
-        usage = f"type the numbers of the wrongly relevant components among {shown}, or 'none'"
+        usage = f"type the numbers of the wrongly relevant components among [{class_list(shown)}], or 'none'"
         if isinstance(answer, dict) and set(answer) == {"wrong"}:
             answer = answer["wrong"]
         if isinstance(answer, str):
@@ -69,14 +78,18 @@ class CorrectExplanation(QuestionKind):
             if s in ("none", ""):
                 return []
             parts = s.replace(",", " ").split()
-            if not all(p.lstrip("-").isdigit() for p in parts):
+            if not all(_NUMBER.fullmatch(p) for p in parts):  # ASCII only: int() would take "٣" and choke on "²"
                 raise InvalidAnswer(usage)
+            huge = [p for p in parts if len(p) > 19]  # longer than any id (and int() refuses over 4300 digits)
+            if huge:
+                raise InvalidAnswer(f"{brief(huge[0])} is not shown; {usage}")
             answer = [int(p) for p in parts]
-        if not isinstance(answer, (list, tuple)) or any(isinstance(a, bool) or not isinstance(a, int) for a in answer):
+        if not isinstance(answer, (list, tuple)) or \
+                any(isinstance(a, bool) or not isinstance(a, numbers.Integral) for a in answer):
             raise InvalidAnswer(usage)
-        unknown = sorted(set(answer) - set(shown))
+        unknown = sorted(set(int(a) for a in answer) - set(shown))
         if unknown:
-            raise InvalidAnswer(f"{unknown} {'is' if len(unknown) == 1 else 'are'} not shown; {usage}")
+            raise InvalidAnswer(f"{brief(unknown)} {'is' if len(unknown) == 1 else 'are'} not shown; {usage}")
         return sorted(set(int(a) for a in answer), key=shown.index)
 
     def simulate(self, question: Question, ctx: OracleContext, teacher: Any) -> list[int]:

@@ -117,6 +117,8 @@ def run(cfg) -> Path:
     for lg in loop.loggers:
         lg.finalize("success")
     console.print(f"[bold]learning curve:[/bold] {png}")
+    if loop.stopped_early:
+        console.print(f"[bold yellow]note:[/bold yellow] {loop.stopped_early}")
     return run_dir
 
 
@@ -133,21 +135,27 @@ def build_loop(cfg, run_dir: Path):
     from common.errors import ConfigError
 
     check_missing(cfg)
+    check_top_level(cfg)
+    try:  # typed and checked first: loop.seed=abc or loop.rounds=-1 is one clear error before any work
+        loop_cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(LoopConfig), cfg.loop))
+    except (ValidationError, ConfigKeyError) as e:
+        key = f"loop.{e.full_key}" if getattr(e, "full_key", None) else "loop"
+        raise ConfigError(f"{key}: {str(e.msg).splitlines()[0]}") from None
     dm = instantiate(cfg.dataset)
     dm.setup()
-    seed_init(cfg.loop.seed)  # the initial weights depend on the seed only
+    seed_init(loop_cfg.seed)  # the initial weights depend on the seed only
     backbone = instantiate(cfg.backbone, input_shape=list(dm.input_shape))
     module = instantiate(cfg.method.module, backbone=backbone, num_classes=dm.num_classes)
     strategy = instantiate(cfg.strategy)
     oracle = instantiate(cfg.oracle)
     hooks = instantiate(cfg.method.hooks)
+    if loop_cfg.query_size == 0 and loop_cfg.rounds > 0 and not hooks.label_free_rounds:
+        raise ConfigError(f"loop.query_size=0: method={cfg.get('choices', {}).get('method', cfg.method.name)} "
+                          "asks labels each round, so a round would ask nothing; give loop.query_size ≥ 1 "
+                          "(or loop.rounds=0 for passive training)")
     loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    try:  # typed: loop.rounds=abc is a clear error, not a TypeError deep in the loop
-        loop_cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(LoopConfig), cfg.loop))
-    except (ValidationError, ConfigKeyError) as e:
-        raise ConfigError(f"loop: {e.msg}") from None
     accel = str(cfg.trainer.get("accelerator", "cpu"))
     device = loop_cfg.device
     if device == "auto":
@@ -158,8 +166,10 @@ def build_loop(cfg, run_dir: Path):
         extra = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
         return instantiate(cfg.trainer, default_root_dir=str(root), callbacks=[hooks, *extra], logger=False, **one)
 
-    return ActiveLoop(loop_cfg, module, dm, strategy, oracle, hooks, make_trainer, run_dir,
+    loop = ActiveLoop(loop_cfg, module, dm, strategy, oracle, hooks, make_trainer, run_dir,
                       loggers=loggers, device=device, config=journal_config(cfg))
+    loop.check_composition()  # before any training (the loop checks again when it runs)
+    return loop
 
 
 #: ``???`` values that the code fills in before instantiation (from the data module and the backbone)
@@ -176,6 +186,25 @@ def check_missing(cfg) -> None:
     if missing:
         raise ConfigError("missing values: " + ", ".join(missing) + " — set them on the command line, e.g. "
                           + " ".join(f"{k}=..." for k in missing[:3]))
+
+
+#: top-level keys besides the config groups (``conf/<group>/``): config.yaml's own, what experiments set,
+#: and what ``run`` adds
+TOP_LEVEL_KEYS = {"task_name", "experiment_name", "choices", "hydra", "defaults"}
+
+
+def check_top_level(cfg) -> None:
+    """Refuse a top-level key nothing reads (``+foo=1``, a misspelt group): it would be silently ignored."""
+    from difflib import get_close_matches
+
+    from common.errors import ConfigError
+
+    known = TOP_LEVEL_KEYS | {p.name for p in Path(CONF_DIR).iterdir() if p.is_dir()}
+    unknown = sorted(set(cfg) - known)
+    if unknown:
+        near = {k: get_close_matches(k, known, n=1) for k in unknown}
+        said = ", ".join(f"{k}" + (f" (did you mean {near[k][0]}?)" if near[k] else "") for k in unknown)
+        raise ConfigError(f"unknown top-level key {said}: nothing reads it; valid keys: {', '.join(sorted(known - {'defaults', 'hydra'}))}")
 
 
 def journal_config(cfg) -> dict[str, Any]:

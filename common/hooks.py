@@ -31,7 +31,7 @@ from common.errors import ConfigError
 from common.modules.base import ExilModule
 from common.oracle.base import Question
 from common.strategies.base import QueryStrategy, Selection
-from common.strategies.context import QueryContext
+from common.strategies.context import QueryContext, derived_seed
 
 
 @dataclass
@@ -44,8 +44,21 @@ class RoundContext:
     ask_many: Callable[[list[Question]], list[Any]]  # many at once (simulated answers commit in batches)
     candidates: np.ndarray  # unlabelled pool indices the strategy may choose from (subsampled if configured)
     device: torch.device
-    generator: torch.Generator  # seeded for this round and stage
+    generator: torch.Generator  # seeded for this round and stage: the hooks' own randomness
     run_dir: Path
+    seed: int = 0  # this round and stage's seed
+    _contexts: dict = field(default_factory=dict, repr=False)
+
+    def query_context(self, indices: np.ndarray | None = None) -> QueryContext:
+        """Model outputs over ``indices`` (default: the candidates), cached for the stage: every call with the
+        same items returns the same context. Its generator is its own, seeded from the stage's seed, so what the
+        hooks draw from ``generator`` never changes what the strategy draws."""
+        idx = self.candidates if indices is None else np.asarray(indices, dtype=np.int64)
+        key = idx.tobytes()
+        if key not in self._contexts:
+            gen = torch.Generator().manual_seed(derived_seed(self.seed, "strategy"))
+            self._contexts[key] = QueryContext(self.module, self.datamodule, idx, self.device, gen, self.seed)
+        return self._contexts[key]
 
 
 @dataclass
@@ -92,8 +105,7 @@ class RoundHooks(pl.Callback):
         return Incorporation()
 
     def query(self, ctx: RoundContext, k: int) -> Selection:
-        qctx = QueryContext(ctx.module, ctx.datamodule, ctx.candidates, ctx.device, ctx.generator)
-        return ctx.strategy.select(qctx, k)
+        return ctx.strategy.select(ctx.query_context(), k)
 
     def ask(self, ctx: RoundContext, selection: Selection) -> dict[int, Any]:
         """Label questions for the selection, offered at once, each with the model's probabilities and why the
@@ -122,8 +134,7 @@ class RoundHooks(pl.Callback):
         """The model's class probabilities for pool items (shown to the teacher)."""
         if len(indices) == 0:
             return np.zeros((0, ctx.datamodule.num_classes))
-        qctx = QueryContext(ctx.module, ctx.datamodule, indices, ctx.device, ctx.generator)
-        return qctx.probs().cpu().numpy()
+        return ctx.query_context(indices).probs().cpu().numpy()
 
 
 def label_questions(ctx: RoundContext, selection: Selection, probs: np.ndarray, skippable: bool = False

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from common.data.base import PoolDataModule
+from common.abilities import check_composition
 from common.errors import ConfigError, ExilError
 from common.hooks import Incorporation, RoundContext, RoundHooks
 from common.journal import Journal
@@ -83,6 +84,26 @@ class LoopConfig:
     keep_checkpoints: str = "last"
 
     def __post_init__(self) -> None:
+        def at_least(name: str, least: int, none_ok: bool = False, also: tuple = ()) -> None:
+            v = getattr(self, name)
+            if (v is None and none_ok) or v in also:
+                return
+            if v is None or isinstance(v, bool) or not isinstance(v, int) or v < least:
+                extra = " or null" if none_ok else ""
+                extra += "".join(f" or {a}" for a in also)
+                raise ConfigError(f"loop.{name}={v!r}: must be a whole number ≥ {least}{extra}")
+
+        at_least("rounds", 0)
+        at_least("query_size", 0)
+        at_least("budget", 0, none_ok=True)
+        at_least("initial_per_class", 1, none_ok=True)
+        at_least("initial_size", 1, none_ok=True, also=(-1,))
+        at_least("pool_subsample", 1, none_ok=True)
+        at_least("threads", 1, none_ok=True)
+        at_least("seed", 0)
+        if self.initial_per_class is None and self.initial_size is None:
+            raise ConfigError("loop: set loop.initial_per_class (items per class) or loop.initial_size (items, -1: "
+                              "the whole pool) for the initial labelled set")
         if self.keep_checkpoints not in ("last", "all"):
             raise ConfigError(f"loop.keep_checkpoints={self.keep_checkpoints!r}: valid choices are 'last' "
                               "(only the newest round-end checkpoint, all that resuming needs) and 'all'")
@@ -133,12 +154,14 @@ class ActiveLoop:
         self.on_stage = on_stage
         self.journal: Journal | None = None
         self.asker: Asker | None = None
+        self.stopped_early: str | None = None  # why the run ended before its last round, if it did
 
     # ------------------------------------------------------------------ run
     def run(self) -> Journal:
         if self.cfg.threads:
             torch.set_num_threads(self.cfg.threads)
         self.dm.setup()
+        self.check_composition()
         path = self.run_dir / "journal.sqlite"
         if path.exists() or path.with_name(path.name + "-wal").exists():
             check_journal(path)  # a resumed run's journal: damage is named before anything runs
@@ -158,7 +181,11 @@ class ActiveLoop:
                 self._fit(r)
                 self._evaluate(r)
                 k = self._query_size()
-                if r == self.cfg.rounds or (k == 0 and not self.hooks.label_free_rounds):
+                if r == self.cfg.rounds:
+                    break
+                if k == 0 and not self.hooks.label_free_rounds:
+                    self.stopped_early = self._why_stopped(r)
+                    self._status(r, "done", message=self.stopped_early)
                     break
                 selection = self._query(r, k)
                 answers = self._ask(r, selection)
@@ -169,6 +196,14 @@ class ActiveLoop:
             self.journal.close()  # releases the run's lock: a crashed loop can be resumed in-process
             raise
         return self.journal
+
+    def check_composition(self) -> None:
+        """Refuse, before anything runs, a method, strategy, model and dataset that cannot work together
+        (each declares what it needs of the others: :mod:`common.abilities`)."""
+        choices = self.config.get("choices") or {}
+        who = {f"method={choices.get('method', type(self.hooks).__name__)}": self.hooks,
+               f"strategy={choices.get('strategy', type(self.strategy).__name__)}": self.strategy}
+        check_composition(who, {"module": self.module, "datamodule": self.dm, "strategy": self.strategy}, choices)
 
     # --------------------------------------------------------------- stages
     def _initial(self) -> None:
@@ -192,6 +227,7 @@ class ActiveLoop:
                      for i in idx]
         while True:
             labels = [int(a) for a in self.asker.many(-1, questions)]
+            self._seed_stage(0, "initial")
             inc = self.hooks.initial(self._ctx(0, "initial", ask_round=-1), dict(zip(map(int, idx), labels)))
             if not self.asker.settle(-1):
                 break
@@ -264,6 +300,7 @@ class ActiveLoop:
             return Selection(np.asarray(items), np.asarray(scores))
         self._status(r, "query")
         t0 = time.perf_counter()
+        self._seed_stage(r, "query")
         ctx = self._ctx(r, "query")
         selection = self.hooks.query(ctx, k)
         self._check_selection(r, selection, ctx.candidates, k)
@@ -276,8 +313,10 @@ class ActiveLoop:
     def _ask(self, r: int, selection: Selection) -> dict:
         t0 = time.perf_counter()
         self._status(r, "ask")
+        self._seed_stage(r, "ask")
         answers = self.hooks.ask(self._ctx(r, "ask"), selection)
         while self.asker.settle(r):  # a teacher revised an answer the method had read: ask again on the newest
+            self._seed_stage(r, "ask")
             answers = self.hooks.ask(self._ctx(r, "ask"), selection)
         if not self.journal.done(r, "ask"):
             with self._stage_transaction():
@@ -288,6 +327,7 @@ class ActiveLoop:
     def _incorporate(self, r: int, selection: Selection, answers: dict) -> None:
         self._status(r, "incorporate")
         t0 = time.perf_counter()
+        self._seed_stage(r, "incorporate")
         inc: Incorporation = self.hooks.incorporate(self._ctx(r, "incorporate"), selection, answers)
         items = list(inc.labels)
         self.dm.label(items, [inc.labels[i] for i in items])
@@ -338,10 +378,18 @@ class ActiveLoop:
         queried, extras = self.journal.added_in(r)
         self._log({**times, "queried": queried, "extras_added": extras}, step=n)
 
+    def _why_stopped(self, r: int) -> str:
+        used = self.journal.label_count("oracle")
+        budget = self.cfg.budget if self.cfg.budget is not None else self.cfg.rounds * self.cfg.query_size
+        why = (f"the label budget is spent ({used} of loop.budget={budget})" if used >= budget else
+               f"the pool has no unlabelled item left to ask ({len(self.dm.pool)} items, all labelled or skipped)")
+        return f"the run stopped after round {r} of {self.cfg.rounds}: {why}"
+
     def _query_size(self) -> int:
         used = self.journal.label_count("oracle")
         budget = self.cfg.budget if self.cfg.budget is not None else self.cfg.rounds * self.cfg.query_size
-        return int(max(0, min(self.cfg.query_size, budget - used, len(self.dm.unlabelled_indices))))
+        left = len(np.setdiff1d(self.dm.unlabelled_indices, self.journal.skipped_items()))
+        return int(max(0, min(self.cfg.query_size, budget - used, left)))
 
     def _save_predictions(self, r: int) -> None:
         """The test predictions of round ``r`` (``predictions/round_RRR.npy``), for agreement between runs."""
@@ -352,8 +400,8 @@ class ActiveLoop:
             np.save(path, np.asarray(preds))
 
     def _ctx(self, r: int, stage: str, ask_round: int | None = None) -> RoundContext:
+        """The hooks' context for one stage (built once per stage; the stage seeded the global RNG)."""
         seed = seed_for(self.cfg.seed, r, stage)
-        torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
         candidates = self.dm.unlabelled_indices
         skipped = self.journal.skipped_items() if self.journal is not None else []
@@ -367,8 +415,12 @@ class ActiveLoop:
             round=r, module=self.module, datamodule=self.dm, strategy=self.strategy,
             ask=lambda q: self.asker(r if ask_round is None else ask_round, q),
             ask_many=lambda qs: self.asker.many(r if ask_round is None else ask_round, qs), candidates=candidates, device=self.device,
-            generator=gen, run_dir=self.run_dir,
+            generator=gen, run_dir=self.run_dir, seed=seed,
         )
+
+    def _seed_stage(self, r: int, stage: str) -> None:
+        """Seed every global RNG once at the start of a stage, from (run seed, round, stage) alone."""
+        pl.seed_everything(seed_for(self.cfg.seed, r, stage), verbose=False)
 
     def _save(self, path: Path) -> str:
         """Checkpoint the module (atomically); returns the SHA-256 the stage's transaction records."""

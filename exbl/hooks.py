@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from common.abilities import MapsExplanations, Need
 from common.errors import ConfigError
 from common.hooks import Incorporation, RoundContext, RoundHooks
 from exbl.questions import exemplars_question
@@ -58,6 +59,7 @@ class ExemplarHooks(RoundHooks):
     """
 
     label_free_rounds = True
+    needs = (Need("module", MapsExplanations, "an eXBL module whose Grad-CAM maps train (method=exbl)"),)
 
     def __init__(self, candidates: int | None = None, explainer: str | None = "gradcam", **kwargs: Any):
         super().__init__(explainer=explainer, **kwargs)
@@ -68,9 +70,6 @@ class ExemplarHooks(RoundHooks):
 
     def ask(self, ctx: RoundContext, selection: Selection) -> dict[str, Any]:
         dm, module = ctx.datamodule, ctx.module
-        if not hasattr(module, "explanation_maps"):
-            raise ConfigError(f"method.hooks=ExemplarHooks needs an eXBL module; {type(module).__name__} has no "
-                              "explanation_maps (use method=exbl)")
         items = np.fromiter(dm.labels, dtype=np.int64)
         if self.candidates is not None and self.candidates < len(items):
             pick = torch.randperm(len(items), generator=ctx.generator)[: self.candidates].numpy()

@@ -16,6 +16,8 @@ candidate's image and its Grad-CAM overlay, where the person picks one good and 
 
 from __future__ import annotations
 
+import numbers
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,6 +26,8 @@ import torch
 from common.explain.metrics import activation_scores
 from common.oracle.base import InvalidAnswer, OracleContext, Question
 from common.oracle.kinds import QuestionKind, register
+
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def exemplars_question(round: int, candidates: Sequence[int], maps: torch.Tensor,
@@ -53,13 +57,15 @@ class ChooseExemplars(QuestionKind):
     view = Path(__file__).parent / "views" / "choose_exemplars.js"
 
     def validate(self, question: Question, answer: Any, ctx: OracleContext) -> dict[str, int]:
+        """``{"good": item, "bad": item}``, two different candidates. An answer is that dict (item ids: integers,
+        not bools or floats) or a string of two candidate positions in ASCII digits, ``"<good> <bad>"``."""
         candidates = [int(c) for c in question.payload["candidates"]]
         usage = f"type two candidate numbers 0..{len(candidates) - 1}: the good one, then the bad one (e.g. '0 3')"
         if isinstance(answer, str):
             parts = answer.replace(",", " ").split()
-            if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            if len(parts) != 2 or not all(_DIGITS.fullmatch(p) for p in parts):  # ASCII: int() takes "٣", not "²"
                 raise InvalidAnswer(usage)
-            pos = [int(p) for p in parts]
+            pos = [int(p) if len(p) <= 19 else len(candidates) for p in parts]  # int() refuses over 4300 digits
             if any(p >= len(candidates) for p in pos):
                 raise InvalidAnswer(f"there are {len(candidates)} candidates; {usage}")
             answer = {"good": candidates[pos[0]], "bad": candidates[pos[1]]}
@@ -68,6 +74,8 @@ class ChooseExemplars(QuestionKind):
         good, bad = answer["good"], answer["bad"]
         if good is None or bad is None:
             raise InvalidAnswer("pick one good and one bad explanation")
+        if any(isinstance(a, bool) or not isinstance(a, numbers.Integral) for a in (good, bad)):
+            raise InvalidAnswer(f"good and bad are item ids (whole numbers) among the candidates; {usage}")
         if good not in candidates or bad not in candidates:
             raise InvalidAnswer(f"good and bad must be among the candidates; {usage}")
         if good == bad:

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from common.abilities import Explains, HasTexts, Need
 from common.errors import ConfigError
 from common.hooks import Incorporation, RoundContext, RoundHooks
 from common.oracle.explanations import explanation_question
@@ -28,6 +29,8 @@ class XALHooks(RoundHooks):
     """
 
     skip_labels = False  # every labelled item is explained / annotated next
+    needs = (Need("datamodule", HasTexts, "a text dataset (common.data.text) whose items the teacher explains"),
+             Need("module", Explains, "the encoder–decoder that learns from explanations (xal.module.XALModule)"))
 
     def __init__(self, max_explanation_length: int = 32, **kwargs: Any):
         super().__init__(**kwargs)
@@ -49,8 +52,6 @@ class XALHooks(RoundHooks):
 
     def _explain(self, ctx: RoundContext, labels: dict[int, int]) -> dict[int, dict[str, Any]]:
         dm = ctx.datamodule
-        if not hasattr(dm, "text_of"):
-            raise ConfigError(f"method=xal needs a text dataset (common.data.text), not {type(dm).__name__}")
         items = list(labels)
         answers = ctx.ask_many([explanation_question(i, labels[i], dm.text_of(i)) for i in items])
         return dict(zip(items, answers))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from common.abilities import Explains, Need
 from common.errors import ConfigError
 from common.strategies.base import ScoreStrategy, Selection
 from common.strategies.context import QueryContext
@@ -47,6 +48,8 @@ class XALStrategy(ScoreStrategy):
         name: the config's name (``xal``, ``xal_explanation_only``).
     """
 
+    needs = (Need("module", Explains, "a model that explains its predictions (method=xal)"),)
+
     def __init__(self, lam: float = 0.5, entropy: bool = True, explanation: bool = True, num_beams: int = 1,
                  max_new_tokens: int = 32, subsample: int | None = None, name: str = "xal"):
         if not (entropy or explanation):
@@ -58,12 +61,9 @@ class XALStrategy(ScoreStrategy):
         self.num_beams, self.max_new_tokens, self.subsample, self.name = num_beams, max_new_tokens, subsample, name
 
     def select(self, ctx: QueryContext, k: int) -> Selection:
-        if not hasattr(ctx.module, "explain"):
-            raise ConfigError(f"strategy={self.name} needs a model that explains (method=xal), not "
-                              f"{type(ctx.module).__name__}")
         if self.subsample is not None and self.subsample < len(ctx.candidates):
             pick = torch.randperm(len(ctx.candidates), generator=ctx.generator)[: self.subsample].numpy()
-            ctx = QueryContext(ctx.module, ctx.datamodule, np.sort(ctx.candidates[pick]), ctx.device, ctx.generator)
+            ctx = ctx.subset(np.sort(ctx.candidates[pick]))
         return super().select(ctx, k)
 
     def score(self, ctx: QueryContext) -> torch.Tensor:

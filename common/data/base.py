@@ -352,6 +352,13 @@ class PoolDataModule(pl.LightningDataModule):
         class_imbalance: float | None = None,
     ):
         super().__init__()
+        for name, value, least in (("batch_size", batch_size, 1), ("eval_batch_size", eval_batch_size, 1),
+                                   ("num_workers", num_workers, 0), ("min_epoch_size", min_epoch_size, 0),
+                                   ("pool_size", pool_size, 1)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+                raise ConfigError(f"dataset.{name} must be a whole number ≥ {least}, got {value!r}")
+        if not (isinstance(val_size, (int, float)) and val_size >= 0):
+            raise ConfigError(f"dataset.val_size must be ≥ 0 (a fraction if < 1, else a count), got {val_size!r}")
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
@@ -389,6 +396,9 @@ class PoolDataModule(pl.LightningDataModule):
             return
         pool, val, test = self.load()
         rng = np.random.default_rng(self.seed)
+        if self.pool_size is not None and self.pool_size > len(pool):
+            raise ConfigError(f"dataset.pool_size={self.pool_size}, but {type(self).__name__}'s pool holds "
+                              f"{len(pool)} items; give at most {len(pool)} (or null for the whole pool)")
         if self.pool_size is not None and (self.pool_size < len(pool) or self.class_imbalance is not None):
             targets = targets_of(pool)
             subset = (stratified_subset(targets, self.pool_size, rng) if self.class_imbalance is None

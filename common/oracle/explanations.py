@@ -21,6 +21,7 @@ from typing import Any
 from common.errors import ConfigError, ExilError
 from common.oracle.base import InvalidAnswer, OracleContext, Question
 from common.oracle.kinds import COMMON_VIEWS, QuestionKind, register
+from common.oracle.label import class_list, parse_label
 
 
 @register
@@ -29,24 +30,31 @@ class ExplainLabel(QuestionKind):
     view = COMMON_VIEWS / "explain_label.js"
 
     def validate(self, question: Question, answer: Any, ctx: OracleContext) -> dict[str, Any]:
+        """``{"label": y, "explanations": [e_0, …, e_{C−1}]}``, each explanation a non-empty string of at most
+        :data:`MAX_CHARS` characters, stripped. The label is the answer's ``"label"`` if it has one, else the
+        question's, read as :func:`~common.oracle.label.parse_label` reads a ``label`` answer (no skip)."""
         names = list(ctx.class_names)
         given = answer.get("explanations") if isinstance(answer, dict) else answer
         if isinstance(given, dict):
             lookup = {str(k).lower(): v for k, v in given.items()}
             given = [lookup.get(n.lower(), lookup.get(str(c))) for c, n in enumerate(names)]
         if not isinstance(given, (list, tuple)) or len(given) != len(names):
-            raise InvalidAnswer(f"give one explanation for each of the {len(names)} classes ({', '.join(names)})")
+            raise InvalidAnswer(f"give one explanation for each of the {len(names)} classes ({class_list(names)})")
         empty = [names[c] for c, e in enumerate(given) if not isinstance(e, str) or not e.strip()]
         if empty:
-            raise InvalidAnswer(f"the explanations of {', '.join(empty)} are empty; every class needs one")
+            raise InvalidAnswer(f"the explanations of {class_list(empty)} are empty; every class needs one")
         too_long = [names[c] for c, e in enumerate(given) if len(e) > MAX_CHARS]
         if too_long:
-            raise InvalidAnswer(f"the explanations of {', '.join(too_long)} are longer than {MAX_CHARS} characters")
+            raise InvalidAnswer(f"the explanations of {class_list(too_long)} are longer than {MAX_CHARS} characters")
         label = answer.get("label", question.payload.get("label")) if isinstance(answer, dict) else \
             question.payload.get("label")
-        if label is None or not 0 <= int(label) < len(names):
+        if label is None:
             raise InvalidAnswer(f"the answer names no label in 0..{len(names) - 1}")
-        return {"label": int(label), "explanations": [e.strip() for e in given]}
+        try:
+            label = parse_label(label, names)
+        except InvalidAnswer as e:
+            raise InvalidAnswer(f"the answer's label: {e}") from None
+        return {"label": label, "explanations": [e.strip() for e in given]}
 
     def simulate(self, question: Question, ctx: OracleContext, teacher: Any) -> Any:
         return explain_label(teacher.explainer, question, ctx)

@@ -1,10 +1,33 @@
 """An LLM as the teacher of explanations: any OpenAI-compatible chat endpoint (``POST {base_url}/chat/completions``).
 
-:class:`ChatClient` sends chat requests with a timeout, retries transient failures (HTTP 429 and 5xx,
-timeouts, refused connections) with exponential backoff ``backoff · 2^attempt`` (capped at
-``max_backoff``), runs at most ``concurrency`` requests at a time, and keeps every completed answer in a
-request cache (JSONL, keyed by the SHA-256 of model + messages) so that a request is never paid for
-twice — not even one whose question was cut off by a kill before its answer reached the journal.
+:class:`ChatClient` sends chat requests over one :class:`httpx.Client` (thread-safe, kept-alive connections,
+proxies from the environment), runs at most ``concurrency`` requests at a time, and keeps every completed
+answer in a request cache (JSONL, keyed by the SHA-256 of model + messages) so that a request is never paid
+for twice — not even one whose question was cut off by a kill before its answer reached the journal. A line
+cut off by a kill mid-write is skipped when the cache is read.
+
+Retry and deadline policy (retries through :mod:`tenacity`):
+
+* **Deadline.** Each attempt has ``timeout`` seconds in all — waiting for a connection, connecting,
+  sending, waiting for the reply and reading its body (httpx's own timeouts are per operation). Each
+  stage (connect, send, headers, body) waits at most the time left when it begins, and the body is read
+  in chunks, the attempt abandoned at the first chunk past the deadline: a server that trickles its reply
+  a byte at a time fails the attempt after about ``timeout`` s. (A stalled read that began just before the
+  deadline can overrun it by at most the time left when its stage began; only a server trickling its
+  *header lines* byte by byte is bounded per read rather than in all.)
+* **Transient failures are retried**: HTTP 408, 409, 425, 429 and 5xx; timeouts; refused, reset or broken
+  connections; protocol errors (a bad status line, a body cut off before its ``Content-Length``); and
+  invalid replies — a body that is not JSON, or not an object whose ``choices[0].message.content`` is a
+  string (``null`` content is read as ``""``, which the oracle asks again). At most ``retries`` further
+  attempts; the wait before retry ``a`` (1, 2, ...) is ``min(backoff · 2^(a-1), max_backoff)`` seconds,
+  or the server's ``Retry-After`` (on 429 and 503) if that is longer, still capped at ``max_backoff``.
+  When the retries are spent the run stops with an :class:`~common.errors.ExilError`; resuming it asks
+  again, the answers so far are kept.
+* **Anything else fails at once** with an ExilError that says what to fix: HTTP 400, 401, 403, 404,
+  422, ... (and redirects: ``base_url`` is then wrong), an unsupported URL scheme.
+* **Secrets are never printed**: every error message and every log line goes through :func:`redact`,
+  which hides the API key's value, ``Bearer ...`` credentials and ``sk-...`` tokens; reply bodies quoted
+  in errors are cut to :data:`SNIPPET` characters.
 
 :class:`LLMOracle` answers ``explain_label`` (XAL): for an item and its label it asks, concurrently,
 for an explanation of each class — the gold label's (reasonable) and the others' (unreasonable) — with
@@ -17,21 +40,26 @@ journaled before use, so a resumed run reuses them. The API key is read from the
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import json
+import logging
 import os
+import re
 import threading
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+
+import httpx
+import tenacity
 
 from common.errors import ConfigError, ExilError
 from common.oracle.base import Oracle, OracleContext, Question
 
 Messages = list[dict[str, str]]
+log = logging.getLogger(__name__)
 
 TEMPLATES = {
     "sentiment": "Text: \"{text}\"\nThe sentiment of this text is {label}. "
@@ -42,20 +70,183 @@ TEMPLATES = {
                   "Explain in one short sentence why they are {label}.",
 }
 SYSTEM = "You explain labels of texts in one short sentence."
-RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+RETRY_STATUS = {408, 409, 425, 429} | set(range(500, 600))
+RETRY_AFTER_STATUS = {429, 503}
+SNIPPET = 300  # characters of a reply body quoted in an error
+MAX_REPLY_BYTES = 16 << 20  # a chat completion is far smaller; a larger body is an invalid reply
+MAX_ERROR_BYTES = 64 << 10  # of an error reply, only the start is read (to quote it)
+
+# ------------------------------------------------------------------ secrets
+_SECRET_PATTERNS = (
+    (re.compile(r"(?i)\bbearer\s+[^\s\"',;]+"), "Bearer [redacted]"),
+    (re.compile(r"(?i)\bbasic\s+[A-Za-z0-9+/]{8,}={0,2}"), "Basic [redacted]"),
+    (re.compile(r"sk-[A-Za-z0-9_\-]{8,}"), "[redacted]"),
+    (re.compile(r"(?i)([?&](?:api[_-]?key|key|token|access_token)=)[^&#\s\"']+"), r"\1[redacted]"),
+    (re.compile(r"(://[^/\s:@]+:)[^/\s@]+@"), r"\1[redacted]@"),  # a password in a URL
+)
+_known_secrets: frozenset[str] = frozenset()  # the API keys clients have sent (replaced whole: thread-safe reads)
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """``text`` with the given secret values, every API key a client has sent, ``Bearer ...`` and ``Basic ...``
+    credentials, ``sk-...`` tokens, keys in URL queries and passwords in URLs replaced by ``[redacted]``."""
+    text = str(text)
+    for s in sorted({s for s in (*secrets, *_known_secrets) if s}, key=len, reverse=True):
+        text = text.replace(s, "[redacted]")
+    for pattern, repl in _SECRET_PATTERNS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def _snippet(body: bytes | str) -> str:
+    """The start of a reply body for an error message: redacted, then cut to :data:`SNIPPET` characters."""
+    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    text = redact(text.strip())
+    return text if len(text) <= SNIPPET else text[:SNIPPET] + f"... ({len(text)} characters)"
+
+
+class _RedactingFilter(logging.Filter):
+    """Log records of httpx/httpcore (request URLs) pass through :func:`redact`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        return True
+
+
+_log_setup = threading.Lock()
+_log_ready = False
+
+
+def _setup_http_logging() -> None:
+    """httpx logs every request at INFO (urllib did not): quiet that unless the user configured the logger,
+    and redact what httpx and httpcore log."""
+    global _log_ready
+    with _log_setup:
+        if _log_ready:
+            return
+        for name in ("httpx", "httpcore"):
+            logger = logging.getLogger(name)
+            logger.addFilter(_RedactingFilter())
+            if logger.level == logging.NOTSET:
+                logger.setLevel(logging.WARNING)
+        _log_ready = True
+
+
+# ------------------------------------------------------------------ failures
+class _Transient(Exception):
+    """A failed attempt worth retrying; ``what`` says what happened, ``hint`` what to do if it keeps happening."""
+
+    def __init__(self, what: str, hint: str, retry_after: float | None = None):
+        super().__init__(what)
+        self.what, self.hint, self.retry_after = what, hint, retry_after
+
+
+class InvalidReply(ValueError):
+    """A reply that is not an OpenAI chat completion; the message says what is wrong with it."""
+
+
+_HINT_INVALID = ("check that oracle.client.base_url is an OpenAI-compatible API root (e.g. https://api.openai.com/v1) "
+                 "and oracle.client.model a chat model")
+_HINT_NETWORK = "check that the server is up and oracle.client.base_url is right"
+_HINT_BUSY = "the server is busy or failing; try again later, or lower oracle.client.concurrency"
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
+               bool: "a boolean", type(None): "null"}
+
+
+def _json_type(value: Any) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def parse_reply(raw: bytes) -> str:
+    """The assistant's text in a chat completion body (``null`` content: ``""``); :class:`InvalidReply` if the
+    body is not JSON, or not an object with ``choices[0].message.content`` a string."""
+    try:
+        reply = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidReply(f"the body is not UTF-8 text (body: {_snippet(raw)})") from None
+    except json.JSONDecodeError as e:
+        raise InvalidReply(f"the body is not JSON ({e.msg} at character {e.pos}; body: {_snippet(raw)})") from None
+    if not isinstance(reply, dict):
+        raise InvalidReply(f"the body is {_json_type(reply)}, not a JSON object (body: {_snippet(raw)})")
+    choices = reply.get("choices")
+    if "choices" not in reply:
+        what = "an error instead of `choices`" if "error" in reply else "no `choices`"
+        raise InvalidReply(f"the body has {what} (body: {_snippet(raw)})")
+    if not isinstance(choices, list) or not choices:
+        what = "empty" if isinstance(choices, list) else f"{_json_type(choices)}, not an array"
+        raise InvalidReply(f"`choices` is {what} (body: {_snippet(raw)})")
+    first = choices[0]
+    if not isinstance(first, dict):
+        raise InvalidReply(f"`choices[0]` is {_json_type(first)}, not an object (body: {_snippet(raw)})")
+    message = first.get("message")
+    if not isinstance(message, dict):
+        what = "missing" if "message" not in first else f"{_json_type(message)}, not an object"
+        raise InvalidReply(f"`choices[0].message` is {what} (body: {_snippet(raw)})")
+    if "content" not in message:
+        raise InvalidReply(f"`choices[0].message.content` is missing (body: {_snippet(raw)})")
+    content = message["content"]
+    if content is None:
+        return ""
+    if not isinstance(content, str):
+        raise InvalidReply(f"`choices[0].message.content` is {_json_type(content)}, not a string "
+                           f"(body: {_snippet(raw)})")
+    return content
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date); ``None`` if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None or when.tzinfo is None:
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+class _TimeLeft(dict):
+    """httpx's per-operation timeouts (``connect``, ``write``, ``pool``, ``read``), each looked up as the time
+    left until the attempt's deadline when an operation begins. Its stored values are the whole ``timeout``,
+    so that a copy of it still bounds each operation."""
+
+    def __init__(self, deadline: float, timeout: float):
+        super().__init__(connect=timeout, read=timeout, write=timeout, pool=timeout)
+        self.deadline = deadline
+
+    def _left(self) -> float:
+        return max(self.deadline - time.monotonic(), 0.001)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._left() if key in self else default
+
+    def __getitem__(self, key: str) -> float:
+        super().__getitem__(key)  # KeyError for an unknown one
+        return self._left()
 
 
 class ChatClient:
-    """OpenAI-compatible chat completions with timeout, retries, bounded concurrency and a request cache.
+    """OpenAI-compatible chat completions with a deadline, retries, bounded concurrency and a request cache
+    (the module docstring has the retry and deadline policy).
 
     Args:
         base_url: the API root, e.g. ``https://api.openai.com/v1`` or a local server's ``http://127.0.0.1:8000/v1``.
         model: the model name sent with each request.
         api_key_env: the environment variable holding the key (unset: no Authorization header).
-        timeout: seconds per request.
+        timeout: seconds per attempt, in all (connecting, sending, waiting, reading the reply).
         retries: further attempts after a transient failure.
-        backoff, max_backoff: the wait before retry ``a`` is ``min(backoff · 2^a, max_backoff)`` seconds.
-        concurrency: requests in flight at most.
+        backoff, max_backoff: the wait before retry ``a`` is ``min(backoff · 2^(a-1), max_backoff)`` seconds
+            (or a longer ``Retry-After``, still capped at ``max_backoff``).
+        concurrency: requests in flight at most (in :meth:`complete_many`).
         temperature, max_tokens: sent with each request.
         cache_path: the request cache (JSONL); ``None`` until the oracle sets it to the run's folder.
     """
@@ -63,32 +254,56 @@ class ChatClient:
     def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", timeout: float = 60.0,
                  retries: int = 5, backoff: float = 1.0, max_backoff: float = 30.0, concurrency: int = 4,
                  temperature: float = 0.0, max_tokens: int = 128, cache_path: str | Path | None = None):
-        if concurrency < 1 or retries < 0 or timeout <= 0:
-            raise ConfigError(f"llm client: concurrency >= 1, retries >= 0 and timeout > 0 are needed, got "
-                              f"{concurrency}, {retries}, {timeout}")
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        self.model, self.api_key_env, self.timeout = model, api_key_env, timeout
+        if concurrency < 1 or retries < 0 or timeout <= 0 or backoff < 0 or max_backoff < 0:
+            raise ConfigError(f"llm client: concurrency >= 1, retries >= 0, timeout > 0 and backoff, max_backoff "
+                              f">= 0 are needed, got {concurrency}, {retries}, {timeout}, {backoff}, {max_backoff}")
+        self.url = str(base_url).rstrip("/") + "/chat/completions"
+        try:
+            scheme = httpx.URL(self.url).scheme
+        except (httpx.InvalidURL, TypeError, ValueError) as e:
+            raise ConfigError(f"llm client: base_url {redact(base_url)!r} is not a URL ({redact(str(e))})") from None
+        if scheme not in ("http", "https"):
+            raise ConfigError(f"llm client: base_url {redact(base_url)!r} must start with http:// or https://")
+        self.model, self.api_key_env, self.timeout = model, api_key_env, float(timeout)
         self.retries, self.backoff, self.max_backoff, self.concurrency = retries, backoff, max_backoff, concurrency
         self.temperature, self.max_tokens = temperature, max_tokens
         self.requests = 0  # HTTP requests sent (retries included)
         self._lock = threading.Lock()
+        self._http: httpx.Client | None = None
         self._cache: dict[str, str] = {}
+        self._cache_newline = False  # the cache file ends in a cut-off line: start the next row on a new line
         self.cache_path: Path | None = None
         if cache_path is not None:
             self.use_cache(cache_path)
 
     # --------------------------------------------------------------- cache
     def use_cache(self, path: str | Path) -> None:
-        """Read (and from now on append to) the request cache at ``path``."""
+        """Read (and from now on append to) the request cache at ``path``. Lines that are not a cache row
+        (the last one cut off by a kill mid-write) are skipped."""
         self.cache_path = Path(path)
-        if self.cache_path.exists():
-            for line in self.cache_path.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    row = json.loads(line)
-                    if row.get("content") is None:
-                        self._cache.pop(row["key"], None)
-                    else:
-                        self._cache[row["key"]] = row["content"]
+        if not self.cache_path.exists():
+            return
+        data = self.cache_path.read_bytes()
+        skipped = 0
+        for line in data.split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line.decode("utf-8"))
+                key, content = row["key"], row.get("content")
+                if not isinstance(key, str) or not (content is None or isinstance(content, str)):
+                    raise ValueError("not a cache row")
+            except (ValueError, KeyError, TypeError, AttributeError):
+                skipped += 1
+                continue
+            if content is None:
+                self._cache.pop(key, None)
+            else:
+                self._cache[key] = content
+        self._cache_newline = bool(data) and not data.endswith(b"\n")
+        if skipped:
+            log.warning("%s: skipped %d unreadable line(s) (cut off by a kill?); their requests are asked again",
+                        self.cache_path, skipped)
 
     def key(self, messages: Messages) -> str:
         return hashlib.sha256(json.dumps([self.model, messages], sort_keys=True).encode()).hexdigest()
@@ -101,10 +316,14 @@ class ChatClient:
                 self._append({"key": k, "content": None})
 
     def _append(self, row: dict[str, Any]) -> None:
+        """One row, written whole in one call (a kill leaves at most the last line cut off). Under ``_lock``."""
         if self.cache_path is not None:
             self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+            line = json.dumps(row) + "\n"
+            if self._cache_newline:
+                line, self._cache_newline = "\n" + line, False
             with open(self.cache_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
+                f.write(line)
 
     # ------------------------------------------------------------- requests
     def complete(self, messages: Messages) -> str:
@@ -127,35 +346,135 @@ class ChatClient:
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(conversations))) as pool:
             return list(pool.map(self.complete, conversations))
 
+    def close(self) -> None:
+        """Close the connections (a later request opens new ones)."""
+        with self._lock:
+            client, self._http = self._http, None
+        if client is not None:
+            client.close()
+
+    def __enter__(self) -> "ChatClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _client(self) -> httpx.Client:
+        with self._lock:
+            if self._http is None:
+                _setup_http_logging()
+                self._http = httpx.Client(
+                    timeout=self.timeout, follow_redirects=False,
+                    limits=httpx.Limits(max_connections=max(100, self.concurrency),
+                                        max_keepalive_connections=self.concurrency))
+            return self._http
+
+    def _api_key(self) -> str | None:
+        key = os.environ.get(self.api_key_env, "").strip() if self.api_key_env else ""
+        if not key:
+            return None
+        if not key.isascii() or any(c.isspace() or not c.isprintable() for c in key):
+            raise ConfigError(f"the value of ${self.api_key_env} has spaces or characters that cannot be sent in "
+                              "an HTTP header; set it to the API key alone")
+        global _known_secrets
+        if key not in _known_secrets:
+            _known_secrets = _known_secrets | {key}
+        return key
+
+    def _redact(self, text: str) -> str:
+        return redact(text, os.environ.get(self.api_key_env) if self.api_key_env else None)
+
     def _post(self, messages: Messages) -> str:
         body = json.dumps({"model": self.model, "messages": messages, "temperature": self.temperature,
                            "max_tokens": self.max_tokens}).encode()
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        key = self._api_key()
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        last = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(min(self.backoff * 2 ** (attempt - 1), self.max_backoff))
-            with self._lock:
-                self.requests += 1
+        attempts = self.retries + 1
+        retrying = tenacity.Retrying(stop=tenacity.stop_after_attempt(attempts), wait=self._wait,
+                                     retry=tenacity.retry_if_exception_type(_Transient),
+                                     before_sleep=self._log_retry, reraise=True)
+        try:
+            return retrying(self._attempt, body, headers)
+        except _Transient as e:
+            raise ExilError(self._redact(
+                f"the LLM endpoint {self.url} failed {attempts} times; last: {e.what} ({e.hint}). The run "
+                "stopped; resume it (loop.resume=<run dir>) to ask again — answers so far are kept")) from None
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        """Seconds before the next attempt: the exponential backoff, or a longer ``Retry-After``; at most
+        ``max_backoff``."""
+        wait = self.backoff * 2.0 ** min(state.attempt_number - 1, 60)
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(exc, _Transient) and exc.retry_after is not None:
+            wait = max(wait, exc.retry_after)
+        return min(wait, self.max_backoff)
+
+    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        log.info(self._redact(f"LLM request to {self.url} failed ({getattr(exc, 'what', exc)}); retry "
+                              f"{state.attempt_number} of {self.retries} in {wait:.2f} s"))
+
+    def _attempt(self, body: bytes, headers: dict[str, str]) -> str:
+        """One request within the deadline: the reply's content, or :class:`_Transient`, or an ExilError."""
+        with self._lock:
+            self.requests += 1
+        deadline = time.monotonic() + self.timeout
+        late = f"no complete reply within the {self.timeout:g} s timeout"
+        late_hint = "raise oracle.client.timeout if the model is this slow, or check the server"
+        try:
+            with self._client().stream("POST", self.url, content=body, headers=headers,
+                                       extensions={"timeout": _TimeLeft(deadline, self.timeout)}) as resp:
+                status, ok = resp.status_code, resp.is_success
+                limit = MAX_REPLY_BYTES if ok else MAX_ERROR_BYTES
+                chunks, size = [], 0
+                if time.monotonic() > deadline:
+                    raise _Transient(f"{late} (the headers came too late)", late_hint)
+                for chunk in resp.iter_bytes():
+                    if time.monotonic() > deadline:
+                        raise _Transient(f"{late} (the body was still arriving, {size + len(chunk)} bytes so far)",
+                                         late_hint)
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size >= limit:
+                        break
+                raw = b"".join(chunks)
+                if ok and size >= limit:
+                    raise _Transient(f"an invalid reply: the body is larger than {limit} bytes", _HINT_INVALID)
+                retry_after = _retry_after(resp.headers.get("Retry-After")) if status in RETRY_AFTER_STATUS else None
+                location = resp.headers.get("Location", "")
+        except httpx.TimeoutException as e:
+            raise _Transient(f"{late} ({type(e).__name__})", late_hint) from None
+        except httpx.DecodingError as e:
+            raise _Transient(f"an invalid reply: its body could not be decoded ({_snippet(str(e))})",
+                             _HINT_INVALID) from None
+        except (httpx.RemoteProtocolError, httpx.NetworkError, httpx.ProxyError) as e:
+            raise _Transient(f"{type(e).__name__}: {_snippet(str(e) or 'no detail')}", _HINT_NETWORK) from None
+        except (httpx.LocalProtocolError, httpx.UnsupportedProtocol) as e:
+            what = f"{type(e).__name__}: {_snippet(str(e))}"
+            raise ExilError(self._redact(f"could not send a request to the LLM endpoint {self.url} ({what}); "
+                                         "check oracle.client.base_url")) from None
+        if ok:
             try:
-                req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    reply = json.loads(resp.read().decode())
-                return str(reply["choices"][0]["message"]["content"] or "")
-            except urllib.error.HTTPError as e:
-                last = f"HTTP {e.code}: {e.read()[:300].decode(errors='replace')}"
-                if e.code not in RETRY_STATUS:
-                    raise ExilError(f"the LLM endpoint {self.url} refused the request ({last}); check "
-                                    f"base_url, model and ${self.api_key_env}") from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
-                last = f"{type(e).__name__}: {getattr(e, 'reason', e)}"
-            except (KeyError, IndexError, ValueError) as e:
-                last = f"an unexpected reply ({type(e).__name__}: {e})"
-        raise ExilError(f"the LLM endpoint {self.url} failed {self.retries + 1} times; last: {last}. "
-                        "The run stopped; resume it (loop.resume=<run dir>) to ask again — answers so far are kept")
+                return parse_reply(raw)
+            except InvalidReply as e:
+                raise _Transient(f"an invalid reply (HTTP {status}): {e}", _HINT_INVALID) from None
+        what = f"HTTP {status}: {_snippet(raw) or '(no body)'}"
+        if status in RETRY_STATUS:
+            raise _Transient(what, _HINT_BUSY, retry_after)
+        if 300 <= status < 400:
+            raise ExilError(self._redact(f"the LLM endpoint {self.url} redirected the request (HTTP {status}) to "
+                                         f"{location or '(no Location)'}; set oracle.client.base_url to the API "
+                                         "root it points to"))
+        if status in (401, 403):
+            hint = f"check that ${self.api_key_env} holds a valid API key for this endpoint"
+        elif status == 404:
+            hint = "check oracle.client.base_url (the API root, e.g. .../v1) and oracle.client.model"
+        else:
+            hint = "check oracle.client.model, .temperature and .max_tokens"
+        raise ExilError(self._redact(f"the LLM endpoint {self.url} refused the request ({what}); {hint}"))
 
 
 class LLMOracle(Oracle):
@@ -222,3 +541,8 @@ class LLMOracle(Oracle):
         for conv, reply in zip(self._asked.pop(question.key, []), replies):
             if not isinstance(reply, str) or not reply.strip():
                 self.client.forget(conv)
+
+    def close(self) -> None:
+        """The run is over: close the client's connections (and the ``labels`` oracle)."""
+        self.client.close()
+        self.labels.close()

@@ -17,6 +17,8 @@ or toggles the cells of a grid.
 from __future__ import annotations
 
 import base64
+import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -24,6 +26,7 @@ import torch
 
 from common.oracle.base import InvalidAnswer, OracleContext, Question
 from common.oracle.kinds import COMMON_VIEWS, QuestionKind, register
+from common.oracle.label import brief
 
 
 def encode_mask(mask: torch.Tensor | np.ndarray) -> dict[str, Any]:
@@ -32,12 +35,22 @@ def encode_mask(mask: torch.Tensor | np.ndarray) -> dict[str, Any]:
 
 
 def decode_mask(encoded: dict[str, Any]) -> torch.Tensor:
-    shape = [int(s) for s in encoded["shape"]]
-    bits = np.frombuffer(base64.b64decode(encoded["bits"]), dtype=np.uint8)
-    n = int(np.prod(shape))
-    if len(bits) * 8 < n:
-        raise ValueError(f"{len(bits) * 8} bits cannot fill a mask of shape {shape}")
-    return torch.from_numpy(np.unpackbits(bits)[:n].astype(bool).reshape(shape))
+    """The mask of an :func:`encode_mask` encoding; raises ``KeyError``, ``TypeError`` or ``ValueError`` for one
+    that is not (a shape that is not a list of sizes ≥ 0, bits that are not base64 or too few for the shape)."""
+    shape, bits = encoded["shape"], encoded["bits"]
+    if not isinstance(shape, (list, tuple)) or len(shape) > 32 or \
+            not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and 0 <= s < 2 ** 31 for s in shape):
+        raise ValueError("the shape is not a list of sizes")
+    if not isinstance(bits, (str, bytes)):
+        raise TypeError("the bits are not a base64 string")
+    shape = [int(s) for s in shape]
+    n = math.prod(shape)
+    if len(bits) * 6 < n:  # base64: 6 bits a character; before decoding a huge string for a huge shape
+        raise ValueError(f"{len(bits) * 6} bits cannot fill a mask of shape {shape}")
+    raw = np.frombuffer(base64.b64decode(bits), dtype=np.uint8)
+    if len(raw) * 8 < n:
+        raise ValueError(f"{len(raw) * 8} bits cannot fill a mask of shape {shape}")
+    return torch.from_numpy(np.unpackbits(raw)[:n].astype(bool).reshape(shape))
 
 
 def relevance_question(item: int, shape: tuple[int, ...], label: int | None = None) -> Question:
@@ -63,31 +76,50 @@ def relevance_masks(answer: dict[str, Any]) -> dict[str, torch.Tensor]:
     return {"relevant": relevant, "irrelevant": irrelevant}
 
 
+def _as_mask(m: Any) -> torch.Tensor:
+    """A bool tensor from an array, tensor or nested list of true/false or 0/1 (raises ``TypeError``/``ValueError``)."""
+    a = m.detach().cpu().numpy() if torch.is_tensor(m) else np.asarray(m)
+    if a.dtype.kind not in "biuf":
+        raise TypeError("a mask holds true/false or 0/1" + ("" if a.dtype == object else f", not {a.dtype}"))
+    if a.dtype.kind != "b" and not np.isin(a, (0, 1)).all():
+        raise ValueError("a mask holds true/false or 0/1 only")
+    return torch.from_numpy(a.astype(bool))
+
+
 @register
 class Relevance(QuestionKind):
     name = "relevance"
     view = COMMON_VIEWS / "relevance.js"
 
     def validate(self, question: Question, answer: Any, ctx: OracleContext) -> dict[str, Any]:
-        """``{"relevant": mask[, "irrelevant": mask]}``; a mask is a bool array / tensor or its encoding."""
+        """``{"relevant": mask[, "irrelevant": mask]}``; a mask is a bool array / tensor / nested list (of
+        true/false or 0/1 only: a float map such as a saliency map is refused, not thresholded) or its
+        encoding, of the payload's ``shape`` (leading axes of size 1 are dropped); ``relevant`` is required.
+        Returns both in the canonical encoding (:func:`encode_mask`)."""
+        want = question.payload.get("shape")
         if torch.is_tensor(answer) or isinstance(answer, np.ndarray):
             answer = {"relevant": answer}
-        if not isinstance(answer, dict) or "relevant" not in answer:
-            raise InvalidAnswer("answer a relevance mask: {'relevant': mask of shape "
-                                f"{question.payload.get('shape')}, optional 'irrelevant': mask}}")
+        if not isinstance(answer, dict) or answer.get("relevant") is None:
+            raise InvalidAnswer(f"answer a relevance mask: {{'relevant': mask of shape {want}, optional "
+                                "'irrelevant': mask}")
         out = {}
         for name in ("relevant", "irrelevant"):
             m = answer.get(name)
             if m is None:
                 continue
             try:
-                t = decode_mask(m) if isinstance(m, dict) else torch.as_tensor(np.asarray(m)).bool()
-            except (KeyError, TypeError, ValueError) as e:
-                raise InvalidAnswer(f"the {name} mask cannot be read: {e}") from None
+                t = decode_mask(m) if isinstance(m, dict) else _as_mask(m)
+            except KeyError as e:
+                raise InvalidAnswer(f"the {name} mask's encoding has no {brief(e.args[0] if e.args else None)}: "
+                                    f"send {{'shape': {want}, 'bits': base64 of its packed bits}}") from None
+            except (TypeError, ValueError, OverflowError) as e:
+                why = str(e) or type(e).__name__
+                why = why if len(why) <= 200 else why[:199] + "…"
+                raise InvalidAnswer(f"the {name} mask cannot be read: {why}") from None
             t = t.reshape(t.shape[-2:]) if t.dim() > 2 and all(s == 1 for s in t.shape[:-2]) else t
-            want = question.payload.get("shape")
             if want is not None and list(t.shape) != list(want):
-                raise InvalidAnswer(f"the {name} mask has shape {list(t.shape)}; this item needs {list(want)}")
+                raise InvalidAnswer(f"the {name} mask has shape {brief(list(t.shape), 200)}; this item needs "
+                                    f"{list(want)}")
             out[name] = encode_mask(t)
         return out
 

@@ -17,7 +17,10 @@ For ``label`` questions, with ``noise`` > 0 a label is replaced by a
 uniformly drawn *other* class with that probability. The draw depends only on
 (seed, question key), so an answer does not depend on the order questions come in
 (a resumed run gets the same noisy labels). ``latency`` seconds per answer
-simulates a teacher's answer time.
+simulates a teacher's answer time. ``cheap: false`` makes the asker commit each answer before asking the
+next, as for a person or an LLM (by default a simulated teacher's answers are committed in batches and
+after a kill the uncommitted part of a batch is asked again, which costs nothing). ``call_log`` names a
+file that gets one line per answer given (``kind<TAB>key``): what the chaos test counts across kills.
 
 Each answer comes from its question kind's ``simulate`` (:mod:`common.oracle.kinds`), which reads this
 teacher's settings and ground truth (:meth:`SimulatedOracle.field`); a method's own kinds simulate themselves.
@@ -26,6 +29,7 @@ teacher's settings and ground truth (:meth:`SimulatedOracle.field`); a method's 
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from typing import Any
 
@@ -47,13 +51,15 @@ class SimulatedOracle(Oracle):
         return registered()
 
     def __init__(self, noise: float = 0.0, latency: float = 0.0, seed: int = 0, relevance_field: str = "mask",
-                 irrelevant_field: str | None = None, exemplar_threshold: float | None = 0.5, explainer: Any = None):
+                 irrelevant_field: str | None = None, exemplar_threshold: float | None = 0.5, explainer: Any = None,
+                 cheap: bool = True, call_log: str | None = None):
         if not 0 <= noise < 1:
             raise ValueError(f"noise must be in [0, 1), got {noise}")
         self.noise, self.latency, self.seed = noise, latency, seed
         self.relevance_field, self.irrelevant_field = relevance_field, irrelevant_field
         self.exemplar_threshold = exemplar_threshold
         self.explainer = explainer
+        self.cheap, self.call_log = bool(cheap), call_log
 
     def rng(self, question: Question) -> np.random.Generator:
         h = hashlib.sha256(f"{self.seed}/{question.kind}/{question.key}".encode()).digest()
@@ -62,7 +68,14 @@ class SimulatedOracle(Oracle):
     def answer(self, question: Question, ctx: OracleContext) -> Any:
         if self.latency:
             time.sleep(self.latency)
-        return kind_of(question.kind).simulate(question, ctx, self)
+        answer = kind_of(question.kind).simulate(question, ctx, self)
+        if self.call_log:
+            fd = os.open(self.call_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, f"{question.kind}\t{question.key}\n".encode())
+            finally:
+                os.close(fd)
+        return answer
 
     def field(self, ctx: OracleContext, item: int, name: str) -> torch.Tensor:
         """The ground-truth field ``name`` (a mask) of pool item ``item``, as an (H, W) bool mask."""

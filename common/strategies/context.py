@@ -3,12 +3,16 @@
 Every output is computed in batches of ``datamodule.eval_batch_size`` under
 ``torch.inference_mode`` on ``device`` and kept there, so a heuristic is one
 vectorised expression over an (N, C) or (T, N, C) tensor. Outputs are cached for
-the round: entropy and BALD in one round share nothing, but CAL's probabilities
-and embeddings are computed once.
+the stage: a hook's probabilities for its questions and the strategy's scores come from one pass, and
+CAL's probabilities and embeddings are computed once.
+
+Randomness never depends on the order of calls: MC dropout seeds the device RNG from
+``(seed, "mc", passes)`` each time it computes, so another call before it (or a cache hit) changes nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Callable
 
 import numpy as np
@@ -24,16 +28,22 @@ class QueryContext:
         candidates: pool indices the strategy may choose from (unlabelled, maybe subsampled).
         device: where the forward passes and the selection run.
         generator: a seeded ``torch.Generator`` on the CPU for any randomness of the strategy.
+        seed: the stage's seed, from which MC dropout's masks are derived (None: drawn from ``generator``).
     """
 
     def __init__(self, module, datamodule, candidates: np.ndarray, device: torch.device | str = "cpu",
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, seed: int | None = None):
         self.module = module
         self.datamodule = datamodule
         self.candidates = np.asarray(candidates, dtype=np.int64)
         self.device = torch.device(device)
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        self.seed = seed if seed is not None else int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator))
         self._cache: dict[tuple, torch.Tensor] = {}
+
+    def subset(self, candidates: np.ndarray) -> "QueryContext":
+        """The same model and seed over other candidates (e.g. a strategy's own subsample)."""
+        return QueryContext(self.module, self.datamodule, candidates, self.device, self.generator, self.seed)
 
     def __len__(self) -> int:
         return len(self.candidates)
@@ -103,13 +113,19 @@ class QueryContext:
         """(T, N, C) probabilities of ``passes`` MC-dropout forward passes over the candidates."""
         if self.module.device.type != self.device.type:
             self.module.to(self.device)
-        # dropout masks come from the global RNG of the device: seed it from the strategy generator
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator))
-        torch.manual_seed(seed)
-        return self._cached(
-            ("mc", passes),
-            lambda: self.map(self.candidates, lambda x: self.module.mc_logits(x, passes).float().softmax(-1)),
-        )
+
+        def compute() -> torch.Tensor:
+            # dropout masks come from the device's global RNG: seeded here, from (seed, passes) alone
+            torch.manual_seed(derived_seed(self.seed, f"mc/{passes}"))
+            return self.map(self.candidates, lambda x: self.module.mc_logits(x, passes).float().softmax(-1))
+
+        return self._cached(("mc", passes), compute)
+
+
+def derived_seed(seed: int, name: str) -> int:
+    """A 31-bit seed that depends only on ``seed`` and ``name``."""
+    h = hashlib.sha256(f"{seed}/{name}".encode()).digest()
+    return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
 
 
 def _to(x, device):

@@ -136,9 +136,13 @@ def test_strategy_needs_an_explaining_model(pool):
 
     enc = build_backbone("transformers", "tiny", "none", config={k: v for k, v in TINY_BERT.items()
                                                                   if k not in ("cls_token_id", "sep_token_id")})
-    ctx = QueryContext(TextClassifier(enc, 2), pool, pool.unlabelled_indices[:5])
-    with pytest.raises(ConfigError, match="method=xal"):
-        XALStrategy().select(ctx, 2)
+    from common.abilities import check_composition
+
+    strategy = XALStrategy()
+    parts = {"module": TextClassifier(enc, 2), "datamodule": pool, "strategy": strategy}
+    # refused before anything runs, naming the method config whose module explains
+    with pytest.raises(ConfigError, match="strategy=xal needs a model that explains.*choices that work: method=xal"):
+        check_composition({"strategy=xal": strategy}, parts)
     with pytest.raises(ConfigError):
         XALStrategy(entropy=False, explanation=False)
 

@@ -1,0 +1,66 @@
+"""Nonsense is refused in one line (exit status 2) before any work: no journal is made, nothing trains."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from common.cli import _guard, run
+from tests.conftest import ROOT, compose
+
+BAD = {
+    "loop.query_size=-5": "loop.query_size=-5: must be a whole number ≥ 0",
+    "loop.query_size=0": "loop.query_size=0: method=baseline asks labels each round",
+    "loop.budget=-3": "loop.budget=-3: must be a whole number ≥ 0 or null",
+    "loop.rounds=-1": "loop.rounds=-1: must be a whole number ≥ 0",
+    "dataset.pool_size=100000": "dataset.pool_size=100000, but DigitsDataModule's pool holds 1257 items",
+    "dataset.pool_size=0": "dataset.pool_size must be a whole number ≥ 1, got 0",
+    "loop.pool_subsample=0": "loop.pool_subsample=0: must be a whole number ≥ 1 or null",
+    "loop.seed=abc": "loop.seed: Value 'abc' of type 'str' could not be converted to Integer",
+    "+foo=1": "unknown top-level key foo: nothing reads it",
+    "+strateg=x": "unknown top-level key strateg (did you mean strategy?)",
+    "strategy=jsd_pairs": "strategy=jsd_pairs needs ALICE's morphing module (method=alice)",
+    "method=xal": "method=xal needs a text dataset",
+    "strategy=xal": "strategy=xal needs a model that explains its predictions (method=xal), and method=baseline "
+                    "is Classifier; choices that work: method=xal",
+}
+
+
+@pytest.mark.parametrize("override", sorted(BAD))
+def test_refused_before_any_work(tmp_path, capsys, override):
+    run_dir = tmp_path / "run"
+    code = _guard(run, compose([override, "loop.rounds=1" if "rounds" not in override else "loop.query_size=5"],
+                               run_dir))
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and err.startswith("error:") and BAD[override] in err, err
+    assert not (run_dir / "journal.sqlite").exists()
+
+
+def test_alice_with_an_item_strategy_names_the_pair_strategies(tmp_path, capsys):
+    code = _guard(run, compose(["method=alice", "backbone=small_cnn", "strategy=entropy", "loop.query_size=0",
+                                "loop.rounds=1", "loop.reset_each_round=false"],
+                               tmp_path / "run"))
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and "method=alice needs a pair strategy" in err, err
+    assert "choices that work: strategy=jsd_pairs, strategy=random_pairs" in err
+    assert "a dataset with part locations for its grounding" in err and "dataset=fashion_parts" in err
+    assert not (tmp_path / "run" / "journal.sqlite").exists()
+
+
+def test_the_command_line_exits_2_with_one_line(tmp_path):
+    env = dict(os.environ, WANDB_MODE="offline", PYTHONPATH=str(ROOT))
+    p = subprocess.run([sys.executable, "-m", "common.cli", "loop.rounds=-1", f"hydra.run.dir={tmp_path}/r"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert [ln for ln in p.stderr.splitlines() if ln.strip()] == ["error: loop.rounds=-1: must be a whole number ≥ 0"]
+
+
+def test_a_run_whose_pool_runs_out_says_it_stopped_early(tmp_path, capsys):
+    run_dir = run(compose(["dataset.pool_size=40", "loop.rounds=10", "loop.query_size=10", "loop.initial_per_class=1",
+                           "trainer.max_epochs=1", "logger=csv", "loop.threads=1"], tmp_path / "run"))
+    out = " ".join(capsys.readouterr().out.split())
+    assert "the run stopped after round 3 of 10: the pool has no unlabelled item left to ask" in out
+    assert (run_dir / "journal.sqlite").exists()

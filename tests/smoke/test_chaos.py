@@ -1,0 +1,97 @@
+"""Chaos: a real `exil` run SIGKILLed at random moments (a fixed seed picks them), resumed each time until it
+finishes, must end exactly like an uninterrupted run — labelled set, queries, answers, metrics — and its
+teacher must have been asked each question once.
+
+The teacher is the simulated one with ``cheap: false`` (each answer committed before the next is asked, as
+for a person or an LLM) and a ``call_log`` (one line per answer given, across processes). The one window
+left is a kill between an answer and its commit — microseconds after the answer, here a 0.1 s "think" — where
+that answer is asked again on resume: at most one repeat per kill. For the web teacher that window is closed
+by the page (it keeps an answer the server did not confirm and sends it again to the resumed run), for the
+LLM teacher by its request cache (written before the answer is returned). A ``cheap`` simulated teacher
+commits in batches, so a kill repeats at most one batch, at no cost.
+
+CI runs 3 kills of a baseline run; ``-m slow`` runs 20+ kills over baseline, CAIPI, RRR and ALICE.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.smoke.test_resume_after_kill import exil, finish, outcome
+
+BASELINE = ["loop.rounds=3", "loop.query_size=4", "loop.initial_per_class=1", "trainer.max_epochs=3",
+            "loop.seed=11", "strategy=entropy", "loop.threads=1"]
+TEACHER = ["oracle.latency=0.1", "oracle.cheap=false"]
+
+
+def calls(log: Path) -> Counter:
+    return Counter(log.read_text().splitlines()) if log.exists() else Counter()
+
+
+def chaos(tmp_path: Path, args: list[str], kills: int, seed: int) -> None:
+    """The uninterrupted reference, then the same run killed ``kills`` times at moments drawn from
+    ``random.Random(seed)`` over the reference's duration, resumed after each kill, compared at the end."""
+    ref, run_dir = tmp_path / "reference", tmp_path / "chaos"
+    t0 = time.monotonic()
+    finish(exil(*args, *TEACHER, f"oracle.call_log={tmp_path / 'ref_calls.log'}", f"hydra.run.dir={ref}"))
+    duration = time.monotonic() - t0
+    rng = random.Random(seed)
+    log = tmp_path / "chaos_calls.log"
+    cmd = [*args, *TEACHER, f"oracle.call_log={log}", f"hydra.run.dir={run_dir}"]
+    landed = 0
+    for _ in range(kills):
+        proc = exil(*cmd) if not (run_dir / "journal.sqlite").exists() else exil(f"loop.resume={run_dir}")
+        time.sleep(rng.uniform(0.15, 0.85) * duration)
+        if proc.poll() is not None:  # it finished (or failed) before this kill
+            out = proc.stdout.read()
+            assert proc.returncode == 0, out[-4000:]
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        landed += 1
+    else:
+        finish(exil(f"loop.resume={run_dir}"))
+    assert landed >= 1, "no kill landed: the run was shorter than the moments drawn"
+
+    assert outcome(run_dir) == outcome(ref)
+    ref_calls, got = calls(tmp_path / "ref_calls.log"), calls(log)
+    assert set(got) == set(ref_calls) and all(n == 1 for n in ref_calls.values())
+    repeats = sum(got.values()) - len(got)
+    assert repeats <= landed, f"{repeats} answers were asked twice over {landed} kills: {got.most_common(5)}"
+
+
+def test_a_run_killed_three_times_ends_as_if_never_killed(tmp_path):
+    chaos(tmp_path, BASELINE, kills=3, seed=0)
+
+
+DECOY_DIGITS = ["experiment=rrr_decoy_mnist", "dataset=decoy_digits", "dataset.min_epoch_size=0", "loop.threads=1",
+                "loop.initial_per_class=null"]
+METHODS = {
+    "baseline": BASELINE,
+    "caipi": ["dataset=decoy_digits", "method=caipi", "oracle.irrelevant_field=decoy", "method.hooks.segment_cell=2",
+              "method.hooks.lime.num_samples=100", "loop.rounds=3", "loop.query_size=6", "loop.initial_per_class=2",
+              "trainer.max_epochs=4", "loop.threads=1", "loop.seed=5"],
+    "rrr": [*DECOY_DIGITS, "method=rrr", "loop.rounds=3", "loop.query_size=4", "loop.initial_size=20",
+            "trainer.max_epochs=2", "loop.seed=3"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_many_kills_across_methods(tmp_path, method):
+    chaos(tmp_path, METHODS[method], kills=8, seed=1)
+
+
+@pytest.mark.slow
+def test_many_kills_alice(tmp_path):
+    from tests.smoke.test_alice_run import alice_args
+    from tests.unit.test_data import write_idx_folder
+
+    write_idx_folder(tmp_path / "fm", n_train=60, n_test=30)
+    chaos(tmp_path, [*alice_args(tmp_path / "fm"), "loop.rounds=3"], kills=6, seed=2)
