@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.exil-installed
 export WANDB_MODE ?= offline
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install run test test-all data bench reproduce reproduce-rrr reproduce-exbl reproduce-alternating reproduce-caipi reproduce-xal reproduce-alice clean
+.PHONY: install run test test-all data bench reproduce reproduce-rrr reproduce-exbl reproduce-alternating reproduce-caipi reproduce-xal reproduce-alice reproduce-alice-pairs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,7 +53,10 @@ reproduce-xal: install  ## XAL vs its ablations and baselines on Rotten Tomatoes
 reproduce-alice: install  ## ALICE's Table 2 rows (base, rounds, ablations, +33/66/100% data) on the Fashion-MNIST parts proxy
 	$(PY) -m reproduce.alice $(ARGS)
 
-reproduce: reproduce-rrr reproduce-exbl reproduce-alternating reproduce-caipi reproduce-xal reproduce-alice  ## every paper reproduction
+reproduce-alice-pairs: install  ## which class pairs ALICE's JSD picks (full space vs principal components) against the test confusion
+	$(PY) -m reproduce.alice_pairs $(ARGS)
+
+reproduce: reproduce-rrr reproduce-exbl reproduce-alternating reproduce-caipi reproduce-xal reproduce-alice reproduce-alice-pairs  ## every paper reproduction
 
 clean:
 	rm -rf outputs .pytest_cache

@@ -66,6 +66,46 @@ def main() -> None:
           f"(all pairs: ~{t_loop * len(pairs):.0f} s)")
     print(f"ratio: exil is {t_loop / per_pair_fast:.0f}× faster per pair; max relative difference {err:.1e}")
     print(f"most confusable pairs: {[tuple(pairs[i].tolist()) for i in best[:3]]}")
+    print("\npeak memory of the pair selection above the features it is given (each case in a fresh process):")
+    for classes, per_class, dim in ((2, 20_000, 1), (10, 6_000, 64), (10, 6_000, 1280), (200, 15, 1280)):
+        extra = _peak_above_features(classes, per_class, dim)
+        gram = (classes * per_class) ** 2 * 8 / 2**30
+        feats = classes * per_class * dim * 8 / 2**20
+        print(f"  {classes:>3} classes × {per_class:>6} images, d = {dim:>4}: +{extra / 2**20:7.1f} MB "
+              f"(features {feats:.0f} MB; the Gram of all images the old form built: {gram:.1f} GB)")
+
+
+_CHILD = """
+import gc, sys, torch
+sys.path.insert(0, {root!r})
+from alice.pairs import most_confusable_pairs
+torch.set_num_threads(2)
+c, n, d = {c}, {n}, {d}
+g = torch.Generator().manual_seed(0)
+labels = torch.arange(c).repeat_interleave(n)
+feats = torch.randn(c * n, d, generator=g, dtype=torch.double)
+feats += torch.randn(c, d, generator=g, dtype=torch.double)[labels]
+gc.collect()
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) * 1024
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current resident size
+before = status("VmRSS:")
+most_confusable_pairs(feats, labels, c, budget=3)
+print(status("VmHWM:") - before)
+"""
+
+
+def _peak_above_features(c: int, n: int, d: int) -> int:
+    """Peak resident memory (bytes) of the pair selection above what the process held before it (Linux)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = _CHILD.format(root=str(Path(__file__).resolve().parents[1]), c=c, n=n, d=d)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return int(out.split()[-1])
 
 
 if __name__ == "__main__":

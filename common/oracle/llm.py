@@ -56,7 +56,7 @@ import httpx
 import tenacity
 
 from common.errors import ConfigError, ExilError
-from common.oracle.base import Oracle, OracleContext, Question
+from common.oracle.base import SIMULATED_SETTINGS, Oracle, OracleContext, Question
 
 Messages = list[dict[str, str]]
 log = logging.getLogger(__name__)
@@ -488,12 +488,19 @@ class LLMOracle(Oracle):
         verbalizer: class name → the word used in prompts (e.g. ``{fresh: positive, rotten: negative}``).
         system: the system message.
         max_attempts: invalid (e.g. empty) answers re-asked before the run stops.
+        **simulated: the simulated teacher's settings an experiment sets for its default teacher
+            (``explainer``, ...) are accepted and ignored — the LLM replaces that teacher, and ``labels`` has
+            its own settings — so ``experiment=xal_rotten_tomatoes oracle=llm`` builds.
     """
 
     kinds = ("label", "explain_label")
 
     def __init__(self, client: ChatClient, labels: Oracle, task: str = "sentiment", template: str | None = None,
-                 verbalizer: Mapping[str, str] | None = None, system: str = SYSTEM, max_attempts: int = 3):
+                 verbalizer: Mapping[str, str] | None = None, system: str = SYSTEM, max_attempts: int = 3,
+                 **simulated: Any):
+        unknown = sorted(set(simulated) - SIMULATED_SETTINGS)
+        if unknown:
+            raise ConfigError(f"oracle llm has no setting {', '.join(unknown)}")
         if template is None and task not in TEMPLATES:
             raise ConfigError(f"oracle.task={task!r}; valid: {', '.join(TEMPLATES)} (or give oracle.template)")
         self.client, self.labels = client, labels

@@ -50,6 +50,13 @@ def test_a_person_can_teach_every_experiment(run_cfg, experiment, teacher):
     assert "label" in oracle.kinds and oracle.labels_from_truth == (teacher == "web_explanations")
 
 
+@pytest.mark.parametrize("experiment", [e for e in choices("experiment") if e.startswith("xal")])
+def test_an_llm_can_teach_every_xal_experiment(run_cfg, experiment):
+    """``experiment=xal_rotten_tomatoes oracle=llm``: the simulated explainer's settings are ignored."""
+    oracle = instantiate(run_cfg([f"experiment={experiment}", "oracle=llm"]).oracle)
+    assert set(oracle.kinds) == {"label", "explain_label"}
+
+
 @pytest.mark.parametrize("name", choices("logger"))
 def test_loggers_build(run_cfg, name, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
