@@ -21,6 +21,7 @@ explanations, the parsed parts, how many crops) and ``alice/saliency/round_RRR_P
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -134,6 +135,10 @@ class AliceHooks(RoundHooks):
     def _features(ctx: RoundContext, items: np.ndarray) -> torch.Tensor:
         """Pooled encoder features of whole labelled images, in batches (eval mode)."""
         return ctx.query_context(items).embeddings().cpu()
+
+    def sheets(self, run_dir, round):
+        """The saliency sheets of the pairs asked so far, after this round's fit (and the expert's views)."""
+        return sorted((Path(run_dir) / "alice" / "saliency").glob(f"round_{round:03d}_*.png")) + super().sheets(run_dir, round)
 
     def _save_saliency(self, ctx: RoundContext, pairs: list[tuple[int, int]], items: np.ndarray,
                        labels: np.ndarray) -> None:

@@ -39,10 +39,63 @@ def _register_resolvers() -> None:
     if not OmegaConf.has_resolver("exil_run_dir"):
         # the run directory: the resumed run's own folder, else a fresh one
         OmegaConf.register_new_resolver("exil_run_dir", lambda resume, fresh: resume if resume else fresh)
+    if not OmegaConf.has_resolver("exil_job_name"):
+        # a W&B run's name: the job's own overrides (a sweep's jobs differ by them), else the run folder's name
+        OmegaConf.register_new_resolver("exil_job_name", _job_name)
+    if not OmegaConf.has_resolver("exil_sweep_group"):
+        # a W&B group: the experiment, and in a multirun the sweep's folder, so a sweep's jobs sit together
+        OmegaConf.register_new_resolver("exil_sweep_group", _sweep_group)
     if not OmegaConf.has_resolver("exil_run_id"):
         # a stable id per run directory (a resumed run continues the same W&B run)
         OmegaConf.register_new_resolver(
             "exil_run_id", lambda path: hashlib.sha1(str(Path(path).resolve()).encode()).hexdigest()[:16])
+
+
+def _job_name() -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        hc = HydraConfig.get()
+    except ValueError:  # no Hydra runtime (a config built by hand)
+        return "exil"
+    swept = _swept_keys(hc)
+    if swept:  # a sweep's job: the values of what the sweep varies (loop.seed=1,strategy=random)
+        parts = [o for o in hc.overrides.task if o.split("=", 1)[0].lstrip("+~") in swept]
+        if parts:
+            return ",".join(sorted(parts))
+    return hc.job.override_dirname or Path(hc.runtime.output_dir).name
+
+
+def _swept_keys(hc) -> set[str]:
+    """The keys a multirun sweeps over (``key=a,b`` or a sweep function), from its ``multirun.yaml``."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    if hc.mode != RunMode.MULTIRUN:
+        return set()
+    path = Path(hc.sweep.dir) / "multirun.yaml"
+    try:
+        task = OmegaConf.load(path).hydra.overrides.task
+        parsed = OverridesParser.create().parse_overrides([str(o) for o in task])
+    except Exception:  # no multirun.yaml (another launcher) or one Hydra cannot parse: name by all overrides
+        return set()
+    return {o.key_or_group for o in parsed if o.is_sweep_override()}
+
+
+def _sweep_group(experiment: str | None) -> str:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    group = experiment or "default"
+    try:
+        hc = HydraConfig.get()
+    except ValueError:
+        return group
+    if hc.mode == RunMode.MULTIRUN:
+        sweep = Path(hc.sweep.dir)
+        group += f"/{sweep.parent.name}_{sweep.name}"
+    return group
 
 
 def compose(overrides: list[str], run_dir: Path | None = None):
@@ -106,16 +159,19 @@ def run(cfg) -> Path:
     from rich.console import Console
 
     console = Console()
+    status = "failed"
     try:
-        with RoundProgress(console, cfg.loop.rounds) as progress:
-            loop.on_stage = progress
-            loop.oracle.attach_display(progress.paused)
-            loop.run()
+        try:
+            with RoundProgress(console, cfg.loop.rounds) as progress:
+                loop.on_stage = progress
+                loop.oracle.attach_display(progress.paused)
+                loop.run()
+        finally:
+            loop.oracle.close()
+        png = run_report(run_dir, console, loggers=loop.loggers)
+        status = "success"
     finally:
-        loop.oracle.close()
-    png = run_report(run_dir, console, loggers=loop.loggers)
-    for lg in loop.loggers:
-        lg.finalize("success")
+        loop.run_log.finish(status)  # a W&B run is finished: the next job of a multirun opens its own
     console.print(f"[bold]learning curve:[/bold] {png}")
     if loop.stopped_early:
         console.print(f"[bold yellow]note:[/bold yellow] {loop.stopped_early}")
@@ -154,8 +210,6 @@ def build_loop(cfg, run_dir: Path):
                           "asks labels each round, so a round would ask nothing; give loop.query_size ≥ 1 "
                           "(or loop.rounds=0 for passive training)")
     loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
-    for lg in loggers:
-        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     accel = str(cfg.trainer.get("accelerator", "cpu"))
     device = loop_cfg.device
     if device == "auto":
@@ -169,6 +223,7 @@ def build_loop(cfg, run_dir: Path):
     loop = ActiveLoop(loop_cfg, module, dm, strategy, oracle, hooks, make_trainer, run_dir,
                       loggers=loggers, device=device, config=journal_config(cfg))
     loop.check_composition()  # before any training (the loop checks again when it runs)
+    loop.run_log.start(OmegaConf.to_container(cfg, resolve=True))
     return loop
 
 
@@ -190,7 +245,7 @@ def check_missing(cfg) -> None:
 
 #: top-level keys besides the config groups (``conf/<group>/``): config.yaml's own, what experiments set,
 #: and what ``run`` adds
-TOP_LEVEL_KEYS = {"task_name", "experiment_name", "choices", "hydra", "defaults"}
+TOP_LEVEL_KEYS = {"task_name", "experiment_name", "choices", "hydra", "defaults", "tags"}
 
 
 def check_top_level(cfg) -> None:

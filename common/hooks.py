@@ -117,6 +117,11 @@ class RoundHooks(pl.Callback):
         """The labels given (a skipped item, ``None``, stays unlabelled)."""
         return Incorporation(labels={i: int(answers[i]) for i in map(int, selection.indices) if answers[i] is not None})
 
+    def sheets(self, run_dir: Path, round: int) -> list[Path]:
+        """The explanation sheets (PNGs) this round made, sent to the loggers with the round (default: the views
+        a teacher was shown, ``oracle/round_RRR_*.png``)."""
+        return sorted((Path(run_dir) / "oracle").glob(f"round_{round:03d}_*.png"))
+
     def metrics(self, ctx: RoundContext) -> dict[str, float]:
         out = coarse_accuracy(ctx)
         if self.explainer is None:

@@ -259,6 +259,12 @@ class Journal:
                                f"AND {_LATEST} = 'null'").fetchall()
         return sorted(int(k) for (k,) in rows)
 
+    def answer_count(self, before_round: int | None = None) -> int:
+        """How many questions were answered (in rounds before ``before_round``; the initial set is round −1)."""
+        if before_round is None:
+            return self.db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+        return self.db.execute("SELECT COUNT(*) FROM answers WHERE round < ?", (before_round,)).fetchone()[0]
+
     def label_count(self, source: str) -> int:
         """How many labels of ``source`` (``initial`` | ``oracle``) the training set holds."""
         return self.db.execute("SELECT COUNT(*) FROM labelled WHERE source = ?", (source,)).fetchone()[0]

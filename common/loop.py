@@ -49,6 +49,7 @@ from common.journal import Journal
 from common.modules.base import ExilModule
 from common.oracle.asker import Asker
 from common.oracle.base import Oracle, OracleContext, Question
+from common.run_log import EpochLog, RunLog
 from common.run_folder import check_journal, config_hash, load_checkpoint, save_checkpoint
 from common.strategies.base import QueryStrategy, Selection
 
@@ -149,6 +150,8 @@ class ActiveLoop:
         self.run_dir = Path(run_dir)
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.loggers = list(loggers)
+        self.run_log = RunLog(self.loggers, "n_questions" if hooks.label_free_rounds else "n_labels")
+        self._query_predictions: dict[int, dict[int, int]] = {}  # round → {item: the model's class when queried}
         self.device = torch.device(device)
         self.config = config or {}
         self.on_stage = on_stage
@@ -268,6 +271,7 @@ class ActiveLoop:
             self._load(self.ckpt_dir / "init.pt")
         pl.seed_everything(seed_for(self.cfg.seed, r, "fit"), workers=True, verbose=False)
         trainer = self.make_trainer(r, self.run_dir / "rounds" / f"{r:03d}")
+        trainer.callbacks.append(EpochLog(self.run_log, r))
         trainer.fit(self.module, datamodule=self.dm)
         sha = self._save(path)
         with self._stage_transaction():
@@ -304,6 +308,9 @@ class ActiveLoop:
         ctx = self._ctx(r, "query")
         selection = self.hooks.query(ctx, k)
         self._check_selection(r, selection, ctx.candidates, k)
+        if len(selection.indices):  # what the model predicted of the queried items (the round's query table)
+            probs = ctx.query_context(selection.indices).probs()
+            self._query_predictions[r] = dict(zip(map(int, selection.indices), probs.argmax(1).tolist()))
         with self._stage_transaction():
             self.journal.add_queries(r, selection.indices, selection.scores)
             self.journal.mark(r, "query", time.perf_counter() - t0)
@@ -366,17 +373,27 @@ class ActiveLoop:
                 self._log_round(r)
 
     def _log_evaluation(self, r: int) -> None:
-        """Round ``r``'s journaled metrics, at step = labels when it was evaluated."""
+        """Round ``r``'s journaled metrics, at its labels and questions when it was evaluated."""
         row = dict(self.journal.metrics_by_round()[r])
         n = row.pop("n_labels")
-        self._log({**row, "round": r, "n_labels": n}, step=n)
+        self.run_log.round(r, row, n, self.journal.answer_count(before_round=r))
 
     def _log_round(self, r: int) -> None:
-        """Round ``r``'s stage times and what it added, at the step of its evaluation."""
+        """Round ``r``'s stage times, what it added, its queried items and the method's explanation sheets, at
+        the step of its evaluation."""
         n = self.journal.metrics_by_round()[r]["n_labels"]
         times = {f"time/{s}": sec for rr, s, sec in self.journal.stages() if rr == r and s != "initial"}
         queried, extras = self.journal.added_in(r)
-        self._log({**times, "queried": queried, "extras_added": extras}, step=n)
+        self.run_log.round(r, {**times, "queried": queried, "extras_added": extras}, n,
+                           self.journal.answer_count(before_round=r))
+        items, scores = self.journal.queries(r)
+        if items:
+            answers = self.journal.answers_of(r, {"label"})
+            preds = self._query_predictions.get(r, {})
+            rows = [[r, i, None if s != s else round(float(s), 6), preds.get(i, ""), answers.get(("label", str(i)), "")]
+                    for i, s in zip(items, scores)]
+            self.run_log.table("queries", ["round", "item", "score", "prediction", "answer"], rows, r)
+        self.run_log.images("explanations", self.hooks.sheets(self.run_dir, r), r)
 
     def _why_stopped(self, r: int) -> str:
         used = self.journal.label_count("oracle")
@@ -440,11 +457,6 @@ class ActiveLoop:
         with self.journal.transaction():
             yield
         self.journal.checkpoint_wal()
-
-    def _log(self, metrics: dict[str, float], step: int) -> None:
-        for lg in self.loggers:
-            lg.log_metrics(metrics, step=step)
-            lg.save()
 
     def _status(self, r: int | None, stage: str, message: str | None = None) -> None:
         """Tell the oracle what the loop is doing (a teacher's page shows it)."""

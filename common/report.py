@@ -102,6 +102,8 @@ def compare_runs(run_dirs: Iterable[str | Path], out_dir: str | Path, metric: st
     """Mean ± std of ``metric`` per label count for each run label; writes ``comparison.csv`` and ``comparison.png``."""
     runs = [run_rows(d) for d in run_dirs if (Path(d) / "journal.sqlite").exists()]
     runs = [(meta, rows) for meta, rows in runs if rows]
+    console = console or Console()
+    runs, repeats = _distinct(runs)
     labels = comparison_labels([meta for meta, _ in runs])
     groups: dict[str, list[list[dict]]] = defaultdict(list)
     for label, (_, rows) in zip(labels, runs):
@@ -110,12 +112,17 @@ def compare_runs(run_dirs: Iterable[str | Path], out_dir: str | Path, metric: st
         raise FileNotFoundError(f"no run journals under {out_dir}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary = {label: _mean_std(runs, metric) for label, runs in sorted(groups.items())}
+    x = x_axis(groups)
+    summary = {label: _mean_std(runs, metric, x) for label, runs in sorted(groups.items())}
     labels_axis = sorted({n for s in summary.values() for n in s})
+    # at 80 columns full labels would be cut to "dataset.mi…": long ones become A, B, ... with a legend below
+    names = sorted(groups)
+    short = sum(len(n) + 8 for n in names) + 8 > console.width
+    heads = {n: (chr(ord("A") + i) if short and i < 26 else n) for i, n in enumerate(names)}
     table = Table(title=f"{metric}: mean ± std over seeds · {out_dir}")
-    table.add_column("labels", justify="right")
-    for label, runs in sorted(groups.items()):
-        table.add_column(f"{label} (n={len(runs)})", justify="right")
+    table.add_column("labels" if x == "n_labels" else "round", justify="right")
+    for label in names:
+        table.add_column(f"{heads[label]} (n={len(groups[label])})", justify="right", overflow="fold")
     csv_rows = []
     for n in labels_axis:
         cells = []
@@ -123,11 +130,42 @@ def compare_runs(run_dirs: Iterable[str | Path], out_dir: str | Path, metric: st
             m = summary[label].get(n)
             cells.append("" if m is None else f"{m[0]:.4f} ± {m[1]:.4f}")
             if m is not None:
-                csv_rows.append({"label": label, "n_labels": n, "mean": m[0], "std": m[1], "runs": m[2]})
+                csv_rows.append({"label": label, x: n, "mean": m[0], "std": m[1], "runs": m[2]})
         table.add_row(str(n), *cells)
-    (console or Console()).print(table)
-    _write_csv(out_dir / "comparison.csv", csv_rows, ["label", "n_labels", "mean", "std", "runs"])
-    return learning_curve(groups, out_dir / "comparison.png", metric=metric, title=f"{metric} vs labels")
+    console.print(table)
+    if short:
+        for label in names:
+            console.print(f"  {heads[label]} = {label}", highlight=False, soft_wrap=True)
+    if repeats:
+        console.print(f"note: {repeats} run(s) repeat another run's config and seed exactly; each seed is counted "
+                      "once", highlight=False)
+    _write_csv(out_dir / "comparison.csv", csv_rows, ["label", x, "mean", "std", "runs"])
+    return learning_curve(groups, out_dir / "comparison.png", metric=metric,
+                          title=f"{metric} vs {'labels' if x == 'n_labels' else 'rounds'}")
+
+
+def _distinct(runs: list[tuple[dict, list[dict]]]) -> tuple[list[tuple[dict, list[dict]]], int]:
+    """Runs with distinct (config, seed): a run repeated with the same config and seed is the same sample of
+    the seed distribution, not a new one (kept: the first found)."""
+    import json
+
+    seen, out = set(), []
+    for meta, rows in runs:
+        key = json.dumps(meta.get("config", {}), sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            out.append((meta, rows))
+    return out, len(runs) - len(out)
+
+
+def x_axis(groups: dict[str, list[list[dict]]]) -> str:
+    """``n_labels``, unless no run's label count changes between rounds (eXBL, ALICE ask no labels): ``round``."""
+    for runs in groups.values():
+        for rows in runs:
+            if len({r["n_labels"] for r in rows}) > 1:
+                return "n_labels"
+    return "round"
+
 
 
 def learning_curve(groups: dict[str, list[list[dict]]], path: Path, metric: str = "test/acc", title: str = "") -> Path:
@@ -137,9 +175,10 @@ def learning_curve(groups: dict[str, list[list[dict]]], path: Path, metric: str 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    x = x_axis(groups)
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     for label, runs in sorted(groups.items()):
-        s = _mean_std(runs, metric)
+        s = _mean_std(runs, metric, x)
         if not s:
             continue
         n = np.array(sorted(s))
@@ -148,14 +187,17 @@ def learning_curve(groups: dict[str, list[list[dict]]], path: Path, metric: str 
         ax.plot(n, m, marker="o", ms=3, label=f"{label} (n={len(runs)})")
         if len(runs) > 1:
             ax.fill_between(n, m - sd, m + sd, alpha=0.2)
-    ax.set_xlabel("labels")
+    ax.set_xlabel("labels" if x == "n_labels" else "round (this method asks no labels)")
     ax.set_ylabel(metric)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if len(groups) > 1:  # outside the axes, on the right: it never covers a curve, and is never clipped
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    else:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -172,12 +214,12 @@ def log_figure(loggers: Sequence, png: Path) -> None:
             lg.experiment.add_image("learning_curve", mpimg.imread(png)[..., :3], dataformats="HWC")
 
 
-def _mean_std(runs: list[list[dict]], metric: str) -> dict[int, tuple[float, float, int]]:
+def _mean_std(runs: list[list[dict]], metric: str, x: str = "n_labels") -> dict[int, tuple[float, float, int]]:
     by_n: dict[int, list[float]] = defaultdict(list)
     for rows in runs:
         for r in rows:
             if metric in r:
-                by_n[int(r["n_labels"])].append(float(r[metric]))
+                by_n[int(r[x])].append(float(r[metric]))
     return {n: (float(np.mean(v)), float(np.std(v)), len(v)) for n, v in by_n.items()}
 
 

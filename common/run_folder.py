@@ -151,21 +151,28 @@ def check_journal(path: Path) -> None:
                                        "from a copy of the run folder")
             tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             missing = [t for t in JOURNAL_TABLES if t not in tables]
+            if missing and not had_wal:
+                raise RunFolderDamaged(f"{path} holds no run (tables {', '.join(missing)} are missing). Its data is "
+                                       f"in {wal.name}, which is not here: copy journal.sqlite together with its -wal "
+                                       f"file. (A run stopped in its first second has no data: {_start_again(folder)})")
             if missing:
-                hint = (f" Its data is in {wal.name}, which is not here: copy journal.sqlite together with its "
-                        "-wal file" if not had_wal else "")
-                raise RunFolderDamaged(f"{path} holds no run (tables {', '.join(missing)} are missing).{hint}")
+                raise RunFolderDamaged(f"{path} holds no run yet: it was stopped before it started. {_start_again(folder)}")
             meta = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('config', 'config_sha256')"))
         finally:
             db.close()
     except sqlite3.DatabaseError as e:
         raise RunFolderDamaged(f"{path} is damaged ({e}); restore it from a copy of the run folder") from None
     if "config" not in meta:
-        hint = f" (its data may be in a missing {wal.name})" if not had_wal else ""
-        raise RunFolderDamaged(f"{path} holds no config: the run never started{hint}; start it again without "
-                               "loop.resume")
+        hint = f" (or its data is in a missing {wal.name})" if not had_wal else ""
+        raise RunFolderDamaged(f"{path} holds no config: the run was stopped before it started{hint}. "
+                               f"{_start_again(folder)}")
     recorded = meta.get("config_sha256")
     if recorded is not None and config_hash(json.loads(meta["config"])) != json.loads(recorded):
         raise RunFolderDamaged(f"{path}: the stored config (meta.config) does not match the hash recorded when the "
                                "run started; it was edited. Restore the journal, or start a new run with the "
                                "settings you want")
+
+
+def _start_again(folder: Path) -> str:
+    return (f"Nothing was asked or trained that could be resumed: start it again with the same overrides "
+            f"(see {folder / '.hydra' / 'overrides.yaml'}), without loop.resume")

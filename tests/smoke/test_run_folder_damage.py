@@ -177,3 +177,14 @@ def test_the_check_refuses_a_journal_without_a_run(tmp_path):
     (tmp_path / "journal.sqlite").write_bytes(b"")
     with pytest.raises(RunFolderDamaged, match="is empty"):
         check_journal(tmp_path / "journal.sqlite")
+
+
+def test_killed_in_its_first_second(tmp_path, capsys):
+    """The journal file and its WAL exist, no table yet: nothing to resume, and the message says to start again."""
+    d = tmp_path / "run"
+    (d / ".hydra").mkdir(parents=True)
+    db = sqlite3.connect(d / "journal.sqlite", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE sessions(id INTEGER)")
+    refused(d, capsys, "holds no run yet: it was stopped before it started", "without loop.resume")
+    db.close()

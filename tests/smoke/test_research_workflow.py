@@ -1,0 +1,89 @@
+"""The research workflow read back from what the loggers wrote: one W&B run per multirun job (named, grouped,
+tagged, finished), per-round metrics on the label axis, per-epoch fit metrics, query tables, images; a
+label-free method's rounds on their own steps; a comparison that counts each seed once and reads at 80 columns."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+from tests.wandb_records import summary
+
+TINY = ["loop.rounds=1", "loop.query_size=5", "loop.initial_per_class=1", "trainer.max_epochs=2", "loop.threads=1"]
+
+
+def exil(*args: str, cwd: Path = ROOT, columns: int | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", PYTHONPATH=str(ROOT))
+    if columns:
+        env["COLUMNS"] = str(columns)
+    return subprocess.run([sys.executable, "-m", "common.cli", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def tb_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (events,) = (run_dir / "tensorboard").rglob("events.out.tfevents.*")
+    acc = EventAccumulator(str(events.parent))
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def test_a_sweep_gives_one_wandb_run_per_job(tmp_path):
+    p = exil("-m", "logger=many", "strategy=random,entropy", "loop.seed=1,2", "tags=[paper,cpu]", *TINY,
+             f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert p.returncode == 0, p.stderr[-3000:]
+    files = sorted((tmp_path / "sweep").glob("*/wandb/offline-run-*/run-*.wandb"))
+    assert len(files) == 4  # not one run reused by every job
+    runs = [summary(f) for f in files]
+    names = sorted(r["run"].display_name for r in runs)
+    assert names == sorted(f"loop.seed={s},strategy={k}" for s in (1, 2) for k in ("entropy", "random")), names
+    for r in runs:
+        run = r["run"]
+        assert run.run_group.startswith("default/") and run.job_type == "baseline" and list(run.tags) == ["paper", "cpu"]
+        assert r["config"]["loop"]["seed"] in (1, 2) and r["config"]["strategy"]["_target_"]
+        rounds = [h for h in r["history"] if "test/acc" in h]
+        assert [(h["round"], h["n_labels"]) for h in rounds] == [(0, 10), (1, 15)]
+        assert all(h["n_questions"] == h["n_labels"] for h in rounds)
+        epochs = [h for h in r["history"] if "fit/train/loss" in h]
+        assert [h["fit/epoch"] for h in epochs] == [0, 1, 2, 3] and all(h["fit/lr"] > 0 for h in epochs)
+        assert any("queries/nrows" in h and h["queries/nrows"] == 5 for h in r["history"])
+        assert any("learning_curve/filenames" in h for h in r["history"])
+        assert ("test/*", "n_labels") in r["metrics"] and ("fit/*", "fit/epoch") in r["metrics"]
+    # the same content in TensorBoard and the CSV
+    job = tmp_path / "sweep" / "0"
+    scalars = tb_scalars(job)
+    assert [s for s, _ in scalars["test/acc"]] == [10, 15] and len(scalars["fit/train/loss"]) == 4
+    assert "n_questions" in (job / "csv" / "metrics.csv").read_text().splitlines()[0]
+
+    # a job repeated with the same config and seed is not a new seed; at 80 columns nothing is cut
+    shutil.copytree(job, tmp_path / "sweep" / "0again")
+    p = exil("compare", str(tmp_path / "sweep"), "--out", str(tmp_path / "cmp"), columns=80)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "(n=2)" in p.stdout and "(n=3)" not in p.stdout and "repeat another run's config and seed" in p.stdout
+    assert "…" not in p.stdout
+
+
+def test_a_long_comparison_at_80_columns_keeps_every_label_whole(tmp_path):
+    p = exil("-m", "strategy=random", "dataset.min_epoch_size=16,32", "dataset.batch_size=8,16", *TINY,
+             f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert p.returncode == 0, p.stderr[-3000:]
+    p = exil("compare", str(tmp_path / "sweep"), "--out", str(tmp_path / "cmp"), columns=80)
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = p.stdout
+    assert "A = baseline/random" in out and "D = baseline/random" in out and "…" not in out
+    assert "dataset.min_epoch_size=32" in out and "dataset.batch_size=16" in out
+
+
+def test_a_label_free_method_logs_each_round_on_its_own_step(tmp_path):
+    run_dir = tmp_path / "run"
+    p = exil("experiment=exbl_decoy_fashion_mnist", "dataset=decoy_digits", "dataset.pool_size=300",
+             "trainer.max_epochs=1", "loop.threads=1", "method.hooks.metric_items=50", "logger=tensorboard",
+             f"hydra.run.dir={run_dir}")
+    assert p.returncode == 0, p.stderr[-3000:]
+    steps = [s for s, _ in tb_scalars(run_dir)["test/acc"]]
+    assert len(steps) == 2 and steps[0] < steps[1]  # the questions asked, not the same 300 labels twice
