@@ -30,7 +30,58 @@ def main() -> None:
     if argv[:1] == ["compare"]:
         sys.exit(_guard(_compare_cli, argv[1:]))
     _register_resolvers()
+    missing = missing_plugin(argv)
+    if missing:
+        from rich.console import Console
+        from rich.markup import escape
+
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/bold red] {escape(missing)}", highlight=False)
+        sys.exit(2)
     _hydra_main()
+
+
+#: Hydra plugins a choice needs: (module, the extra that installs it)
+PLUGINS = {
+    ("launcher", "slurm"): ("hydra_plugins.hydra_submitit_launcher", "launchers"),
+    ("launcher", "submitit_slurm"): ("hydra_plugins.hydra_submitit_launcher", "launchers"),
+    ("launcher", "submitit_local"): ("hydra_plugins.hydra_submitit_launcher", "launchers"),
+    ("launcher", "joblib"): ("hydra_plugins.hydra_joblib_launcher", None),
+    ("launcher", "ray"): ("hydra_plugins.hydra_ray_launcher", "ray"),
+    ("sweeper", "optuna"): ("hydra_plugins.hydra_optuna_sweeper", "search"),
+}
+
+
+def missing_plugin(argv: list[str]) -> str | None:
+    """A message naming the extra to install when the command line picks a launcher or sweeper (directly or
+    through an ``hparams_search=`` config) whose Hydra plugin is not installed; else None."""
+    import importlib.util
+
+    wanted = []
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        key = key.lstrip("+~")
+        if key in ("hydra/launcher", "hydra/sweeper"):
+            wanted.append((key.split("/")[1], value, arg))
+        elif key == "hparams_search" and value:
+            path = Path(CONF_DIR) / "hparams_search" / f"{value}.yaml"
+            text = path.read_text() if path.exists() else ""
+            for kind in ("sweeper", "launcher"):
+                for line in text.splitlines():
+                    if f"override /hydra/{kind}:" in line:
+                        wanted.append((kind, line.split(":", 1)[1].strip(), arg))
+    for kind, value, arg in wanted:
+        plugin = PLUGINS.get((kind, value))
+        if plugin and importlib.util.find_spec(plugin[0].split(".")[0]) is not None:
+            try:
+                found = importlib.util.find_spec(plugin[0]) is not None
+            except ModuleNotFoundError:
+                found = False
+        else:
+            found = plugin is None
+        if not found:
+            extra = f"pip install 'exil[{plugin[1]}]'" if plugin[1] else f"pip install {plugin[0].split('.')[-1]}"
+            return f"{arg} needs Hydra's {value} {kind} plugin, which is not installed: {extra}"
+    return None
 
 
 def _register_resolvers() -> None:
@@ -125,10 +176,13 @@ def _hydra_main() -> None:
     import hydra
 
     @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
-    def task(cfg) -> None:
-        code = _guard(run, cfg)
+    def task(cfg) -> float | None:
+        done: list[Path] = []
+        code = _guard(lambda c: done.append(run(c)), cfg)
         if code:
             sys.exit(code)
+        # what a sweeper optimises (Optuna): the run's value of `optimized_metric`, if one is set
+        return optimized_value(done[0], cfg.get("optimized_metric")) if cfg.get("optimized_metric") else None
 
     task()
 
@@ -169,6 +223,7 @@ def run(cfg) -> Path:
         finally:
             loop.oracle.close()
         png = run_report(run_dir, console, loggers=loop.loggers)
+        loop.run_log.final(final_metrics(run_dir))
         status = "success"
     finally:
         loop.run_log.finish(status)  # a W&B run is finished: the next job of a multirun opens its own
@@ -176,6 +231,33 @@ def run(cfg) -> Path:
     if loop.stopped_early:
         console.print(f"[bold yellow]note:[/bold yellow] {loop.stopped_early}")
     return run_dir
+
+
+def final_metrics(run_dir: Path) -> dict[str, float]:
+    """The last round's test metrics and, for each, the area under its learning curve (``<metric>_auc``)."""
+    from common.report import area_under_curve, run_rows
+
+    _, rows = run_rows(run_dir)
+    if not rows:
+        return {}
+    out = {}
+    for name in sorted(k for k in rows[-1] if k.startswith("test/")):
+        out[f"final/{name}"] = float(rows[-1][name])
+        out[f"final/{name}_auc"] = area_under_curve(rows, name)
+    return out
+
+
+def optimized_value(run_dir: Path, metric: str) -> float:
+    """``metric`` of a finished run: ``test/acc`` (its last round) or ``test/acc_auc`` (the normalised area under
+    its learning curve, :func:`common.report.area_under_curve`)."""
+    from common.errors import ConfigError
+
+    final = final_metrics(run_dir)
+    key = f"final/{metric}"
+    if key not in final:
+        valid = sorted(k[len("final/"):] for k in final)
+        raise ConfigError(f"optimized_metric={metric!r} is not a metric of this run; valid: {', '.join(valid)}")
+    return final[key]
 
 
 def build_loop(cfg, run_dir: Path):
@@ -245,7 +327,7 @@ def check_missing(cfg) -> None:
 
 #: top-level keys besides the config groups (``conf/<group>/``): config.yaml's own, what experiments set,
 #: and what ``run`` adds
-TOP_LEVEL_KEYS = {"task_name", "experiment_name", "choices", "hydra", "defaults", "tags"}
+TOP_LEVEL_KEYS = {"task_name", "experiment_name", "choices", "hydra", "defaults", "tags", "optimized_metric"}
 
 
 def check_top_level(cfg) -> None:
@@ -356,7 +438,9 @@ def _guard(fn, *args) -> int:
         root = _user_error(e)
         if root is None:
             raise
-        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/bold red] {root}", highlight=False)
+        from rich.markup import escape
+
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/bold red] {escape(root)}", highlight=False)
         return 2
 
 

@@ -144,6 +144,20 @@ def compare_runs(run_dirs: Iterable[str | Path], out_dir: str | Path, metric: st
                           title=f"{metric} vs {'labels' if x == 'n_labels' else 'rounds'}")
 
 
+def area_under_curve(rows: list[dict], metric: str) -> float:
+    """The area under ``metric``'s learning curve divided by the width of its x range (the mean height by the
+    trapezoidal rule): one number that rewards learning early, in the metric's units. x is the label count,
+    or the round for a method that asks no labels; a single round gives its own value."""
+    x_key = x_axis({"run": [rows]})
+    pts = sorted((float(r[x_key]), float(r[metric])) for r in rows if metric in r)
+    if not pts:
+        return float("nan")
+    x, y = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
+    if len(x) == 1 or x[-1] == x[0]:
+        return float(y.mean())
+    return float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(x)) / (x[-1] - x[0]))
+
+
 def _distinct(runs: list[tuple[dict, list[dict]]]) -> tuple[list[tuple[dict, list[dict]]], int]:
     """Runs with distinct (config, seed): a run repeated with the same config and seed is the same sample of
     the seed distribution, not a new one (kept: the first found)."""

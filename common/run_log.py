@@ -120,6 +120,14 @@ class RunLog:
                 body = "\n".join("| " + " | ".join(str(v) for v in row) + " |" for row in rows)
                 lg.experiment.add_text(key, head + body, global_step=r)
 
+    def final(self, metrics: dict[str, float]) -> None:
+        """The run's summary values (``final/test/acc``, ``final/test/acc_auc``): the W&B summary, TensorBoard's
+        HParams metrics."""
+        self.last.update(metrics)
+        for lg in self.loggers:
+            if _kind(lg) == "WandbLogger":
+                lg.experiment.summary.update(metrics)
+
     # ----------------------------------------------------------------- end
     def finish(self, status: str = "success") -> None:
         """Finalise every logger (TensorBoard HParams get the last test metrics) and finish the W&B run."""

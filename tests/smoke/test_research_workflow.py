@@ -87,3 +87,38 @@ def test_a_label_free_method_logs_each_round_on_its_own_step(tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     steps = [s for s, _ in tb_scalars(run_dir)["test/acc"]]
     assert len(steps) == 2 and steps[0] < steps[1]  # the questions asked, not the same 300 labels twice
+
+
+def test_a_three_trial_optuna_search_optimises_the_area_under_the_learning_curve(tmp_path):
+    import yaml
+
+    from common.cli import optimized_value
+
+    sweep = tmp_path / "search"
+    p = exil("-m", "hparams_search=digits_optuna", "hydra.sweeper.n_trials=3", *TINY, f"hydra.sweep.dir={sweep}")
+    assert p.returncode == 0, p.stderr[-3000:]
+    trials = sorted(d for d in sweep.iterdir() if (d / "journal.sqlite").exists())
+    assert len(trials) == 3
+    values = [optimized_value(d, "test/acc_auc") for d in trials]
+    result = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    # what each trial returned reached Optuna: its best value is the best trial's own area under the curve
+    assert result["best_value"] == max(values)
+    # (trainer.max_epochs is fixed by the command line here, which wins over the search space)
+    assert set(result["best_params"]) == {"method.module.optimizer.lr", "strategy"}
+    lrs = {o for d in trials for o in yaml.safe_load((d / ".hydra" / "overrides.yaml").read_text())
+           if o.startswith("method.module.optimizer.lr=")}
+    assert len(lrs) == 3  # three different trials
+
+
+def test_a_missing_launcher_plugin_names_the_extra(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is not None:
+        import pytest
+
+        pytest.skip("the submitit launcher is installed here")
+    p = exil("-m", "hydra/launcher=slurm", *TINY, f"hydra.sweep.dir={tmp_path}")
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines() == [
+        "error: hydra/launcher=slurm needs Hydra's slurm launcher plugin, which is not installed: "
+        "pip install 'exil[launchers]'"]
