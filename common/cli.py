@@ -303,7 +303,7 @@ def build_loop(cfg, run_dir: Path):
         return instantiate(cfg.trainer, default_root_dir=str(root), callbacks=[hooks, *extra], logger=False, **one)
 
     loop = ActiveLoop(loop_cfg, module, dm, strategy, oracle, hooks, make_trainer, run_dir,
-                      loggers=loggers, device=device, config=journal_config(cfg))
+                      loggers=loggers, device=device, config=journal_config(cfg), overrides=_task_overrides())
     loop.check_composition()  # before any training (the loop checks again when it runs)
     loop.run_log.start(OmegaConf.to_container(cfg, resolve=True))
     return loop
@@ -356,11 +356,19 @@ def journal_config(cfg) -> dict[str, Any]:
     return c
 
 
+#: what a resumed run may change: where its logs go (the loggers never change what is computed)
+SAFE_ON_RESUME = ("logger", "tags")
+
+
 def _resumed_config(cfg, run_dir: Path):
-    """The stored config of the run in ``loop.resume`` (the command line's other overrides are not used)."""
+    """The stored config of the run in ``loop.resume``. The command line's other overrides are refused, naming
+    them, unless they are safe to change (:data:`SAFE_ON_RESUME`: a different logger, tags), which are applied.
+    The run's ``.hydra/config.yaml`` (which Hydra just overwrote with the command line's) is rewritten to the
+    config the run really uses."""
+    from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
-    from common.errors import ExilError
+    from common.errors import ConfigError, ExilError
     from common.journal import read_journal
     from common.run_folder import check_journal
 
@@ -369,13 +377,44 @@ def _resumed_config(cfg, run_dir: Path):
     if not resume.is_dir():
         raise ExilError(f"loop.resume={resume}: no such folder; give the folder of the run to resume")
     check_journal(journal)
-    stored = OmegaConf.create(read_journal(journal)["meta"]["config"])
+    meta = read_journal(journal)["meta"]
+    stored = OmegaConf.create(meta["config"])
+    others = [o for o in HydraConfig.get().overrides.task if _override_key(o) != "loop.resume"]
+    unsafe = [o for o in others if not _override_key(o).startswith(SAFE_ON_RESUME)]
+    if unsafe:
+        raise ConfigError(f"loop.resume continues {resume} with the config it was started with; "
+                          f"{', '.join(unsafe)} would change what it computes and {'is' if len(unsafe) == 1 else 'are'} "
+                          f"refused. Resume with `exil loop.resume={resume}` alone (a logger=... or tags=... may be "
+                          "added), or start a new run with these settings")
+    if others:  # a different logger or tags: applied, and said
+        OmegaConf.set_struct(stored, False)
+        stored.logger, stored.tags = cfg.logger, cfg.get("tags", [])
+        print(f"resuming {resume} with its own config; applied: {', '.join(others)}")
     stored.paths = cfg.paths
     stored.loop.resume = str(resume)
     for name, lg in (stored.get("logger") or {}).items():
-        if "save_dir" in cfg.logger.get(name, {}):
+        if "save_dir" in cfg.logger.get(name, {}) or "save_dir" in lg:
             lg.save_dir = str(run_dir)
+    hydra_dir = resume / ".hydra"
+    if hydra_dir.is_dir():  # Hydra wrote the command line's config and overrides here: put the run's back
+        OmegaConf.save(stored, hydra_dir / "config.yaml")
+        if meta.get("overrides") is not None:
+            OmegaConf.save(OmegaConf.create(list(meta["overrides"])), hydra_dir / "overrides.yaml")
     return stored
+
+
+def _task_overrides() -> list[str] | None:
+    """The command line's overrides of this job (what ``.hydra/overrides.yaml`` says), if Hydra is running."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        return [str(o) for o in HydraConfig.get().overrides.task]
+    except ValueError:
+        return None
+
+
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
 
 
 class RoundProgress:

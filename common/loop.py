@@ -127,6 +127,7 @@ class ActiveLoop:
         device: where pool scoring runs.
         config: the resolved config, stored in the journal (a resumed run must match it).
         on_stage: optional ``callback(round, stage, seconds)`` after each stage (progress display).
+        overrides: the command line's overrides, kept in the journal (a resumed run's ``.hydra/overrides.yaml`` is put back).
     """
 
     def __init__(
@@ -143,6 +144,7 @@ class ActiveLoop:
         device: str | torch.device = "cpu",
         config: dict[str, Any] | None = None,
         on_stage: Callable[[int, str, float], None] | None = None,
+        overrides: Sequence[str] | None = None,
     ):
         self.cfg = cfg
         self.module, self.dm, self.strategy, self.oracle, self.hooks = module, datamodule, strategy, oracle, hooks
@@ -154,6 +156,7 @@ class ActiveLoop:
         self._query_predictions: dict[int, dict[int, int]] = {}  # round → {item: the model's class when queried}
         self.device = torch.device(device)
         self.config = config or {}
+        self.overrides = list(overrides) if overrides is not None else None
         self.on_stage = on_stage
         self.journal: Journal | None = None
         self.asker: Asker | None = None
@@ -481,8 +484,10 @@ class ActiveLoop:
                 self.journal.set_meta("config", self.config)
                 self.journal.set_meta("config_sha256", config_hash(self.config))
                 self.journal.set_meta("seed", self.cfg.seed)
-        elif stored != self.config:
-            diff = sorted(_diff(stored, self.config))
+                if self.overrides is not None:
+                    self.journal.set_meta("overrides", self.overrides)
+        elif _identity(stored) != _identity(self.config):
+            diff = sorted(_diff(_identity(stored), _identity(self.config)))
             raise ConfigError(f"{self.run_dir} was started with another config; differing keys: {', '.join(diff[:20])}.\n"
                               f"Resume with the run's own config (exil loop.resume={self.run_dir} and no other overrides).")
 
@@ -492,6 +497,11 @@ def load_module_state(module: ExilModule, ckpt: dict[str, Any]) -> None:
     if ckpt.get("arch", {}) != module.architecture_spec():
         module.apply_architecture_spec(ckpt["arch"])
     module.load_state_dict(ckpt["state_dict"])
+
+
+def _identity(config: dict[str, Any]) -> dict[str, Any]:
+    """What a run's results depend on: its config less where its logs go (loggers, tags)."""
+    return {k: v for k, v in config.items() if k not in ("logger", "tags")}
 
 
 def _diff(a: Any, b: Any, prefix: str = "") -> set[str]:

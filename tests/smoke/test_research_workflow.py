@@ -122,3 +122,22 @@ def test_a_missing_launcher_plugin_names_the_extra(tmp_path):
     assert p.stderr.strip().splitlines() == [
         "error: hydra/launcher=slurm needs Hydra's slurm launcher plugin, which is not installed: "
         "pip install 'exil[launchers]'"]
+
+
+def test_resume_refuses_overrides_that_change_the_run_and_keeps_its_config_file_true(tmp_path):
+    import yaml
+
+    run_dir = tmp_path / "run"
+    p = exil(*TINY, "logger=csv", f"hydra.run.dir={run_dir}")
+    assert p.returncode == 0, p.stderr[-3000:]
+    before = (run_dir / ".hydra" / "config.yaml").read_text()
+    p = exil(f"loop.resume={run_dir}", "loop.rounds=8", "strategy=random")
+    assert p.returncode == 2 and "loop.rounds=8, strategy=random would change what it computes and are refused" \
+        in " ".join(p.stderr.split()), p.stderr
+    # a different logger is safe: applied, said, and the run's config file still says what the run used
+    p = exil(f"loop.resume={run_dir}", "logger=tensorboard")
+    assert p.returncode == 0 and "applied: logger=tensorboard" in p.stdout, p.stderr[-3000:]
+    assert list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))  # the journal's history, replayed
+    cfg = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
+    assert cfg["loop"]["rounds"] == 1 and cfg["strategy"] == yaml.safe_load(before)["strategy"]
+    assert yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) == [*TINY, "logger=csv"]
