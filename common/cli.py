@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+CONF_DIR = str(Path(__file__).resolve().parent / "conf")  # inside the package: a wheel carries every config
 
 
 def main() -> None:
@@ -30,6 +30,10 @@ def main() -> None:
     if argv[:1] == ["compare"]:
         sys.exit(_guard(_compare_cli, argv[1:]))
     _register_resolvers()
+    for d in _config_dir_args(argv):
+        code = _guard(use_config_dir, d)
+        if code:
+            sys.exit(code)
     missing = missing_plugin(argv)
     if missing:
         from rich.console import Console
@@ -149,9 +153,42 @@ def _sweep_group(experiment: str | None) -> str:
     return group
 
 
-def compose(overrides: list[str], run_dir: Path | None = None):
+#: your own config folders (``exil --config-dir my_conf``): searched after exil's, their groups are valid keys
+USER_CONF_DIRS: list[Path] = []
+
+
+def use_config_dir(path: str | Path) -> Path:
+    """Make a user's config folder usable: its YAML is searched (Hydra's ``--config-dir``) and the folder it sits
+    in — the user's project — is importable, so a ``_target_: my_strategies.SmallestMargin`` next to it is found
+    without ``PYTHONPATH``."""
+    path = Path(path).expanduser().resolve()
+    if not path.is_dir():
+        from common.errors import ConfigError
+
+        raise ConfigError(f"--config-dir {path}: no such folder")
+    for p in (str(path.parent), str(path)):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    if path not in USER_CONF_DIRS:
+        USER_CONF_DIRS.append(path)
+    return path
+
+
+def _config_dir_args(argv: list[str]) -> list[str]:
+    """The folders given with ``--config-dir X``, ``--config-dir=X`` or ``-cd X``."""
+    out = []
+    for i, arg in enumerate(argv):
+        if arg in ("--config-dir", "-cd") and i + 1 < len(argv):
+            out.append(argv[i + 1])
+        elif arg.startswith("--config-dir="):
+            out.append(arg.split("=", 1)[1])
+    return out
+
+
+def compose(overrides: list[str], run_dir: Path | None = None, config_dir: str | Path | None = None):
     """The config ``exil <overrides>`` would run, composed in-process, with Hydra's runtime set as in a
-    real run in ``run_dir``: what tests and the reproduction scripts pass to :func:`run`."""
+    real run in ``run_dir``: what tests and the reproduction scripts pass to :func:`run`. ``config_dir``:
+    a folder of your own configs, as ``exil --config-dir``."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -159,9 +196,12 @@ def compose(overrides: list[str], run_dir: Path | None = None):
     from omegaconf import open_dict
 
     _register_resolvers()
+    overrides = list(overrides)
+    if config_dir is not None:
+        overrides.append(f"hydra.searchpath=[file://{use_config_dir(config_dir)}]")
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+        cfg = hydra_compose(config_name="config", overrides=overrides, return_hydra_config=True)
     if run_dir is not None:
         with open_dict(cfg):
             cfg.hydra.runtime.output_dir = str(run_dir)
@@ -336,7 +376,7 @@ def check_top_level(cfg) -> None:
 
     from common.errors import ConfigError
 
-    known = TOP_LEVEL_KEYS | {p.name for p in Path(CONF_DIR).iterdir() if p.is_dir()}
+    known = TOP_LEVEL_KEYS | {p.name for d in (Path(CONF_DIR), *USER_CONF_DIRS) for p in d.iterdir() if p.is_dir()}
     unknown = sorted(set(cfg) - known)
     if unknown:
         near = {k: get_close_matches(k, known, n=1) for k in unknown}
