@@ -253,6 +253,8 @@ def run(cfg) -> Path:
     from rich.console import Console
 
     console = Console()
+    if cfg.get("print_config"):
+        print_config(cfg, console)
     status = "failed"
     try:
         try:
@@ -271,6 +273,23 @@ def run(cfg) -> Path:
     if loop.stopped_early:
         console.print(f"[bold yellow]note:[/bold yellow] {loop.stopped_early}")
     return run_dir
+
+
+def print_config(cfg, console) -> None:
+    """The resolved config as a tree, one branch per group (``print_config=false`` turns it off)."""
+    from omegaconf import OmegaConf
+    from rich.syntax import Syntax
+    from rich.tree import Tree
+
+    tree = Tree("config", guide_style="dim")
+    first = ["dataset", "backbone", "method", "strategy", "oracle", "loop", "trainer", "logger"]
+    for key in first + sorted(k for k in cfg if k not in first):
+        if key not in cfg:
+            continue
+        node = cfg[key]
+        text = OmegaConf.to_yaml(node, resolve=True) if OmegaConf.is_config(node) else str(node)
+        tree.add(key, guide_style="dim").add(Syntax(text.rstrip(), "yaml", theme="ansi_dark", background_color="default"))
+    console.print(tree)
 
 
 def final_metrics(run_dir: Path) -> dict[str, float]:
@@ -367,7 +386,8 @@ def check_missing(cfg) -> None:
 
 #: top-level keys besides the config groups (``conf/<group>/``): config.yaml's own, what experiments set,
 #: and what ``run`` adds
-TOP_LEVEL_KEYS = {"task_name", "experiment_name", "choices", "hydra", "defaults", "tags", "optimized_metric"}
+TOP_LEVEL_KEYS = {"task_name", "experiment_name", "choices", "hydra", "defaults", "tags", "optimized_metric",
+                  "print_config"}
 
 
 def check_top_level(cfg) -> None:

@@ -501,7 +501,11 @@ def load_module_state(module: ExilModule, ckpt: dict[str, Any]) -> None:
 
 def _identity(config: dict[str, Any]) -> dict[str, Any]:
     """What a run's results depend on: its config less where its logs go (loggers, tags)."""
-    return {k: v for k, v in config.items() if k not in ("logger", "tags")}
+    return {k: v for k, v in config.items() if k not in NOT_IDENTITY}
+
+
+#: config keys that say where and how a run is reported, not what it computes
+NOT_IDENTITY = ("logger", "tags", "print_config", "optimized_metric", "debug")
 
 
 def _diff(a: Any, b: Any, prefix: str = "") -> set[str]:

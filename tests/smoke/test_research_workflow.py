@@ -141,3 +141,19 @@ def test_resume_refuses_overrides_that_change_the_run_and_keeps_its_config_file_
     cfg = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
     assert cfg["loop"]["rounds"] == 1 and cfg["strategy"] == yaml.safe_load(before)["strategy"]
     assert yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) == [*TINY, "logger=csv"]
+
+
+def test_debug_modes_and_the_printed_config(tmp_path, capsys):
+    import csv
+
+    from common.cli import compose, run
+
+    for mode in ("fdr", "limit", "profiler"):
+        assert (run(compose([f"debug={mode}", "loop.threads=1", "logger=csv"], tmp_path / mode)) / "journal.sqlite").exists()
+    out = capsys.readouterr().out
+    assert "config" in out and "├── dataset" in out and "_target_: common.data.digits.DigitsDataModule" in out
+    run(compose(["debug=overfit", "loop.threads=1", "logger=csv", "print_config=false"], tmp_path / "overfit"))
+    assert "├── dataset" not in capsys.readouterr().out
+    with open(tmp_path / "overfit" / "csv" / "metrics.csv") as f:
+        losses = [float(r["fit/train/loss"]) for r in csv.DictReader(f) if r.get("fit/train/loss")]
+    assert len(losses) == 150 and losses[-1] < 0.5 * losses[0]  # the same few batches are learnt by heart
