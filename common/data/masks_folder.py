@@ -78,6 +78,8 @@ class MaskFolderDataModule(PoolDataModule):
             test, stratified.
         split_seed: seed of that split and of the ``max_per_class`` subsets (fixed, independent of the run seed).
         max_per_class: at most this many images per class (and split folder), drawn at random, for quick runs.
+        get_hint: what a missing dataset's message says about getting it (the COVID database's by default;
+            ``null`` for your own folder: ``dataset=image_folder``).
         **kwargs: :class:`PoolDataModule` arguments.
     """
 
@@ -95,9 +97,11 @@ class MaskFolderDataModule(PoolDataModule):
         test_size: float = 0.2,
         split_seed: int = 0,
         max_per_class: int | None = None,
+        get_hint: str | None = GET_COVID,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        self.get_hint = get_hint
         if not root:
             raise ConfigError(
                 f"dataset.root must be set: a folder with <class>/{images_dir}/ and <class>/{masks_dir}/ subfolders"
@@ -132,7 +136,11 @@ class MaskFolderDataModule(PoolDataModule):
         return list(self._class_names)
 
     def _class_folders(self, folder: Path) -> list[str]:
-        return sorted(p.name for p in folder.iterdir() if (p / self.images_dir).is_dir()) if folder.is_dir() else []
+        if not folder.is_dir():
+            return []
+        if self.images_dir in (".", ""):  # images directly in each class folder: a class folder holds images
+            return sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name not in SPLITS and _image_files(p))
+        return sorted(p.name for p in folder.iterdir() if (p / self.images_dir).is_dir())
 
     def _find_classes(self) -> list[str]:
         top = self.root / "train" if self.split_folders else self.root
@@ -154,8 +162,7 @@ class MaskFolderDataModule(PoolDataModule):
         return (
             f"{problem}.\nExpected {self.root}/<class>/{self.images_dir}/<name>.png with masks of the same names in "
             f"{self.root}/<class>/{self.masks_dir}/ (or that layout under {self.root}/train/ and "
-            f"{self.root}/test/).{hint}"
-            f"\n{GET_COVID}"
+            f"{self.root}/test/).{hint}" + (f"\n{self.get_hint}" if self.get_hint else "")
         )
 
     def _list(self, folder: Path, rng: np.random.Generator) -> _Files:

@@ -1,0 +1,76 @@
+"""Your own data: an image folder (one sub-folder per class, optional masks beside) and torchvision's standard
+datasets from their own files, each through a real run on files the test writes in the same format; and the
+one-line message when the files are missing and there is no network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from common.cli import _guard, run
+from common.journal import Journal
+from tests.conftest import compose
+from tests.unit.test_data import write_idx_folder
+
+TINY = ["loop.rounds=1", "loop.query_size=4", "loop.initial_per_class=1", "trainer.max_epochs=1", "loop.threads=1",
+        "logger=csv", "backbone=small_cnn"]
+
+
+def write_image_folder(root, classes=("cat", "dog", "owl"), per_class=12, masks_for=("cat",)):
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            img = rng.integers(0, 60, (20, 24, 3), dtype=np.uint8)
+            img[:, :, c] += 180  # each class has its own dominant colour: learnable
+            Image.fromarray(img).save(root / name / f"{i:03d}.png")
+            if name in masks_for:
+                (root / name / "masks").mkdir(exist_ok=True)
+                m = np.zeros((20, 24), dtype=np.uint8)
+                m[5:10, 5:12] = 255
+                Image.fromarray(m).save(root / name / "masks" / f"{i:03d}.png")
+
+
+def test_an_image_folder_with_optional_masks_runs(tmp_path):
+    write_image_folder(tmp_path / "pets")
+    cfg = compose(["dataset=image_folder", f"dataset.root={tmp_path / 'pets'}", "dataset.image_size=16", *TINY],
+                  tmp_path / "run")
+    run_dir = run(cfg)
+    from hydra.utils import instantiate
+
+    dm = instantiate(cfg.dataset)
+    dm.setup()
+    assert dm.class_names == ["cat", "dog", "owl"] and dm.input_shape == (3, 16, 16)
+    assert len(dm.pool) + len(dm.test) == 36
+    masks = torch.stack([dm.ground_truth(i, "mask") for i in range(len(dm.pool))])
+    labels = torch.as_tensor([int(dm.pool[i]["y"]) for i in range(len(dm.pool))])
+    assert (masks[labels != 0].all()) and not masks[labels == 0].all()  # masks where given, full elsewhere
+    j = Journal(run_dir / "journal.sqlite")
+    assert len(j.labelled()) == 3 + 4 and len(j.metrics_by_round()) == 2
+    j.close()
+
+
+def test_torchvision_fashion_mnist_from_its_own_files(tmp_path):
+    raw = tmp_path / "tv" / "FashionMNIST" / "raw"
+    write_idx_folder(raw, n_train=60, n_test=30, gz=False)
+    run_dir = run(compose(["dataset=torchvision", "dataset.name=fashion_mnist", f"dataset.root={tmp_path / 'tv'}",
+                           *TINY], tmp_path / "run"))
+    j = Journal(run_dir / "journal.sqlite")
+    assert len(j.labelled()) == 10 + 4
+    j.close()
+
+
+@pytest.mark.parametrize("download", [False, True])
+def test_missing_torchvision_files_say_where_they_go(tmp_path, capsys, monkeypatch, download):
+    import urllib.request
+
+    def offline(*a, **kw):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    code = _guard(run, compose(["dataset=torchvision", "dataset.name=cifar10", f"dataset.root={tmp_path / 'tv'}",
+                                f"dataset.download={str(download).lower()}", *TINY], tmp_path / "run"))
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and "dataset.name=cifar10: its files are not in" in err and "dataset.download=true" in err, err
