@@ -74,3 +74,27 @@ def test_missing_torchvision_files_say_where_they_go(tmp_path, capsys, monkeypat
                                 f"dataset.download={str(download).lower()}", *TINY], tmp_path / "run"))
     err = " ".join(capsys.readouterr().err.split())
     assert code == 2 and "dataset.name=cifar10: its files are not in" in err and "dataset.download=true" in err, err
+
+
+def test_a_hugging_face_text_dataset_saved_on_disk(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    from hydra.utils import instantiate
+
+    from tests.text_fixtures import tokenizer_folder
+
+    features = datasets.Features({"text": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["neg", "pos"])})
+    train = {"text": [f"a {'great' if i % 2 else 'dull'} movie {i}" for i in range(20)], "label": [i % 2 for i in range(20)]}
+    test = {"text": ["a great film", "a dull film", "great fun", "dull mess"], "label": [1, 0, 1, 0]}
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict(train, features=features),
+                          "test": datasets.Dataset.from_dict(test, features=features)}).save_to_disk(str(tmp_path / "hf"))
+    cfg = compose(["dataset=hf_text", f"dataset.path={tmp_path / 'hf'}",
+                   f"dataset.tokenizer=file:{tokenizer_folder(tmp_path)}"], tmp_path / "run")
+    dm = instantiate(cfg.dataset)
+    dm.setup()
+    assert dm.class_names == ["neg", "pos"] and len(dm.pool) == 20 and len(dm.test) == 4
+    assert dm.text_of(1) == ("a great movie 1",) and dm.true_label(1) == 1 and dm.true_label(0) == 0
+    bad = compose(["dataset=hf_text", f"dataset.path={tmp_path / 'hf'}", "dataset.test_split=validation",
+                   f"dataset.tokenizer=file:{tokenizer_folder(tmp_path)}"], tmp_path / "run2")
+    with pytest.raises(Exception, match="has no split 'validation'; its splits: train, test"):
+        instantiate(bad.dataset).setup()
