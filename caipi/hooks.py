@@ -163,9 +163,27 @@ class CaipiHooks(RoundHooks):
                                                      masks=self._feature_masks(x, comps)))
             else:
                 questions.append(correction_question(i, comps, out[i]["prediction"], segments=segments.cpu()))
+        if x.dim() > 2:
+            self._save_sheets(ctx, x, right, questions)
         for i, wrong in zip(right, ctx.ask_many(questions)):  # offered at once
             out[i]["wrong"] = wrong
         return out
+
+    #: explained queries drawn as LIME sheets each round (the loggers get them)
+    sheet_items = 4
+
+    def _save_sheets(self, ctx: RoundContext, x: torch.Tensor, items: list[int], questions: list) -> None:
+        from common.oracle.sheets import save_components
+
+        for j, (i, q) in enumerate(zip(items[: self.sheet_items], questions)):
+            save_components(x[j].cpu(), q.payload["component_masks"], q.payload["components"],
+                            ctx.run_dir / "caipi" / f"round_{ctx.round:03d}_item_{i}_lime.png")
+
+    def sheets(self, run_dir, round):
+        """The round's LIME sheets of explained queries (and the teacher's views)."""
+        from pathlib import Path
+
+        return sorted((Path(run_dir) / "caipi").glob(f"round_{round:03d}_*.png")) + super().sheets(run_dir, round)
 
     def _explain(self, ctx: RoundContext, x: torch.Tensor, target: torch.Tensor | None = None):
         """LIME explanations of ``x``: images over grid segments, feature vectors over their non-zero features."""

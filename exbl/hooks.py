@@ -76,7 +76,26 @@ class ExemplarHooks(RoundHooks):
             items = np.sort(items[pick])
         maps = self._maps(ctx, items)
         labels = [dm.labels[int(i)] for i in items]
+        self._save_sheet(ctx, items, maps, labels)
         return {"exemplars": ctx.ask(exemplars_question(ctx.round, items, maps, labels)), "items": items}
+
+    #: candidates drawn in the round's Grad-CAM sheet (the loggers get it)
+    sheet_items = 16
+
+    def _save_sheet(self, ctx: RoundContext, items: np.ndarray, maps: torch.Tensor, labels: list[int]) -> None:
+        from common.oracle.sheets import save_overlays
+
+        n = min(self.sheet_items, len(items))
+        names = ctx.datamodule.class_names
+        save_overlays([ctx.datamodule.pool_item(int(i))["x"] for i in items[:n]], maps[:n].cpu(),
+                      [f"{p}: {names[y]}" for p, y in enumerate(labels[:n])],
+                      ctx.run_dir / "exbl" / f"round_{ctx.round:03d}_gradcam.png")
+
+    def sheets(self, run_dir, round):
+        """The round's Grad-CAM sheet of the exemplar candidates (and the teacher's views)."""
+        from pathlib import Path
+
+        return sorted((Path(run_dir) / "exbl").glob(f"round_{round:03d}_*.png")) + super().sheets(run_dir, round)
 
     def incorporate(self, ctx: RoundContext, selection: Selection, answers: dict[str, Any]) -> Incorporation:
         chosen = answers["exemplars"]
