@@ -157,3 +157,12 @@ def test_debug_modes_and_the_printed_config(tmp_path, capsys):
     with open(tmp_path / "overfit" / "csv" / "metrics.csv") as f:
         losses = [float(r["fit/train/loss"]) for r in csv.DictReader(f) if r.get("fit/train/loss")]
     assert len(losses) == 150 and losses[-1] < 0.5 * losses[0]  # the same few batches are learnt by heart
+
+
+def test_the_joblib_launcher_also_gives_one_wandb_run_per_job(tmp_path):
+    """Jobs run two at a time in reused worker processes: each still opens and finishes its own run."""
+    p = exil("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "logger=wandb", "loop.seed=1,2,3,4", *TINY,
+             f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert p.returncode == 0, p.stderr[-3000:]
+    files = sorted((tmp_path / "sweep").glob("*/wandb/offline-run-*/run-*.wandb"))
+    assert sorted(summary(f)["run"].display_name for f in files) == [f"loop.seed={s}" for s in (1, 2, 3, 4)]
