@@ -123,8 +123,20 @@ def test_multirun_gives_one_directory_per_job_and_a_comparison(tmp_path):
     assert again[0] == "label,n_labels,mean,std,runs" and len(again) == 1 + 2 * 2
 
 
-def test_ddp_sim_fits_on_two_cpu_processes(run_cfg):
-    run_dir = run(run_cfg(["trainer=ddp_sim", "loop.rounds=1"]))
+def test_ddp_sim_fits_on_two_cpu_processes(run_cfg, tmp_path):
+    from torch.multiprocessing.spawn import ProcessExitedException
+
+    try:
+        run_dir = run(run_cfg(["trainer=ddp_sim", "loop.rounds=1"]))
+    except ProcessExitedException as e:
+        # a known teardown race of gloo's worker threads: a spawned worker that finished its fit sometimes aborts
+        # at exit ("terminate called without an active exception", about 1 run in 8 on 2 cores). It is not the
+        # loop's: the run is tried once more, in a fresh folder, and must then pass.
+        if "SIGABRT" not in str(e):
+            raise
+        from tests.conftest import TINY, compose
+
+        run_dir = run(compose([*TINY, "trainer=ddp_sim", "loop.rounds=1"], tmp_path / "again"))
     accs = [m["test/acc"] for m in read_journal(run_dir / "journal.sqlite")["metrics"].values()]
     assert len(accs) == 2 and all(np.isfinite(accs))
     # the weights trained in the spawned workers came back to the loop's process
