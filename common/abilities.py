@@ -20,6 +20,8 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 from common.errors import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
+#: your own config folders (``exil --config-dir my_conf``): searched after exil's, their groups are valid keys
+USER_CONF_DIRS: list[Path] = []
 
 
 @runtime_checkable
@@ -101,8 +103,6 @@ def working_choices(need: Need, conf_dir: Path = CONF_DIR) -> list[str]:
     """``group=choice`` for each YAML of the part's group whose ``_target_`` class meets ``need``."""
     import yaml
     from hydra.utils import get_class
-
-    from common.cli import USER_CONF_DIRS
 
     group, path = GROUPS[need.part]
     out = []

@@ -153,8 +153,7 @@ def _sweep_group(experiment: str | None) -> str:
     return group
 
 
-#: your own config folders (``exil --config-dir my_conf``): searched after exil's, their groups are valid keys
-USER_CONF_DIRS: list[Path] = []
+from common.abilities import USER_CONF_DIRS  # noqa: E402  (your --config-dir folders; the loop's checks read them)
 
 
 def use_config_dir(path: str | Path) -> Path:

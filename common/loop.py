@@ -84,6 +84,11 @@ class LoopConfig:
     threads: int | None = None
     keep_checkpoints: str = "last"
 
+    @property
+    def label_budget(self) -> int:
+        """The oracle labels a run may ask: ``budget``, else ``rounds × query_size``."""
+        return self.budget if self.budget is not None else self.rounds * self.query_size
+
     def __post_init__(self) -> None:
         def at_least(name: str, least: int, none_ok: bool = False, also: tuple = ()) -> None:
             v = getattr(self, name)
@@ -400,14 +405,14 @@ class ActiveLoop:
 
     def _why_stopped(self, r: int) -> str:
         used = self.journal.label_count("oracle")
-        budget = self.cfg.budget if self.cfg.budget is not None else self.cfg.rounds * self.cfg.query_size
+        budget = self.cfg.label_budget
         why = (f"the label budget is spent ({used} of loop.budget={budget})" if used >= budget else
                f"the pool has no unlabelled item left to ask ({len(self.dm.pool)} items, all labelled or skipped)")
         return f"the run stopped after round {r} of {self.cfg.rounds}: {why}"
 
     def _query_size(self) -> int:
         used = self.journal.label_count("oracle")
-        budget = self.cfg.budget if self.cfg.budget is not None else self.cfg.rounds * self.cfg.query_size
+        budget = self.cfg.label_budget
         left = len(np.setdiff1d(self.dm.unlabelled_indices, self.journal.skipped_items()))
         return int(max(0, min(self.cfg.query_size, budget - used, left)))
 
@@ -469,7 +474,7 @@ class ActiveLoop:
             used = j.label_count("oracle")
         except Exception:  # a closed or damaged journal: the status is only for display
             curve, used = [], None
-        budget = self.cfg.budget if self.cfg.budget is not None else self.cfg.rounds * self.cfg.query_size
+        budget = self.cfg.label_budget
         self.oracle.status({"round": r, "rounds": self.cfg.rounds, "stage": stage, "labels": used,
                             "budget": budget, "curve": curve, "message": message})
 
