@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.exil-installed
 export WANDB_MODE ?= offline
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install run test test-all data bench reproduce reproduce-rrr reproduce-exbl reproduce-alternating reproduce-caipi reproduce-xal reproduce-alice reproduce-alice-pairs clean
+.PHONY: install run test test-all data bench reproduce reproduce-rrr reproduce-exbl reproduce-alternating reproduce-caipi reproduce-xal reproduce-alice reproduce-alice-marks reproduce-alice-pairs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,10 +53,13 @@ reproduce-xal: install  ## XAL vs its ablations and baselines on Rotten Tomatoes
 reproduce-alice: install  ## ALICE's Table 2 rows (base, rounds, ablations, +33/66/100% data) on the Fashion-MNIST parts proxy
 	$(PY) -m reproduce.alice $(ARGS)
 
+reproduce-alice-marks: install  ## ALICE's Table-2 rows on its controlled task: sub-classes that differ only by a mark at the part the expert names
+	$(PY) -m reproduce.alice_marks $(ARGS)
+
 reproduce-alice-pairs: install  ## which class pairs ALICE's JSD picks (full space vs principal components) against the test confusion
 	$(PY) -m reproduce.alice_pairs $(ARGS)
 
-reproduce: reproduce-rrr reproduce-exbl reproduce-alternating reproduce-caipi reproduce-xal reproduce-alice reproduce-alice-pairs  ## every paper reproduction
+reproduce: reproduce-rrr reproduce-exbl reproduce-alternating reproduce-caipi reproduce-xal reproduce-alice reproduce-alice-marks reproduce-alice-pairs  ## every paper reproduction
 
 clean:
 	rm -rf outputs .pytest_cache

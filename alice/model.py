@@ -70,6 +70,10 @@ class AliceClassifier(Classifier):
         hierarchy: merge queried pairs into super-classes with local classifiers (False: the flat
             ablation, crops become extra training images).
         local_weight: λ_local.
+        finetune_lr: after the first round's morph, the encoder φ learns at this factor of the learning rate,
+            while the reset global head, the attention and the local classifiers learn at the full rate
+            (the paper's "fine-tune the image encoder φ and reset the global classifier"; 1: every round
+            restarts the whole model at the full rate).
         optimizer, scheduler, dropout: as :class:`~common.modules.classifier.Classifier` (the paper: SGD,
             momentum 0.9, weight decay 1e-5, learning rate × 0.9 every 2 epochs).
     """
@@ -77,13 +81,16 @@ class AliceClassifier(Classifier):
     def __init__(self, backbone: nn.Module, num_classes: int, queries: int = 6, hierarchy: bool = True,
                  local_weight: float = 1.0,
                  optimizer: Callable[..., torch.optim.Optimizer] = partial(torch.optim.SGD, lr=0.01, momentum=0.9),
-                 dropout: float = 0.0, scheduler: Callable[..., Any] | None = None):
+                 dropout: float = 0.0, scheduler: Callable[..., Any] | None = None, finetune_lr: float = 1.0):
         if not hasattr(backbone, "feature_map"):
             raise ConfigError(f"ALICE attends over an activation map; backbone {type(backbone).__name__} has no "
                               "feature_map (use a conv backbone: mobilenet_v2, efficientnet_lite0, inception_v3, "
                               "small_cnn)")
         super().__init__(backbone, num_classes, optimizer=optimizer, dropout=dropout, scheduler=scheduler)
-        self.hierarchy, self.local_weight = hierarchy, local_weight
+        if not 0 < finetune_lr <= 1:
+            raise ConfigError(f"method.module.finetune_lr must be in (0, 1] (a factor of the learning rate), got "
+                              f"{finetune_lr}")
+        self.hierarchy, self.local_weight, self.finetune_lr = hierarchy, local_weight, finetune_lr
         self.attention = LatentQueryAttention(backbone.out_features, queries)
         self.local = nn.ModuleDict()
         self.groups: list[list[int]] = []
@@ -186,6 +193,22 @@ class AliceClassifier(Classifier):
         return pred
 
     # ---------------------------------------------------------------- training
+    def configure_optimizers(self):
+        """One optimizer; once the model has been morphed (a later round fine-tunes it), the encoder's
+        parameter group learns at ``finetune_lr`` × the rate, everything else at the full rate."""
+        if not self.asked or self.finetune_lr == 1:
+            return super().configure_optimizers()
+        encoder = list(self.backbone.parameters())
+        mine = {id(p) for p in encoder}
+        rest = [p for p in self.parameters() if id(p) not in mine]
+        opt = self._optimizer([{"params": rest}, {"params": encoder}])
+        for key in ("lr", "initial_lr"):
+            if key in opt.param_groups[1]:
+                opt.param_groups[1][key] *= self.finetune_lr
+        if self._scheduler is None:
+            return opt
+        return {"optimizer": opt, "lr_scheduler": self._scheduler(opt)}
+
     def batch_inputs(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch's images with crops cut out and resized, and the crop flags."""
         x = self.inputs(batch)
