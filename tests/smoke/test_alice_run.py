@@ -48,3 +48,25 @@ def test_a_killed_alice_run_resumes_without_asking_again(tmp_path):
                                         "SELECT COUNT(*) FROM answers WHERE question = 'contrast_classes'")
     sql = "SELECT round, position, origin, label, payload FROM extras ORDER BY round, position"
     assert query(killed / "journal.sqlite", sql) == query(ref / "journal.sqlite", sql)
+
+
+def test_the_marks_task_runs_end_to_end_and_its_expert_names_the_marked_part(tmp_path):
+    """experiment=alice_fashion_marks through the real configs: 8 sub-classes, every asked pair answered, a pair
+    of sub-classes of one garment parsed to exactly its marked part and cropped there."""
+    from common.data.fashion_marks import MARKED
+
+    write_idx_folder(tmp_path / "fm", n_train=200, n_test=60)
+    args = ["experiment=alice_fashion_marks", f"dataset.root={tmp_path / 'fm'}", "dataset.images_per_class=4",
+            "dataset.image_size=32", "dataset.mark=4", "dataset.test_size=null", "backbone=small_cnn",
+            "strategy.dims=4", "loop.rounds=3", "trainer.max_epochs=1", "loop.threads=1", "method.hooks.saliency=0"]
+    run_dir = run(compose(args, tmp_path / "run"))
+    m = read_journal(run_dir / "journal.sqlite")["metrics"]
+    assert all(m[r]["n_labels"] == 32 for r in m) and m[3]["alice/super_classes"] <= 7
+    asked = [p for r in range(3) for p in json.loads((run_dir / "alice" / f"round_{r:03d}.json").read_text())["pairs"]]
+    assert len(asked) == 3
+    for pair in asked:
+        p, q = pair["pair"]
+        if p // 2 == q // 2:
+            assert pair["parts"] == [MARKED[sorted(MARKED)[p // 2]]] and pair["crops"] == 8
+        else:
+            assert "checked" not in pair["explanation"]

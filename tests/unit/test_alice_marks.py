@@ -102,3 +102,26 @@ def test_later_rounds_fine_tune_the_encoder_at_a_lower_rate_and_new_heads_at_the
     assert encoder["lr"] == pytest.approx(0.0009) and rest["lr"] == pytest.approx(0.009)  # the schedule scales both
     with pytest.raises(ConfigError, match="finetune_lr"):
         _model(finetune_lr=0)
+
+
+def test_the_crop_of_the_named_part_holds_the_whole_mark_magnified(tmp_path):
+    from alice.grounding import PartBoxes
+    from common.data.parts import crop_to_boxes
+
+    dm = _dm(tmp_path)
+    items = np.arange(8)  # the T-shirts: 4 checked, 4 striped
+    rows, boxes = PartBoxes(size=0.25).boxes(dm, items, ["collar"], torch.Generator().manual_seed(0))
+    assert len(rows) == 8 and torch.allclose(boxes[:, 2:] - boxes[:, :2], torch.full((8, 2), 8.0))
+    batch = dm.pool.__getitems__(items.tolist())
+    x = (batch["x"] * 255).round()
+    for n in range(8):
+        x0, y0, x1, y1 = boxes[n].tolist()
+        marked = (x[n, 0] == 0) | (x[n, 0] == 255)
+        inside = marked[int(y0):int(y1), int(x0):int(x1)]
+        # every pixel of the 4 x 4 patch lies inside the 8 x 8 box
+        pattern = mark_pattern(("checked", "striped")[n >= 4], 4).float()
+        found = any(torch.equal(x[n, 0, r:r + 4, c:c + 4], pattern)
+                    for r in range(int(y0), int(y1) - 3) for c in range(int(x0), int(x1) - 3))
+        assert found and inside.any()
+    crops = crop_to_boxes(batch["x"], boxes)
+    assert crops.shape == batch["x"].shape  # resized to the full 32 px: the mark spans 16 px
