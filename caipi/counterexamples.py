@@ -1,9 +1,13 @@
 """CAIPI's counterexamples (Teso & Kersting, AIES 2019, section 3): when the learner is right for
 the wrong reasons, every component the teacher marks as wrongly relevant is changed in ``c`` copies
 of the query, which keep the (correct) predicted label — evidence that the component does not
-matter. Three ways to change it:
+matter. Four ways to change it:
 
-* ``randomise``    — the component's pixels / features drawn uniformly from ``[low, high]``;
+* ``randomise``    — the component's pixels / features drawn uniformly from ``[low, high]``, each
+  on its own (per-pixel noise);
+* ``shade``        — the whole component set to one value v ~ U[low, high] per copy (a uniform
+  patch of a random shade: for a decoy swatch, which is itself one uniform shade, a copy that
+  looks like a real swatch of another class);
 * ``alternatives`` — the component set to other values from a finite set (the colours of the
   colors problem), one copy per alternative value different from the current one (``c`` caps them);
 * ``substitute``   — the component's values taken from another training example of the same class
@@ -20,7 +24,7 @@ from typing import Sequence
 
 import torch
 
-STRATEGIES = ("randomise", "alternatives", "substitute")
+STRATEGIES = ("randomise", "shade", "alternatives", "substitute")
 
 
 def _broadcast(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -37,6 +41,15 @@ def randomise(x: torch.Tensor, mask: torch.Tensor, c: int, generator: torch.Gene
     noise = torch.rand((x.shape[0], c, *x.shape[1:]), generator=generator, dtype=x.dtype, device=generator.device)
     noise = low + (high - low) * noise.to(x.device)
     return torch.where(m, noise, x.unsqueeze(1))
+
+
+def shade(x: torch.Tensor, mask: torch.Tensor, c: int, generator: torch.Generator,
+          low: float = 0.0, high: float = 1.0) -> torch.Tensor:
+    """``c`` copies of each item with all its masked entries set to one value v ~ U[low, high], drawn per copy."""
+    m = _broadcast(mask, x).unsqueeze(1)
+    v = torch.rand((x.shape[0], c), generator=generator, dtype=x.dtype, device=generator.device)
+    v = (low + (high - low) * v.to(x.device)).view(x.shape[0], c, *([1] * (x.dim() - 1)))
+    return torch.where(m, v, x.unsqueeze(1))
 
 
 def alternatives(x: torch.Tensor, mask: torch.Tensor, values: Sequence[float] | torch.Tensor,

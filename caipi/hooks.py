@@ -7,8 +7,9 @@ with ``common.explain.lime``, batched over the round's queries) and shows both t
 * **wrong prediction** — the teacher's label is used, nothing else;
 * **right prediction** — the teacher marks the shown segments that are wrongly deemed relevant
   (``correct_explanation``; none = right for the right reasons); each marked segment becomes ``c``
-  counterexamples: copies of the item with that segment changed (``cx_strategy``: randomise, or
-  substitute from another labelled item of the same class), labelled with the prediction and
+  counterexamples: copies of the item with that segment changed (``cx_strategy``: randomise its
+  pixels one by one, shade it with one random value, or substitute it from another labelled item of
+  the same class; :mod:`caipi.counterexamples`), labelled with the prediction and
   weighted ``cx_weight``. They are stored as patches of the item (only the changed pixels).
 
 Explanations (and so corrections) start after ``burn_in`` rounds. The label question is asked for
@@ -22,7 +23,8 @@ its irrelevant input (the decoy swatch, with ``oracle.irrelevant_field=decoy``) 
 with the test set's masks, a segment is relevant when it covers part of the object (``mask``);
 reported are the precision / recall / F1 of the top-k segments against the relevant ones
 (``test/lime_precision|recall|f1``) and, for decoy data, the share of explanations whose top-k
-include a decoy segment (``test/lime_decoy_rate``).
+include a decoy segment (``test/lime_decoy_rate``). On decoy data, whatever the settings, the
+behavioural measures of :mod:`caipi.diagnostics` (``test/decoy_agreement``, ``test/acc_noise_swatch``).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from caipi.counterexamples import STRATEGIES, alternatives, randomise, substitute
+from caipi.counterexamples import STRATEGIES, alternatives, randomise, shade, substitute
+from caipi.diagnostics import decoy_diagnostics
 from common.data.base import Extra, patch
 from common.errors import ConfigError
 from common.explain.lime import LimeConfig, explain_batch, explain_features
@@ -50,8 +53,9 @@ class CaipiHooks(RoundHooks):
     Args:
         k: segments in an explanation.
         counterexamples: c, copies per wrongly relevant segment.
-        cx_strategy: ``randomise`` | ``substitute`` | ``alternatives`` (every other value of ``values``,
-            at most ``counterexamples`` of them: the colors problem's recolouring).
+        cx_strategy: ``randomise`` (per-pixel noise) | ``shade`` (one random uniform shade) | ``substitute`` |
+            ``alternatives`` (every other value of ``values``, at most ``counterexamples`` of them: the colors
+            problem's recolouring).
         cx_weight: training weight of a counterexample.
         burn_in: rounds before explanations are shown.
         segment_cell: side of the square grid cells that are LIME's segments.
@@ -92,7 +96,7 @@ class CaipiHooks(RoundHooks):
         return Incorporation(extras=extras)
 
     def metrics(self, ctx: RoundContext) -> dict[str, float]:
-        out = super().metrics(ctx)
+        out = super().metrics(ctx) | decoy_diagnostics(ctx.module, ctx.datamodule, ctx.device)
         if self.lime_metric_items:
             out.update(self._lime_quality(ctx))
         return out
@@ -219,8 +223,9 @@ class CaipiHooks(RoundHooks):
             comps = [comp for _, _, comp in pairs]
             xs = x[js]
             masks = self._feature_masks(x, comps) if x.dim() == 2 else component_masks(segments, comps)
-            if self.cx_strategy == "randomise":
-                cx = randomise(xs, masks, self.c, ctx.generator)
+            if self.cx_strategy in ("randomise", "shade"):
+                rule = randomise if self.cx_strategy == "randomise" else shade
+                cx = rule(xs, masks, self.c, ctx.generator)
             elif self.cx_strategy == "alternatives":
                 cx = alternatives(xs, masks, self.values, self.c)
             else:
