@@ -56,12 +56,13 @@ def jobs(seeds: int, quick: list[str], arms: list[str]) -> list[tuple[str, list[
             for s in range(seeds) for arm in arms]
 
 
-def table(out: Path, seeds: int) -> str:
-    """Mean ± std of macro-F1 per labelled-set size over the finished seeds of each arm (n = how many)."""
+def table(out: Path, seeds: int, arms: list[str] | None = None) -> str:
+    """Mean ± std of macro-F1 per labelled-set size over the finished seeds of each arm (n = how many);
+    ``arms``: their names (default: this table's)."""
     from common.journal import read_journal
 
     header, rows = None, []
-    for arm in ARMS:
+    for arm in arms or ARMS:
         curves = []
         for s in range(seeds):
             db = out / run_name(arm, s) / "journal.sqlite"

@@ -37,14 +37,28 @@ class XALModule(Classifier):
         gen_weight: λ1. rank_weight: λ2 (0: the "w/o rank" ablation).
         dropout: before the classifier.
         scheduler: optional partially-applied LR scheduler.
+        freeze_embeddings: keep the encoder's and the decoder's word embeddings (the decoder's tied LM head
+            included; its bias still trains) at their pretrained values — the same model, far fewer
+            parameters to update (a bert2bert's two 30,522-word tables are most of it), for small CPU runs.
     """
 
     def __init__(self, backbone: nn.Module, num_classes: int,
                  optimizer: Callable[..., torch.optim.Optimizer] = partial(torch.optim.AdamW, lr=1e-4),
                  gen_weight: float = 0.1, rank_weight: float = 0.01, dropout: float = 0.1,
-                 scheduler: Callable[..., Any] | None = None):
+                 scheduler: Callable[..., Any] | None = None, freeze_embeddings: bool = False):
         super().__init__(backbone, num_classes, optimizer, dropout, scheduler)
         self.gen_weight, self.rank_weight = gen_weight, rank_weight
+        if freeze_embeddings:
+            model = backbone.model
+            for table in (model.get_input_embeddings(), model.get_decoder().get_input_embeddings()):
+                table.weight.requires_grad_(False)
+
+    def configure_optimizers(self):
+        """The optimizer over the parameters that train (frozen embeddings are left out)."""
+        opt = self._optimizer([p for p in self.parameters() if p.requires_grad])
+        if self._scheduler is None:
+            return opt
+        return {"optimizer": opt, "lr_scheduler": self._scheduler(opt)}
 
     def inputs(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         return text_inputs(batch)
