@@ -20,6 +20,7 @@ explanations, the parsed parts, how many crops) and ``alice/saliency/round_RRR_P
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any, Mapping
@@ -34,6 +35,8 @@ from alice.strategies import PairStrategy
 from common.abilities import HasParts, Morphs, Need
 from common.errors import ConfigError
 from common.hooks import Incorporation, RoundContext, RoundHooks
+from common.journal import recorded_hash
+from common.run_folder import load_checkpoint
 from alice.questions import contrast_question
 from common.strategies.base import Selection
 
@@ -76,6 +79,7 @@ class AliceHooks(RoundHooks):
         self.pairs_per_round, self.grounding = pairs_per_round, grounding
         self.parser = SemanticParser(dict(lexicon))
         self.examples, self.saliency_items = examples, saliency
+        self._initial_encoder: torch.nn.Module | None = None  # strategy.encoder=initial: loaded once a run
 
     def query(self, ctx: RoundContext, k: int) -> Selection:
         return Selection(np.zeros(0, dtype=np.int64), np.zeros(0))  # pairs are chosen in ask()
@@ -131,10 +135,21 @@ class AliceHooks(RoundHooks):
         items = dm.labelled_indices
         return items, np.array([dm.labels[int(i)] for i in items], dtype=np.int64)
 
-    @staticmethod
-    def _features(ctx: RoundContext, items: np.ndarray) -> torch.Tensor:
-        """Pooled encoder features of whole labelled images, in batches (eval mode)."""
-        return ctx.query_context(items).embeddings().cpu()
+    def _features(self, ctx: RoundContext, items: np.ndarray) -> torch.Tensor:
+        """Pooled encoder features of whole labelled images, in batches (eval mode): of the current model,
+        or of the encoder as it was before any fit when the strategy asks for ``encoder: initial``."""
+        qc = ctx.query_context(items)
+        if ctx.strategy.encoder == "current":
+            return qc.embeddings().cpu()
+        if self._initial_encoder is None:
+            sha = recorded_hash(ctx.run_dir / "journal.sqlite", "init.pt")
+            state = load_checkpoint(ctx.run_dir / "checkpoints" / "init.pt", sha, context="the initial encoder of "
+                                    "strategy.encoder=initial")["state_dict"]
+            encoder = copy.deepcopy(ctx.module.backbone)
+            encoder.load_state_dict({k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")})
+            self._initial_encoder = encoder.eval().requires_grad_(False)
+        encoder = self._initial_encoder.to(ctx.device)
+        return qc.map(items, encoder).float().cpu()
 
     def sheets(self, run_dir, round):
         """The saliency sheets of the pairs asked so far, after this round's fit (and the expert's views)."""

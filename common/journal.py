@@ -364,6 +364,16 @@ def read_journal(path: str | Path) -> dict[str, Any]:
         db.close()
 
 
+def recorded_hash(path: str | Path, name: str) -> str | None:
+    """The SHA-256 a run's journal recorded for checkpoint ``name``, read-only (None: none recorded)."""
+    db = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT sha256 FROM files WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+    finally:
+        db.close()
+
+
 def _by_round(rows) -> dict[int, dict[str, float]]:
     """Metric rows (round, n_labels, name, value) as {round: {"n_labels": n, name: value, ...}}."""
     out: dict[int, dict[str, float]] = {}

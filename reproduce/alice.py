@@ -11,7 +11,8 @@ explanation bank; 3 seeds.
 
 Rows: the base model (flat, round 0), ALICE after each round, the ablations after the last round (w/o
 grounding: no crops; w/o hierarchy: no super-classes, crops as extra images of the flat model;
-random grounding: crops at random places; random pairs: pairs drawn at random), and the flat base
+random grounding: crops at random places; random pairs: pairs drawn at random; pairs from the initial
+encoder: the JSD on the pretrained encoder's features, ``strategy.encoder=initial``), and the flat base
 trained on 33 / 66 / 100 % more random images per class. Paper (CUB, 25 species): base 59.51, ALICE
 4th round 76.05, w/o grounding 66.47, w/o hierarchy 59.22, random grounding 64.44, random pairs 42.67,
 +100 % data 75.91, and one explanation worth 13–30 labelled images.
@@ -42,6 +43,7 @@ ARMS = {
     "w/o hierarchy": ["method.module.hierarchy=false"],
     "random grounding": ["method.hooks.grounding._target_=alice.grounding.RandomBoxes"],
     "random pairs": ["strategy=random_pairs"],
+    "ALICE, pairs from the initial encoder": ["strategy.encoder=initial"],
     "ALICE, old schedule": ["method.module.finetune_lr=1"],
     "w/o hierarchy, old schedule": ["method.module.hierarchy=false", "method.module.finetune_lr=1"],
 }

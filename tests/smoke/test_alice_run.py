@@ -70,3 +70,30 @@ def test_the_marks_task_runs_end_to_end_and_its_expert_names_the_marked_part(tmp
             assert pair["parts"] == [MARKED[sorted(MARKED)[p // 2]]] and pair["crops"] == 8
         else:
             assert "checked" not in pair["explanation"]
+
+
+def test_pairs_from_the_initial_encoder_are_the_lowest_jsd_of_its_features(tmp_path):
+    """strategy.encoder=initial: the pairs asked after round 1's fit are the lowest-JSD pairs of the features
+    that the checkpointed initial weights give (recomputed here from init.pt), not of the fitted encoder's."""
+    from alice.pairs import most_confusable_pairs
+    from alice.strategies import principal_components
+    from common.backbones import build_backbone
+
+    write_idx_folder(tmp_path / "fm", n_train=60, n_test=30)
+    args = [*alice_args(tmp_path / "fm"), "strategy.encoder=initial", "method.hooks.saliency=0"]
+    run_dir = run(compose(args, tmp_path / "run"))
+    asked = [json.loads((run_dir / "alice" / f"round_{r:03d}.json").read_text())["pairs"][0]["pair"] for r in (0, 1)]
+    state = load_checkpoint(run_dir / "checkpoints" / "init.pt")["state_dict"]
+    encoder = build_backbone("exil", "small_cnn", input_shape=(1, 32, 32))
+    encoder.load_state_dict({k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")})
+    from hydra.utils import instantiate
+
+    dm = instantiate(compose(args, tmp_path / "probe").dataset)
+    dm.setup()
+    batch = dm.pool.__getitems__(list(range(len(dm.pool))))
+    with torch.no_grad():
+        f = principal_components(encoder.eval()(batch["x"]).double(), 4)
+    first, _ = most_confusable_pairs(f, batch["y"], 10, budget=1)
+    assert asked[0] == list(first[0])
+    second, _ = most_confusable_pairs(f, batch["y"], 10, budget=1, exclude={tuple(first[0])})
+    assert asked[1] == list(second[0])
