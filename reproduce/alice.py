@@ -67,8 +67,17 @@ def labels_per_explanation(curve: Sequence[tuple[float, float]], acc: float, exp
     return f"{(worth - k) * classes / explanations:.0f}"
 
 
-def reproduce(doc: str, experiment: str, test_size: int, classes: int, title: str, out_name: str) -> None:
-    a = arguments(doc, seeds=3)
+def reproduce(doc: str, experiment: str, test_size: int, classes: int, title: str, out_name: str,
+              skip: Sequence[str] = ()) -> None:
+    """Run and print the Table-2 rows of ``experiment``, every arm of :data:`ARMS` but ``skip`` (``--arms``:
+    only those, separated by semicolons; the base and random-sampling rows always run)."""
+    a = arguments(doc, seeds=3, extra=lambda p: p.add_argument(
+        "--arms", default=None, help=f"arms to run, separated by semicolons (default: all); of {', '.join(ARMS)}"))
+    chosen = ARMS if a.arms is None else {arm.strip(): None for arm in a.arms.split(";")}
+    unknown = [arm for arm in chosen if arm not in ARMS]
+    if unknown or "alice" not in chosen:
+        raise SystemExit(f"--arms must include alice and name arms of: {', '.join(ARMS)} (got {unknown or a.arms})")
+    arms = {arm: ov for arm, ov in ARMS.items() if arm not in skip and arm in chosen}
     out = Path(a.out or f"outputs/reproduce/{out_name}")
     base = [f"experiment={experiment}", "loop.threads=1"]
     quick = ["trainer.max_epochs=2", "dataset.test_size=300", "loop.rounds=1"] if a.quick else []
@@ -81,7 +90,7 @@ def reproduce(doc: str, experiment: str, test_size: int, classes: int, title: st
     extra = {arm: round(k * (1 + f)) for arm, f in EXTRA.items()}
     jobs = []
     for s in range(a.seeds):  # seed by seed: an interrupted reproduction has every row for the first seeds
-        jobs += [(f"{slug(arm)}/seed{s}", [*base, *ov, f"loop.seed={s}", *quick]) for arm, ov in ARMS.items()]
+        jobs += [(f"{slug(arm)}/seed{s}", [*base, *ov, f"loop.seed={s}", *quick]) for arm, ov in arms.items()]
         jobs += [(f"{slug(arm)}/seed{s}", [*base, *quick, f"dataset.images_per_class={n}", "loop.rounds=0",
                                            f"loop.seed={s}"]) for arm, n in extra.items()]
         jobs += [(f"base_long/seed{s}", [*base, *quick, "loop.rounds=0", f"trainer.max_epochs={epochs * (rounds + 1)}",
@@ -109,7 +118,7 @@ def reproduce(doc: str, experiment: str, test_size: int, classes: int, title: st
     rows = [row(f"base (k = {k} per class)", "alice", 0),
             row(f"base trained as long as the rounds ({epochs * (rounds + 1)} epochs)", "base_long", 0)]
     rows += [row(f"ALICE, round {r}", "alice", r) for r in range(1, rounds + 1)]
-    rows += [row(f"{arm} (round {rounds})", arm, rounds) for arm in ARMS if arm != "alice"]
+    rows += [row(f"{arm} (round {rounds})", arm, rounds) for arm in arms if arm != "alice"]
     rows += [row(f"random sampling, {arm} ({n} per class)", arm, 0) for arm, n in extra.items()]
     print(f"\n{title} (mean ± std over {a.seeds} seeds)\n")
     print(markdown(["model", "fine acc", "coarse acc", "super-classes", "crops", "pairs asked within a coarse group"],
@@ -118,7 +127,7 @@ def reproduce(doc: str, experiment: str, test_size: int, classes: int, title: st
     curve = [(k, float(np.mean(accs("alice", 0))))] + [(n, float(np.mean(accs(arm, 0)))) for arm, n in extra.items()]
     worth = [[arm, f"{np.mean(accs(arm, rounds)):.3f}",
               labels_per_explanation(curve, float(np.mean(accs(arm, rounds))), rounds * b, k, classes)]
-             for arm in ARMS]
+             for arm in arms]
     print(f"\nLabelled images one explanation is worth (after {rounds * b} explanations; random-sampling curve "
           f"{', '.join(f'{n}/class: {acc:.3f}' for n, acc in curve)}; paper: 13–30)\n")
     print(markdown(["arm", "final acc (mean)", "labelled images per explanation"], worth))
@@ -160,7 +169,7 @@ def test_labels(experiment: str, a, test_size: int) -> np.ndarray:
 
 def main() -> None:
     reproduce(__doc__, "alice_fashion_mnist", 2000, 10,
-              "ALICE on the Fashion-MNIST garment-parts proxy", "alice")
+              "ALICE on the Fashion-MNIST garment-parts proxy", "alice", skip=["ALICE, pairs from the initial encoder"])
 
 
 if __name__ == "__main__":

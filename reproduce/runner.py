@@ -11,14 +11,16 @@ import argparse
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 os.environ.setdefault("WANDB_MODE", "offline")
 
 
-def arguments(description: str, seeds: int) -> argparse.Namespace:
+def arguments(description: str, seeds: int, extra: Callable[[argparse.ArgumentParser], None] | None = None
+              ) -> argparse.Namespace:
+    """The reproductions' common options (``extra`` adds a script's own)."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--out", default=None, help="where the runs go (default outputs/reproduce/<name>)")
     p.add_argument("--seeds", type=int, default=seeds)
@@ -27,6 +29,8 @@ def arguments(description: str, seeds: int) -> argparse.Namespace:
     p.add_argument("--data-dir", default=None, help="paths.data_dir (default: the repository's data/)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="an exil override for every run, e.g. --set trainer=gpu (repeatable)")
+    if extra is not None:
+        extra(p)
     return p.parse_args()
 
 
