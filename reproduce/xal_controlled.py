@@ -17,8 +17,9 @@ Beside the table, what explains it, from the journals and the final models:
   contradicts the label: the reviews only the verdict decides, 21.6 % of the pool), and how many of the 40
   verdicts the final labelled set holds; how many of XAL's round-0 queries are ME-Exp's (same model, round 0);
 * *explanations* (the final XAL-family models on 500 test reviews): how often the generated explanation names
-  the gold class and the review's own verdict, and how well its score ``p`` and the entropy flag the reviews
-  the classifier gets wrong (AUROC: 0.5 = no better than chance).
+  the gold class, the review's own verdict, or at least some phrase of the review, how many distinct phrases
+  the decoder cites, and how well its score ``p`` and the entropy flag the reviews the classifier gets wrong and
+  the conflicting reviews (AUROC: 0.5 = no better than chance; "nan" where the final model makes no error).
 
 The Rotten Tomatoes table (``make reproduce-xal``) is the realistic counterpart. ``--quick`` checks the
 pipeline; ``--set trainer=gpu`` runs on a GPU.
@@ -107,6 +108,7 @@ def explanation_check(run: Path, overrides: list[str], n: int = 500) -> dict[str
     from sklearn.metrics import roc_auc_score
 
     from common.cli import compose
+    from common.data.rationale_phrases import conflicting
     from common.loop import seed_init
     from common.run_folder import load_checkpoint
     from xal.losses import predictive_entropy
@@ -134,11 +136,17 @@ def explanation_check(run: Path, overrides: list[str], n: int = 500) -> dict[str
     logits, p = torch.cat(logits), torch.cat(scores)
     rows = [dm.row(int(i), "test") for i in idx]
     wrong = (logits.argmax(1).numpy() != np.array([names.index(r["label"]) for r in rows]))
-    gold_class = np.mean([t.split()[:1] == [r["label"]] for t, r in zip(texts, rows)])
-    verdict = np.mean([t.endswith(r["rationale"]) for t, r in zip(texts, rows)])
-    auroc = (lambda s: float(roc_auc_score(wrong, s)) if 0 < wrong.sum() < len(wrong) else float("nan"))
-    return {"acc": 100 * (1 - wrong.mean()), "class": 100 * gold_class, "verdict": 100 * verdict,
-            "auroc_p": auroc(-p.numpy()), "auroc_entropy": auroc(predictive_entropy(logits).numpy())}
+    hard = np.array([conflicting(r) for r in rows])
+    cited = [t.split(" because it says ", 1)[1] if " because it says " in t else "" for t in texts]
+    auroc = (lambda y, s: float(roc_auc_score(y, s)) if 0 < y.sum() < len(y) else float("nan"))
+    neg_p, ent = -p.numpy(), predictive_entropy(logits).numpy()
+    return {"acc": 100 * (1 - wrong.mean()),
+            "class": 100 * np.mean([t.split()[:1] == [r["label"]] for t, r in zip(texts, rows)]),
+            "verdict": 100 * np.mean([c == r["rationale"] for c, r in zip(cited, rows)]),
+            "in_review": 100 * np.mean([c in r["text"][:-1].split(", ") for c, r in zip(cited, rows)]),
+            "distinct": len(set(cited)),
+            "auroc_p": auroc(wrong, neg_p), "auroc_entropy": auroc(wrong, ent),
+            "auroc_p_conflict": auroc(hard, neg_p), "auroc_entropy_conflict": auroc(hard, ent)}
 
 
 def explanation_table(out: Path, seeds: int, quick: list[str], arms: list[str]) -> str:
@@ -148,11 +156,14 @@ def explanation_table(out: Path, seeds: int, quick: list[str], arms: list[str]) 
                   for s in range(seeds) if _finished(out / run_name(arm, s))]
         checks = [c for c in checks if c]
         if checks:
-            m = {k: np.nanmean([c[k] for c in checks]) for k in checks[0]}
-            rows.append([arm, f"{m['acc']:.1f}", f"{m['class']:.1f}", f"{m['verdict']:.1f}", f"{m['auroc_p']:.3f}",
-                         f"{m['auroc_entropy']:.3f}", len(checks)])
-    return markdown(["final model", "test acc (%)", "explanation names the gold class (%)",
-                     "names the review's verdict (%)", "AUROC −p → error", "AUROC entropy → error", "seeds"], rows)
+            m = {k: np.nanmean([c[k] for c in checks]) if any(np.isfinite(c[k]) for c in checks) else float("nan")
+                 for k in checks[0]}
+            rows.append([arm, f"{m['acc']:.1f}", f"{m['class']:.1f}", f"{m['verdict']:.1f}", f"{m['in_review']:.1f}",
+                         f"{m['distinct']:.0f}", f"{m['auroc_p']:.3f}", f"{m['auroc_entropy']:.3f}",
+                         f"{m['auroc_p_conflict']:.3f}", f"{m['auroc_entropy_conflict']:.3f}", len(checks)])
+    return markdown(["final model", "test acc (%)", "names the gold class (%)", "names the review's verdict (%)",
+                     "cites a phrase of the review (%)", "distinct phrases cited", "AUROC −p → error",
+                     "AUROC entropy → error", "AUROC −p → conflicting", "AUROC entropy → conflicting", "seeds"], rows)
 
 
 def main() -> None:
