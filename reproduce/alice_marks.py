@@ -11,17 +11,74 @@ random pair is one of the four sub-class pairs with probability 4/28).
 
 **Labels per explanation**, as in ``make reproduce-alice``: ALICE's final accuracy read off the
 random-sampling curve (15, 20, 25, 30 images per class), less the base's 15 per class, per explanation.
+
+**Where the local classifier stands** (the last table): for each merged group of the final ALICE models, the
+group's local classifier's accuracy inside the group on the test images of its classes, from the whole image
+(what the paper's inference gives it) and from a crop of the marked part (the box the grounding cuts in
+training, here from the test images' part locations), and the end-to-end accuracy on those images.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import torch
+
 from reproduce.alice import reproduce
+from reproduce.runner import arguments, markdown
+
+LOCAL_ARMS = {"alice": "alice", "ALICE, pairs from the initial encoder": "ALICE,_pairs_from_the_initial_encoder"}
+
+
+def local_accuracy(run_dir: Path, data_dir: str, rounds: int) -> list[list]:
+    """Per merged group of the run's final model: the local classifier's accuracy on whole test images and on
+    crops of the marked part, and the end-to-end accuracy (module docstring)."""
+    from alice.grounding import PartBoxes
+    from common.cli import build_loop, compose
+    from common.data.fashion_marks import MARKED
+    from common.data.fashion_parts import GARMENT_PART_NAMES
+    from common.data.parts import crop_to_boxes
+    from common.loop import load_module_state
+    from common.run_folder import load_checkpoint
+
+    loop = build_loop(compose(["experiment=alice_fashion_marks", f"paths.data_dir={data_dir}"], run_dir / "rebuild"),
+                      run_dir / "rebuild")
+    m, dm = loop.module, loop.dm
+    load_module_state(m, load_checkpoint(run_dir / "checkpoints" / f"round_{rounds:03d}_fit.pt"))
+    m.eval()
+    t = dm.test.__getitems__(list(range(len(dm.test))))
+    x, y = t["x"], t["y"]
+    part = torch.tensor([GARMENT_PART_NAMES.index(MARKED[dm.base[int(c) // 2]]) for c in y])
+    h, w = x.shape[-2:]
+    boxes = PartBoxes(size=float(loop.hooks.grounding.size)).square(t["parts"][torch.arange(len(y)), part, :2], h, w)
+    out = []
+    with torch.no_grad():
+        crops = crop_to_boxes(x, boxes)
+        for k, g in enumerate(m.groups):
+            rows = torch.isin(y, torch.tensor(g))
+            pos = m.position[y[rows]]
+            local = [float((m.local_logits(m.parts(v)[1], k).argmax(-1) == pos).float().mean())
+                     for v in (x[rows], crops[rows])]
+            end = float((m.predict(x[rows]) == y[rows]).float().mean())
+            out.append([str(g), f"{local[0]:.3f}", f"{local[1]:.3f}", f"{end:.3f}"])
+    return out
 
 
 def main() -> None:
     reproduce(__doc__, "alice_fashion_marks", 2000, 8,
               "ALICE on the controlled task: sub-classes differing by a mark at a named part", "alice_marks",
               skip=["w/o hierarchy, old schedule"])
+    a = arguments(__doc__, seeds=3, extra=lambda p: p.add_argument("--arms", default=None))
+    if a.quick:
+        return
+    out = Path(a.out or "outputs/reproduce/alice_marks")
+    data_dir = str(Path(a.data_dir or "data").resolve())
+    rows = [[arm, s, *r] for arm, folder in LOCAL_ARMS.items() for s in range(a.seeds)
+            if (out / folder / f"seed{s}" / "journal.sqlite").exists()
+            for r in local_accuracy(out / folder / f"seed{s}", data_dir, 3)]
+    print("\nWhere the local classifier stands: its accuracy inside its group on the test images of the group, from "
+          "the whole image (the paper's inference) and from a crop of the marked part\n")
+    print(markdown(["arm", "seed", "group", "local, whole image", "local, part crop", "end to end"], rows))
 
 
 if __name__ == "__main__":
