@@ -139,25 +139,26 @@ def per_round_table(curves: dict, keys: list[str]) -> str:
     return markdown(header, table)
 
 
-def main() -> None:
-    import argparse
-    import sys
+SECTIONS = {"passive", "active", "colors"}
 
-    extra = argparse.ArgumentParser(add_help=False)
-    extra.add_argument("--pool", type=int, default=10000)
-    extra.add_argument("--cause", action="store_true", help="also the cause analysis (one factor at a time)")
-    extra.add_argument("--only", default="passive,active,colors",
+
+def main() -> None:
+    def options(p) -> None:
+        p.add_argument("--pool", type=int, default=10000, help="passive training images (60000: all)")
+        p.add_argument("--cause", action="store_true", help="also the cause analysis (one factor at a time)")
+        p.add_argument("--only", default="passive,active,colors",
                        help="sections to run, of passive, active, colors (default: all three)")
-    known, rest = extra.parse_known_args()
-    sys.argv = [sys.argv[0], *rest]
-    a = arguments(__doc__, seeds=3)
+
+    a = arguments(__doc__, seeds=3, extra=options)
     out = Path(a.out or "outputs/reproduce/caipi")
     quick = ["trainer.max_epochs=2", "loop.rounds=2"] if a.quick else []
-    pool = 2000 if a.quick else known.pool
-    only = set(known.only.split(","))
+    pool = 2000 if a.quick else a.pool
+    only = set(a.only.split(","))
+    if only - SECTIONS:
+        raise SystemExit(f"--only {a.only}: the sections are {', '.join(sorted(SECTIONS))}")
     passive = passive_jobs(a.seeds, pool, quick) if "passive" in only else []
     active = arm_jobs(ACTIVE, a.seeds, quick) if "active" in only else []
-    cause = [j for j in arm_jobs(CAUSE, a.seeds, quick) if j not in active] if known.cause else []
+    cause = [j for j in arm_jobs(CAUSE, a.seeds, quick) if j not in active] if a.cause else []
     colors = colors_jobs(a.seeds, ["loop.rounds=3"] if a.quick else []) if "colors" in only else []
     dirs = run_all([*passive, *active, *cause, *colors], out, a)
     if passive:
