@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.exil-installed
 export WANDB_MODE ?= offline
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install run test test-all data bench reproduce reproduce-rrr reproduce-exbl reproduce-alternating reproduce-caipi reproduce-xal reproduce-alice reproduce-alice-marks reproduce-alice-pairs clean
+.PHONY: install run test test-all data bench reproduce reproduce-rrr reproduce-exbl reproduce-alternating reproduce-caipi reproduce-xal reproduce-xal-controlled reproduce-alice reproduce-alice-marks reproduce-alice-pairs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,9 @@ reproduce-caipi: install  ## CAIPI Table 1 (passive counterexamples vs RRR) and 
 reproduce-xal: install  ## XAL vs its ablations and baselines on Rotten Tomatoes, 100..500 labels, 5 seeds (Table 7 layout; ARGS="--set trainer=gpu --jobs 15": 10 min on an H100; CPU: many hours; needs make data)
 	$(PY) -m reproduce.xal --jobs 1 $(ARGS)
 
+reproduce-xal-controlled: install  ## XAL vs ME / random / ME-Exp / w/o rank / w/o ME on the controlled rationale-phrase task (20..120 labels, 3 seeds; 47 min at --jobs 1 on 2 cores; ARGS="--set trainer=gpu")
+	$(PY) -m reproduce.xal_controlled --jobs 1 $(ARGS)
+
 reproduce-alice: install  ## ALICE's Table 2 rows (base, rounds, ablations, +33/66/100% data) on the Fashion-MNIST parts proxy
 	$(PY) -m reproduce.alice $(ARGS)
 
@@ -59,7 +62,7 @@ reproduce-alice-marks: install  ## ALICE's Table-2 rows on its controlled task: 
 reproduce-alice-pairs: install  ## which class pairs ALICE's JSD picks (full space vs principal components) against the test confusion
 	$(PY) -m reproduce.alice_pairs $(ARGS)
 
-reproduce: reproduce-rrr reproduce-exbl reproduce-alternating reproduce-caipi reproduce-xal reproduce-alice reproduce-alice-marks reproduce-alice-pairs  ## every paper reproduction
+reproduce: reproduce-rrr reproduce-exbl reproduce-alternating reproduce-caipi reproduce-xal reproduce-xal-controlled reproduce-alice reproduce-alice-marks reproduce-alice-pairs  ## every paper reproduction
 
 clean:
 	rm -rf outputs .pytest_cache
