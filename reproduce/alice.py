@@ -51,7 +51,7 @@ EXTRA = {"+33% data": 1 / 3, "+66% data": 2 / 3, "+100% data": 1.0}
 
 
 def slug(name: str) -> str:
-    return name.replace("/", "").replace(" ", "_").replace("+", "plus").replace("%", "pct")
+    return name.replace("/", "").replace(",", "").replace(" ", "_").replace("+", "plus").replace("%", "pct")
 
 
 def labels_per_explanation(curve: Sequence[tuple[float, float]], acc: float, explanations: int, k: int,

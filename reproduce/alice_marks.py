@@ -24,10 +24,10 @@ from pathlib import Path
 
 import torch
 
-from reproduce.alice import reproduce
+from reproduce.alice import reproduce, slug
 from reproduce.runner import arguments, markdown
 
-LOCAL_ARMS = {"alice": "alice", "ALICE, pairs from the initial encoder": "ALICE,_pairs_from_the_initial_encoder"}
+LOCAL_ARMS = ["alice", "ALICE, pairs from the initial encoder"]
 
 
 def local_accuracy(run_dir: Path, data_dir: str, rounds: int) -> list[list]:
@@ -73,9 +73,9 @@ def main() -> None:
         return
     out = Path(a.out or "outputs/reproduce/alice_marks")
     data_dir = str(Path(a.data_dir or "data").resolve())
-    rows = [[arm, s, *r] for arm, folder in LOCAL_ARMS.items() for s in range(a.seeds)
-            if (out / folder / f"seed{s}" / "journal.sqlite").exists()
-            for r in local_accuracy(out / folder / f"seed{s}", data_dir, 3)]
+    rows = [[arm, s, *r] for arm in LOCAL_ARMS for s in range(a.seeds)
+            if (out / slug(arm) / f"seed{s}" / "journal.sqlite").exists()
+            for r in local_accuracy(out / slug(arm) / f"seed{s}", data_dir, 3)]
     print("\nWhere the local classifier stands: its accuracy inside its group on the test images of the group, from "
           "the whole image (the paper's inference) and from a crop of the marked part\n")
     print(markdown(["arm", "seed", "group", "local, whole image", "local, part crop", "end to end"], rows))
