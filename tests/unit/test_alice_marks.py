@@ -125,3 +125,13 @@ def test_the_crop_of_the_named_part_holds_the_whole_mark_magnified(tmp_path):
         assert found and inside.any()
     crops = crop_to_boxes(batch["x"], boxes)
     assert crops.shape == batch["x"].shape  # resized to the full 32 px: the mark spans 16 px
+
+
+def test_labels_per_explanation_reads_the_random_sampling_curve_by_hand():
+    from reproduce.alice import labels_per_explanation
+
+    curve = [(15, 0.80), (20, 0.90), (25, 0.95), (30, 0.94)]  # the last row dips: the curve is taken as its running max
+    # 0.85 is halfway from 15 to 20 images per class: 2.5 extra per class × 8 classes / 4 explanations = 5
+    assert labels_per_explanation(curve, 0.85, explanations=4, k=15, classes=8) == "5"
+    assert labels_per_explanation(curve, 0.79, explanations=4, k=15, classes=8) == "0"
+    assert labels_per_explanation(curve, 0.96, explanations=4, k=15, classes=8) == "> 30"  # beyond the last row
