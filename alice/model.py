@@ -201,13 +201,11 @@ class AliceClassifier(Classifier):
         encoder = list(self.backbone.parameters())
         mine = {id(p) for p in encoder}
         rest = [p for p in self.parameters() if id(p) not in mine]
-        opt = self._optimizer([{"params": rest}, {"params": encoder}])
-        for key in ("lr", "initial_lr"):
-            if key in opt.param_groups[1]:
-                opt.param_groups[1][key] *= self.finetune_lr
-        if self._scheduler is None:
-            return opt
-        return {"optimizer": opt, "lr_scheduler": self._scheduler(opt)}
+
+        def slower_encoder(opt: torch.optim.Optimizer) -> None:
+            opt.param_groups[1]["lr"] *= self.finetune_lr
+
+        return self.optimizers_for([{"params": rest}, {"params": encoder}], adjust=slower_encoder)
 
     def batch_inputs(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch's images with crops cut out and resized, and the crop flags."""

@@ -29,6 +29,7 @@ the old round schedule (every round restarts the whole model at the full rate).
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Sequence
@@ -68,9 +69,10 @@ def labels_per_explanation(curve: Sequence[tuple[float, float]], acc: float, exp
 
 
 def reproduce(doc: str, experiment: str, test_size: int, classes: int, title: str, out_name: str,
-              skip: Sequence[str] = ()) -> None:
+              skip: Sequence[str] = ()) -> argparse.Namespace:
     """Run and print the Table-2 rows of ``experiment``, every arm of :data:`ARMS` but ``skip`` (``--arms``:
-    only those, separated by semicolons; the base and random-sampling rows always run)."""
+    only those, separated by semicolons; the base and random-sampling rows always run); returns the parsed
+    command line."""
     a = arguments(doc, seeds=3, extra=lambda p: p.add_argument(
         "--arms", default=None, help=f"arms to run, separated by semicolons (default: all); of {', '.join(ARMS)}"))
     chosen = ARMS if a.arms is None else {arm.strip(): None for arm in a.arms.split(";")}
@@ -145,6 +147,7 @@ def reproduce(doc: str, experiment: str, test_size: int, classes: int, title: st
     print("\nWhere the accuracy moves: test accuracy on images of the merged classes and of the others\n")
     print(markdown(["seed", "groups after the last round", "merged: base", "merged: ALICE", "others: base",
                     "others: ALICE"], detail))
+    return a
 
 
 def cfg_coarse(cfg) -> list[int]:

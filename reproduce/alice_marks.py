@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from reproduce.alice import reproduce, slug
-from reproduce.runner import arguments, markdown
+from reproduce.runner import markdown
 
 LOCAL_ARMS = ["alice", "ALICE, pairs from the initial encoder"]
 
@@ -65,10 +65,9 @@ def local_accuracy(run_dir: Path, data_dir: str, rounds: int) -> list[list]:
 
 
 def main() -> None:
-    reproduce(__doc__, "alice_fashion_marks", 2000, 8,
-              "ALICE on the controlled task: sub-classes differing by a mark at a named part", "alice_marks",
-              skip=["w/o hierarchy, old schedule"])
-    a = arguments(__doc__, seeds=3, extra=lambda p: p.add_argument("--arms", default=None))
+    a = reproduce(__doc__, "alice_fashion_marks", 2000, 8,
+                  "ALICE on the controlled task: sub-classes differing by a mark at a named part", "alice_marks",
+                  skip=["w/o hierarchy, old schedule"])
     if a.quick:
         return
     out = Path(a.out or "outputs/reproduce/alice_marks")

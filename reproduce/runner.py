@@ -34,14 +34,30 @@ def arguments(description: str, seeds: int, extra: Callable[[argparse.ArgumentPa
     return p.parse_args()
 
 
+def arm_options(arms: Sequence[str], table: str = "the table") -> Callable[[argparse.ArgumentParser], None]:
+    """``--arms`` (a subset of ``arms``) and ``--table-only``: the ``extra`` of :func:`arguments` for a
+    reproduction whose rows are arms."""
+    def add(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--arms", nargs="*", choices=list(arms), default=None, help="only these arms")
+        p.add_argument("--table-only", action="store_true", help=f"print {table} of the finished runs")
+    return add
+
+
+def finished(run_dir: Path) -> bool:
+    """Whether a run of :func:`run_all` finished (its journal says so)."""
+    from common.journal import read_journal
+
+    db = Path(run_dir) / "journal.sqlite"
+    return db.exists() and bool(read_journal(db)["meta"].get("finished"))
+
+
 def _run_one(args: tuple[list[str], str]) -> str:
     overrides, run_dir = args
     from common.cli import compose, run
-    from common.journal import read_journal
 
     path = Path(run_dir)
     db = path / "journal.sqlite"
-    if db.exists() and read_journal(db)["meta"].get("finished"):
+    if finished(path):
         return run_dir
     import shutil
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reproduce.runner import arguments, markdown, run_all
+from reproduce.runner import arguments, arm_options, markdown, run_all
 
 XAL_SELECTION: list[str] = []  # e.g. ["loop.pool_subsample=300"] to generate for fewer candidates on a CPU
 PLAIN = ["method.module.gen_weight=0", "method.module.rank_weight=0"]
@@ -82,21 +82,13 @@ def table(out: Path, seeds: int, arms: list[str] | None = None) -> str:
 
 
 def main() -> None:
-    import argparse
-    import sys
-
-    extra = argparse.ArgumentParser(add_help=False)
-    extra.add_argument("--arms", nargs="*", choices=list(ARMS), default=None, help="only these arms")
-    extra.add_argument("--table-only", action="store_true", help="print the table of the finished runs")
-    known, rest = extra.parse_known_args()
-    sys.argv = [sys.argv[0], *rest]
-    a = arguments(__doc__, seeds=5)
+    a = arguments(__doc__, seeds=5, extra=arm_options(ARMS, "the table"))
     out = Path(a.out or "outputs/reproduce/xal")
     quick = ["loop.rounds=1", "loop.query_size=20", "loop.initial_size=20", "trainer.max_epochs=1",
              "dataset.test_items=100", "loop.pool_subsample=200"] if a.quick else []
     t0 = time.time()
-    if not known.table_only:
-        run_all(jobs(a.seeds, quick, known.arms or list(ARMS)), out, a)
+    if not a.table_only:
+        run_all(jobs(a.seeds, quick, a.arms or list(ARMS)), out, a)
     text = ("Rotten Tomatoes, test macro-F1 (%) by labelled-set size, mean ± std over the finished seeds "
             "(simulated VADER-lexicon explanations; MiniLM bert2bert, experiment=xal_rotten_tomatoes)\n\n"
             + table(out, a.seeds)

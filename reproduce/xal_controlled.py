@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reproduce.runner import arguments, markdown, run_all
+from reproduce.runner import arguments, arm_options, finished, markdown, run_all
 from reproduce.xal import PLAIN, run_name, table
 
 EXPERIMENT = "experiment=xal_rationale"
@@ -50,13 +50,6 @@ EXPLAINING = ["XAL", "ME-Exp", "XAL w/o rank", "XAL w/o ME"]  # arms whose decod
 
 def jobs(seeds: int, quick: list[str], arms: list[str]) -> list[tuple[str, list[str]]]:
     return [(run_name(arm, s), [EXPERIMENT, *ARMS[arm], f"loop.seed={s}", *quick]) for s in range(seeds) for arm in arms]
-
-
-def _finished(run_dir: Path) -> bool:
-    from common.journal import read_journal
-
-    db = run_dir / "journal.sqlite"
-    return db.exists() and bool(read_journal(db)["meta"].get("finished"))
 
 
 def _pool_rows(overrides: list[str]):
@@ -80,7 +73,7 @@ def selection_table(out: Path, seeds: int, quick: list[str], arms: list[str]) ->
         share, covered = [], []
         for s in range(seeds):
             run = out / run_name(arm, s)
-            if not _finished(run):
+            if not finished(run):
                 continue
             j = Journal(run / "journal.sqlite")
             queried = [i for r in range(len(j.metrics_by_round())) for i in j.queries(r)[0]]
@@ -154,7 +147,7 @@ def explanation_table(out: Path, seeds: int, quick: list[str], arms: list[str]) 
     rows = []
     for arm in [a for a in EXPLAINING if a in arms]:
         checks = [explanation_check(out / run_name(arm, s), [EXPERIMENT, *ARMS[arm], f"loop.seed={s}", *quick])
-                  for s in range(seeds) if _finished(out / run_name(arm, s))]
+                  for s in range(seeds) if finished(out / run_name(arm, s))]
         checks = [c for c in checks if c]
         if checks:
             m = {k: np.nanmean([c[k] for c in checks]) if any(np.isfinite(c[k]) for c in checks) else float("nan")
@@ -168,21 +161,13 @@ def explanation_table(out: Path, seeds: int, quick: list[str], arms: list[str]) 
 
 
 def main() -> None:
-    import argparse
-    import sys
-
-    extra = argparse.ArgumentParser(add_help=False)
-    extra.add_argument("--arms", nargs="*", choices=list(ARMS), default=None, help="only these arms")
-    extra.add_argument("--table-only", action="store_true", help="print the tables of the finished runs")
-    known, rest = extra.parse_known_args()
-    sys.argv = [sys.argv[0], *rest]
-    a = arguments(__doc__, seeds=3)
+    a = arguments(__doc__, seeds=3, extra=arm_options(ARMS, "the tables"))
     out = Path(a.out or "outputs/reproduce/xal_controlled")
     quick = ["loop.rounds=1", "loop.query_size=10", "loop.initial_size=10", "trainer.max_epochs=1",
              "dataset.test_items=100", "dataset.pool_items=300", "loop.pool_subsample=60"] if a.quick else []
-    arms = known.arms or list(ARMS)
+    arms = a.arms or list(ARMS)
     t0 = time.time()
-    if not known.table_only:
+    if not a.table_only:
         run_all(jobs(a.seeds, quick, arms), out, a)
     text = ("Controlled task (experiment=xal_rationale: the label is decided by one verdict phrase among three "
             "aspect remarks that agree with it 70 % of the time; the simulated teacher names the verdict), test "

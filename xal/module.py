@@ -55,10 +55,7 @@ class XALModule(Classifier):
 
     def configure_optimizers(self):
         """The optimizer over the parameters that train (frozen embeddings are left out)."""
-        opt = self._optimizer([p for p in self.parameters() if p.requires_grad])
-        if self._scheduler is None:
-            return opt
-        return {"optimizer": opt, "lr_scheduler": self._scheduler(opt)}
+        return self.optimizers_for([p for p in self.parameters() if p.requires_grad])
 
     def inputs(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         return text_inputs(batch)

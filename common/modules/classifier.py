@@ -115,7 +115,15 @@ class Classifier(ExilModule):
         self.log("test/macro_f1", self.test_f1, on_epoch=True)
 
     def configure_optimizers(self):
-        opt = self._optimizer(self.parameters())
+        return self.optimizers_for(self.parameters())
+
+    def optimizers_for(self, params, adjust: Callable[[torch.optim.Optimizer], None] | None = None) -> Any:
+        """The configured optimizer over ``params`` (parameters or parameter groups) and, if configured, its
+        scheduler, in Lightning's ``configure_optimizers`` form. ``adjust(opt)`` runs before the scheduler is
+        built, so that the schedule starts from the adjusted rates."""
+        opt = self._optimizer(params)
+        if adjust is not None:
+            adjust(opt)
         if self._scheduler is None:
             return opt
         return {"optimizer": opt, "lr_scheduler": self._scheduler(opt)}
