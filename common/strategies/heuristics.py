@@ -9,6 +9,13 @@ values. Logarithms are natural (scores in nats).
 Functions whose memory would grow as N·M (pool × labelled) work in blocks of
 ``chunk_size`` rows and columns, so they never hold more than ``chunk_size²``
 distances at once.
+
+Big pools keep their (N, d) embeddings compact: float16, or a read-only memory map of a file on disk
+(``torch.from_numpy(np.load(path, mmap_mode="r"))``). The set-based functions (core-set, BADGE, CAL)
+read such a matrix through :class:`RowBlocks`: ``block_rows`` rows at a time, converted to float32
+into one reused buffer, so their extra memory is O(N) + O(block_rows × d) and a full float32 copy is
+never made. A float32 (or float64) matrix is read as one block, the matrix itself: the small in-RAM
+path is the plain vectorised expression, unchanged.
 """
 
 from __future__ import annotations
@@ -45,6 +52,59 @@ def kl_divergence(p: torch.Tensor, q: torch.Tensor, dim: int = -1) -> torch.Tens
     """``KL(p ‖ q) = Σ_c p_c (log p_c − log q_c)``, with ``0 · log 0 = 0`` and ``q`` clamped at the smallest normal float."""
     log_q = q.clamp_min(torch.finfo(q.dtype).tiny).log()
     return (torch.special.xlogy(p, p) - p * log_q).sum(dim)
+
+
+def compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype the arithmetic on ``x`` runs in: its own if float32 / float64, else float32 (float16, bfloat16)."""
+    return x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+
+
+class RowBlocks:
+    """The rows of an (N, d) matrix as blocks in :func:`compute_dtype`, for one pass over them after another.
+
+    A float32 / float64 matrix is one block, itself (no copy, no loop). Any other (float16, or a float16
+    memory map) is read ``block_rows`` rows at a time into one reused float32 buffer on ``x.device``: each
+    block yielded is valid until the next one is read. Extra memory: ``block_rows × d`` floats.
+    """
+
+    def __init__(self, x: torch.Tensor, block_rows: int = 32768):
+        if block_rows < 1:
+            raise ValueError(f"block_rows must be at least 1, got {block_rows}")
+        self.x = x
+        self.dtype = compute_dtype(x)
+        self.direct = x.dtype == self.dtype
+        self.block_rows = max(len(x), 1) if self.direct else block_rows
+        self._buffer: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __iter__(self):
+        """``(start, block)`` pairs: ``block`` holds rows ``start : start + len(block)``."""
+        if self.direct:
+            yield 0, self.x
+            return
+        for start in range(0, len(self.x), self.block_rows):
+            rows = self.x[start : start + self.block_rows]
+            if self._buffer is None:
+                self._buffer = torch.empty((min(self.block_rows, len(self.x)), *self.x.shape[1:]),
+                                           dtype=self.dtype, device=self.x.device)
+            block = self._buffer[: len(rows)]
+            block.copy_(rows)
+            yield start, block
+
+    def rows(self, index: torch.Tensor) -> torch.Tensor:
+        """Rows ``index`` (a 1-d long tensor) in the compute dtype (a small copy)."""
+        return self.x.index_select(0, index.to(self.x.device)).to(self.dtype)
+
+    def sq_norms(self) -> torch.Tensor:
+        """(N,) ``‖x_i‖²`` in the compute dtype, block by block."""
+        if self.direct:
+            return sq_norms(self.x)
+        out = torch.empty(len(self.x), dtype=self.dtype, device=self.x.device)
+        for start, block in self:
+            out[start : start + len(block)] = sq_norms(block)
+        return out
 
 
 def sq_norms(x: torch.Tensor) -> torch.Tensor:
@@ -102,14 +162,18 @@ def contrastive_scores(
 
     ``kNN(x)`` are the ``neighbours`` labelled items nearest to ``x`` in feature space (Euclidean),
     and ``p(y|x_j^l)`` is the *model's* prediction on a labelled neighbour, as in the authors' code.
-    Computed in blocks of ``chunk_size`` candidates (see :func:`knn`).
+    Computed in blocks of ``chunk_size`` candidates (see :func:`knn`); compact inputs (float16, a memory
+    map) are converted to float32 one block at a time (the labelled side, small, at once), so the extra
+    memory is O(N) + O(chunk_size × (d + k·C)). The scores are float32 (float64 for float64 inputs).
     """
+    dtype = compute_dtype(features)
+    labelled_features, labelled_probs = labelled_features.to(dtype), labelled_probs.to(dtype)
     out = []
     for i in range(0, len(features), chunk_size):
-        _, nb = knn(features[i : i + chunk_size], labelled_features, neighbours, chunk_size)
+        _, nb = knn(features[i : i + chunk_size].to(dtype), labelled_features, neighbours, chunk_size)
         p_nb = labelled_probs[nb]  # (b, k, C)
-        out.append(kl_divergence(p_nb, probs[i : i + chunk_size, None, :]).mean(1))
-    return torch.cat(out) if out else probs.new_empty(0)
+        out.append(kl_divergence(p_nb, probs[i : i + chunk_size, None, :].to(dtype)).mean(1))
+    return torch.cat(out) if out else probs.new_empty(0, dtype=dtype)
 
 
 def gradient_embedding_factors(probs: torch.Tensor) -> torch.Tensor:
