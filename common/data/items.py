@@ -16,6 +16,7 @@ serve it as the source dataset did: a field with a ``scale`` is served as float3
 
 from __future__ import annotations
 
+import mmap
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -125,11 +126,18 @@ class MemmapItems(_StoredItems):
     """Items from a folder of ``<field>.npy`` files, memory-mapped (``np.load(mmap_mode="r")``).
 
     The maps are opened lazily in each process (DataLoader workers, DDP ranks open their own), and
-    a batch is one fancy-indexing read per field at the sorted indices."""
+    a batch is one fancy-indexing read per field at the sorted indices.
 
-    def __init__(self, folder: str | Path, fields: dict[str, dict], length: int, trim: dict | None = None):
+    With ``release`` (the default) the pages a batch touched are dropped from this process's mapping
+    after the read (``madvise(MADV_DONTNEED)``: they stay in the OS page cache, and a later read maps
+    them again), so that the process's resident memory stays bounded by the batch: otherwise every
+    page of the pool ever read stays counted in its RSS (reclaimable, but it looks like a leak and
+    counts against container memory limits that include mapped file pages)."""
+
+    def __init__(self, folder: str | Path, fields: dict[str, dict], length: int, trim: dict | None = None,
+                 release: bool = True):
         super().__init__(fields, length, trim)
-        self.folder = Path(folder)
+        self.folder, self.release = Path(folder), release
         self._maps: dict[str, np.ndarray] | None = None
 
     def maps(self) -> dict[str, np.ndarray]:
@@ -149,6 +157,8 @@ class MemmapItems(_StoredItems):
         for k, m in self.maps().items():
             rows = m[ordered]  # reads these rows only (a copy in memory, the size of the batch)
             out[k] = rows[back]
+            if self.release and len(ordered):
+                _release(m, int(ordered[0]), int(ordered[-1]))
         return out
 
     @property
@@ -157,6 +167,19 @@ class MemmapItems(_StoredItems):
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_maps": None}  # each process maps the files itself
+
+
+def _release(m: np.ndarray, lo: int, hi: int) -> None:
+    """Drop rows ``lo..hi`` of memory-mapped array ``m`` from this process's resident pages."""
+    mm = getattr(m, "_mmap", None)
+    if mm is None or not hasattr(mm, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    row = m.strides[0] if m.ndim else m.itemsize
+    start = int(m.offset) % mmap.ALLOCATIONGRANULARITY  # where the array begins inside the mapping
+    a, b = start + lo * row, min(start + (hi + 1) * row, len(mm))
+    a -= a % mmap.PAGESIZE
+    if b > a:
+        mm.madvise(mmap.MADV_DONTNEED, a, b - a)
 
 
 class StreamedItems(_StoredItems):
