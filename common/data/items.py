@@ -157,8 +157,8 @@ class MemmapItems(_StoredItems):
         for k, m in self.maps().items():
             rows = m[ordered]  # reads these rows only (a copy in memory, the size of the batch)
             out[k] = rows[back]
-            if self.release and len(ordered):
-                _release(m, int(ordered[0]), int(ordered[-1]))
+            if self.release:
+                _release(m)
         return out
 
     @property
@@ -169,17 +169,13 @@ class MemmapItems(_StoredItems):
         return {**self.__dict__, "_maps": None}  # each process maps the files itself
 
 
-def _release(m: np.ndarray, lo: int, hi: int) -> None:
-    """Drop rows ``lo..hi`` of memory-mapped array ``m`` from this process's resident pages."""
+def _release(m: np.ndarray) -> None:
+    """Drop the pages of memory-mapped array ``m`` from this process's resident set (they stay in the page
+    cache). The whole mapping, not the rows read: the kernel maps pages around a fault too ("fault-around"),
+    and a walk over unmapped page tables costs microseconds."""
     mm = getattr(m, "_mmap", None)
-    if mm is None or not hasattr(mm, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
-        return
-    row = m.strides[0] if m.ndim else m.itemsize
-    start = int(m.offset) % mmap.ALLOCATIONGRANULARITY  # where the array begins inside the mapping
-    a, b = start + lo * row, min(start + (hi + 1) * row, len(mm))
-    a -= a % mmap.PAGESIZE
-    if b > a:
-        mm.madvise(mmap.MADV_DONTNEED, a, b - a)
+    if mm is not None and hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        mm.madvise(mmap.MADV_DONTNEED)
 
 
 class StreamedItems(_StoredItems):
