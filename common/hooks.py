@@ -47,6 +47,7 @@ class RoundContext:
     generator: torch.Generator  # seeded for this round and stage: the hooks' own randomness
     run_dir: Path
     seed: int = 0  # this round and stage's seed
+    embeddings: str = "auto"  # how pool embeddings are kept (loop.embeddings: auto | float32 | float16 | disk)
     _contexts: dict = field(default_factory=dict, repr=False)
 
     def query_context(self, indices: np.ndarray | None = None) -> QueryContext:
@@ -57,7 +58,8 @@ class RoundContext:
         key = idx.tobytes()
         if key not in self._contexts:
             gen = torch.Generator().manual_seed(derived_seed(self.seed, "strategy"))
-            self._contexts[key] = QueryContext(self.module, self.datamodule, idx, self.device, gen, self.seed)
+            self._contexts[key] = QueryContext(self.module, self.datamodule, idx, self.device, gen, self.seed,
+                                               self.embeddings, self.run_dir)
         return self._contexts[key]
 
 

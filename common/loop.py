@@ -41,6 +41,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
+from common import distributed
 from common.data.base import PoolDataModule
 from common.abilities import check_composition
 from common.errors import ConfigError, ExilError
@@ -52,6 +53,7 @@ from common.oracle.base import Oracle, OracleContext, Question
 from common.run_log import EpochLog, RunLog
 from common.run_folder import check_journal, config_hash, load_checkpoint, save_checkpoint
 from common.strategies.base import QueryStrategy, Selection
+from common.strategies.context import EMBEDDINGS
 
 STAGES = ("initial", "fit", "evaluate", "query", "ask", "incorporate")
 
@@ -83,6 +85,7 @@ class LoopConfig:
     device: str = "auto"
     threads: int | None = None
     keep_checkpoints: str = "last"
+    embeddings: str = "auto"
 
     @property
     def label_budget(self) -> int:
@@ -110,6 +113,9 @@ class LoopConfig:
         if self.initial_per_class is None and self.initial_size is None:
             raise ConfigError("loop: set loop.initial_per_class (items per class) or loop.initial_size (items, -1: "
                               "the whole pool) for the initial labelled set")
+        if self.embeddings not in EMBEDDINGS:
+            raise ConfigError(f"loop.embeddings={self.embeddings!r}: valid choices are {', '.join(EMBEDDINGS)} "
+                              "(how pool embeddings are kept: auto picks float32, float16 or disk by the memory free)")
         if self.keep_checkpoints not in ("last", "all"):
             raise ConfigError(f"loop.keep_checkpoints={self.keep_checkpoints!r}: valid choices are 'last' "
                               "(only the newest round-end checkpoint, all that resuming needs) and 'all'")
@@ -280,6 +286,9 @@ class ActiveLoop:
         pl.seed_everything(seed_for(self.cfg.seed, r, "fit"), workers=True, verbose=False)
         trainer = self.make_trainer(r, self.run_dir / "rounds" / f"{r:03d}")
         trainer.callbacks.append(EpochLog(self.run_log, r))
+        team = distributed.current()
+        if team is not None:  # the other ranks of a launched run fit with us (common.distributed)
+            team.fit(r, seed_for(self.cfg.seed, r, "fit"), self.module, self.dm)
         trainer.fit(self.module, datamodule=self.dm)
         sha = self._save(path)
         with self._stage_transaction():
@@ -295,10 +304,11 @@ class ActiveLoop:
         pl.seed_everything(seed_for(self.cfg.seed, r, "evaluate"), verbose=False)
         # evaluation on one device in this process: a DistributedSampler would pad the test set
         trainer = self.make_trainer(r, self.run_dir / "rounds" / f"{r:03d}", single_device=True)
-        (results,) = trainer.test(self.module, dataloaders=self.dm.test_dataloader(), verbose=False)
-        metrics = {k: float(v) for k, v in results.items()}
-        self._save_predictions(r)
-        metrics.update(self.hooks.metrics(self._ctx(r, "evaluate")))
+        with distributed.alone(self.module) if distributed.current() else contextlib.nullcontext():
+            (results,) = trainer.test(self.module, dataloaders=self.dm.test_dataloader(), verbose=False)
+            metrics = {k: float(v) for k, v in results.items()}
+            self._save_predictions(r)
+            metrics.update(self.hooks.metrics(self._ctx(r, "evaluate")))
         n = len(self.dm.labels)
         with self._stage_transaction():
             self.journal.add_metrics(r, n, metrics)
@@ -440,7 +450,7 @@ class ActiveLoop:
             round=r, module=self.module, datamodule=self.dm, strategy=self.strategy,
             ask=lambda q: self.asker(r if ask_round is None else ask_round, q),
             ask_many=lambda qs: self.asker.many(r if ask_round is None else ask_round, qs), candidates=candidates, device=self.device,
-            generator=gen, run_dir=self.run_dir, seed=seed,
+            generator=gen, run_dir=self.run_dir, seed=seed, embeddings=self.cfg.embeddings,
         )
 
     def _seed_stage(self, r: int, stage: str) -> None:

@@ -1,0 +1,290 @@
+"""One active loop over several processes and machines: launched by ``torchrun`` or SLURM's ``srun``.
+
+``trainer=ddp_multi`` (GPUs) and ``trainer=ddp_multi_cpu`` (CPU processes over gloo) use Lightning's DDP in
+processes that a launcher started (``torchrun --nnodes=N --nproc-per-node=G``, or ``srun`` with one task per
+device). ``trainer=ddp`` (``ddp_spawn``) stays the way for one machine without a launcher: the loop runs in
+one process and each round's fit spawns workers.
+
+**Rank 0 runs the loop; the others follow.** Rank 0 alone composes and resumes the config, writes the
+journal, the checkpoints and the logs, and talks to the oracle: one writer, as in a single-process run, so a
+killed run resumes the same way (relaunch the same command with ``loop.resume=<run dir>``). Every other rank
+builds the same data and model from the config rank 0 sends it and then serves rank 0's commands, broadcast
+over a gloo control group:
+
+* ``fit`` — the round's labelled set, annotations, extras and the model's architecture: every rank calls
+  ``trainer.fit`` with the same seed and Lightning's DDP splits the batches (DDP copies rank 0's weights to
+  every rank when it wraps the model);
+* ``score`` — a :class:`~common.strategies.context.PoolOutput` over a list of pool items (with rank 0's
+  weights when the follower's copy differs): each rank computes its contiguous shard, whose ends are
+  multiples of the batch size, and sends it to rank 0 with the pool index of every item it served; rank 0
+  checks that the gathered items are exactly the ones asked, once each, in order
+  (:func:`~common.strategies.context.check_served`), then selects on the gathered outputs;
+* ``done`` — the run is over (a multirun's next job sends its config again).
+
+**Same queries as one process?** Scoring is exact: the gathered outputs are those a single process computes
+with the same weights (the batches are the same). The fit is not: DDP gives each of W ranks 1/W of every
+epoch's batches and averages their gradients, so the weights — and the queries that follow — differ from a
+single process's unless the fit does not depend on the batch split (``strategy=random``, or rounds whose
+queries come before any fit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from common.errors import ConfigError, ExilError
+
+#: the trainer strategy that means "processes started by a launcher" (trainer=ddp_multi, ddp_multi_cpu)
+LAUNCHED = "ddp"
+
+_TEAM: "Team | None" = None
+
+
+def current() -> "Team | None":
+    """The team of a multi-process run as seen from rank 0 (scoring is sharded through it), else None."""
+    return _TEAM if _TEAM is not None and _TEAM.rank == 0 and _TEAM.world_size > 1 else None
+
+
+def launcher_env():
+    """Lightning's cluster environment of a launcher that started several processes (torchrun, srun), else None."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
+
+    if TorchElasticEnvironment.detect() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return TorchElasticEnvironment()
+    if SLURMEnvironment.detect() and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        return SLURMEnvironment()
+    return None
+
+
+def launched_rank() -> int | None:
+    """This process's global rank when a launcher started several (before any process group exists)."""
+    env = launcher_env()
+    return env.global_rank() if env is not None else None
+
+
+def devices_per_node() -> int:
+    """Processes per node of the launch (torchrun's LOCAL_WORLD_SIZE, SLURM's tasks per node), else 1."""
+    if "LOCAL_WORLD_SIZE" in os.environ:
+        return int(os.environ["LOCAL_WORLD_SIZE"])
+    tasks = os.environ.get("SLURM_NTASKS_PER_NODE")
+    if tasks:
+        return int(tasks.split("(")[0])
+    if "SLURM_NTASKS" in os.environ and "SLURM_NNODES" in os.environ:
+        return int(os.environ["SLURM_NTASKS"]) // int(os.environ["SLURM_NNODES"])
+    return 1
+
+
+def num_nodes() -> int:
+    """Nodes of the launch (WORLD_SIZE / LOCAL_WORLD_SIZE under torchrun, SLURM_NNODES under srun), else 1."""
+    if "WORLD_SIZE" in os.environ and "LOCAL_WORLD_SIZE" in os.environ:
+        return int(os.environ["WORLD_SIZE"]) // int(os.environ["LOCAL_WORLD_SIZE"])
+    return int(os.environ.get("SLURM_NNODES", "1"))
+
+
+def join(trainer_cfg) -> "Team | None":
+    """The process group of this run (made once per process), or None for a single process. Refuses a launched
+    run whose trainer would not use the launched processes, and a ``ddp_multi`` trainer without a launcher."""
+    global _TEAM
+    strategy = str(trainer_cfg.get("strategy", "auto"))
+    env = launcher_env()
+    if env is None:
+        if strategy == LAUNCHED:
+            raise ConfigError("trainer.strategy=ddp (trainer=ddp_multi / ddp_multi_cpu) runs in processes a launcher "
+                              "started: `torchrun --nproc-per-node=N $(which exil) trainer=ddp_multi ...` or `srun "
+                              "exil trainer=ddp_multi ...`; on one machine without a launcher use trainer=ddp "
+                              "(ddp_spawn) or trainer=ddp_sim")
+        return None
+    if strategy != LAUNCHED:
+        raise ConfigError(f"this process is one of {env.world_size()} that a launcher started, but "
+                          f"trainer.strategy={strategy} runs one loop per process (they would write the same run "
+                          "folder): use trainer=ddp_multi (GPUs) or trainer=ddp_multi_cpu (CPU processes, gloo)")
+    if _TEAM is not None:
+        return _TEAM
+    import torch.distributed as dist
+    from lightning.fabric.utilities.distributed import _init_dist_connection
+
+    accelerator = str(trainer_cfg.get("accelerator", "cpu"))
+    gpu = accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
+    if gpu:
+        torch.cuda.set_device(env.local_rank())
+    _init_dist_connection(env, "nccl" if gpu else "gloo")  # Lightning's DDP finds and keeps this group
+    control = dist.new_group(backend="gloo")  # commands and gathered outputs travel on the CPU
+    device = torch.device("cuda", env.local_rank()) if gpu else torch.device("cpu")
+    _TEAM = Team(env.global_rank(), env.world_size(), env.local_rank(), control, device)
+    return _TEAM
+
+
+@dataclass
+class Team:
+    """This process's place in a multi-process run, and the commands rank 0 sends the others (module docstring)."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    control: Any  # the gloo process group of commands and gathers
+    device: torch.device
+    _synced: str | None = None  # fingerprint of the weights the followers hold (rank 0), None: unknown
+
+    # --------------------------------------------------------------- messages
+    def broadcast(self, obj: Any = None) -> Any:
+        import torch.distributed as dist
+
+        box = [obj]
+        dist.broadcast_object_list(box, src=0, group=self.control)
+        return box[0]
+
+    def send_config(self, config: dict, run_dir: str) -> None:
+        self.broadcast(("config", config, str(run_dir)))
+
+    def done(self) -> None:
+        self.broadcast(("done",))
+
+    # ----------------------------------------------------------------- rank 0
+    def fit(self, round: int, seed: int, module, datamodule) -> None:
+        """Tell the followers to fit round ``round`` with rank 0's pool state; rank 0 then calls ``trainer.fit``."""
+        self.broadcast(("fit", round, seed, pool_state(datamodule), module.architecture_spec()))
+        # DDP keeps the parameters equal, but each rank's last batch moves its own batch-norm statistics
+        self._synced = None
+
+    def score(self, module, datamodule, indices: np.ndarray, output, device: torch.device,
+              keep: tuple[str, ...] = ()) -> tuple[torch.Tensor, ...]:
+        """``output`` over ``indices`` computed in shards by every rank, gathered here in order and checked."""
+        import torch.distributed as dist
+
+        from common.strategies.context import _allocate, check_served, map_pool
+
+        bounds = shard_bounds(len(indices), datamodule.eval_batch_size, self.world_size)
+        fingerprint = weights_fingerprint(module)
+        state = None
+        if self._synced != fingerprint:
+            state = (module.architecture_spec(), {k: v.detach().cpu() for k, v in module.state_dict().items()})
+        self.broadcast(("score", indices, bounds, output, state))
+        self._synced = fingerprint
+        lo, hi = bounds[0]
+        mine, served = map_pool(module, datamodule, indices[lo:hi], output, device, keep)
+        shapes = [None] * self.world_size
+        dist.gather_object(None, shapes, dst=0, group=self.control)  # each follower's output shapes and dtypes
+        dim = output.item_dim
+        like = mine if hi > lo else _shaped_like(shapes, dim, device, len(mine))
+        outs = [_allocate(m, dim, len(indices), keep[i] if i < len(keep) else None) for i, m in enumerate(like)]
+        all_served = np.empty(len(indices), dtype=np.int64)
+        all_served[lo:hi] = served
+        if hi > lo:
+            for o, m in zip(outs, mine):
+                o.narrow(dim, lo, hi - lo).copy_(m)
+        for r in range(1, self.world_size):
+            lo, hi = bounds[r]
+            got = torch.empty(hi - lo, dtype=torch.int64)
+            dist.recv(got, src=r, group=self.control)
+            all_served[lo:hi] = got.numpy()
+            for o, (shape, dtype) in zip(outs, shapes[r]):
+                buf = torch.empty(shape, dtype=getattr(torch, dtype))
+                dist.recv(buf, src=r, group=self.control)
+                if hi > lo:
+                    o.narrow(dim, lo, hi - lo).copy_(buf)
+        check_served(all_served, indices)
+        return tuple(outs)
+
+    # -------------------------------------------------------------- followers
+    def follow(self, build: Callable[[dict, str], Any]) -> str | None:
+        """Serve rank 0's commands until a run is done; ``build(config, run_dir)`` returns the run's parts
+        (``module``, ``dm``, ``make_trainer``). Returns rank 0's run folder (None if rank 0 sent no run)."""
+        import lightning.pytorch as pl
+        import torch.distributed as dist
+
+        from common.loop import load_module_state
+        from common.strategies.context import map_pool
+
+        parts, run_dir = None, None
+        while True:
+            cmd = self.broadcast()
+            kind = cmd[0]
+            if kind == "done":
+                return run_dir
+            if kind == "config":
+                _, config, run_dir = cmd
+                parts = build(config, run_dir)
+            elif kind == "fit":
+                _, r, seed, state, arch = cmd
+                set_pool_state(parts.dm, state)
+                if arch != parts.module.architecture_spec():
+                    parts.module.apply_architecture_spec(arch)
+                pl.seed_everything(seed, workers=True, verbose=False)
+                trainer = parts.make_trainer(r, os.path.join(run_dir, "rounds", f"{r:03d}"))
+                trainer.fit(parts.module, datamodule=parts.dm)
+            elif kind == "score":
+                _, indices, bounds, output, state = cmd
+                if state is not None:
+                    load_module_state(parts.module, {"arch": state[0], "state_dict": state[1]})
+                lo, hi = bounds[self.rank]
+                out, served = map_pool(parts.module, parts.dm, indices[lo:hi], output, self.device)
+                out = [o.cpu().contiguous() for o in out]
+                dist.gather_object([(tuple(o.shape), str(o.dtype).removeprefix("torch.")) for o in out], None,
+                                   dst=0, group=self.control)
+                dist.send(torch.from_numpy(served), dst=0, group=self.control)
+                for o in out:
+                    dist.send(o, dst=0, group=self.control)
+            else:
+                raise ExilError(f"unknown command from rank 0: {kind!r}")
+
+
+def _shaped_like(shapes: list, dim: int, device: torch.device, n: int) -> tuple[torch.Tensor, ...]:
+    """Outputs shaped like a follower's (rank 0's own shard is empty, so it has no shapes of its own)."""
+    for s in shapes[1:]:
+        if s and s[0][0][dim]:
+            return tuple(torch.empty(shape, dtype=getattr(torch, dtype), device=device) for shape, dtype in s)
+    return (torch.empty(0, device=device),) * n
+
+
+@contextlib.contextmanager
+def alone(module):
+    """Rank 0 evaluates by itself: its torchmetrics must not wait to sync with ranks that are not evaluating."""
+    from torchmetrics import Metric
+
+    metrics = [m for m in module.modules() if isinstance(m, Metric)]
+    before = [m.sync_on_compute for m in metrics]
+    for m in metrics:
+        m.sync_on_compute = m._to_sync = False
+    try:
+        yield
+    finally:
+        for m, b in zip(metrics, before):
+            m.sync_on_compute = m._to_sync = b
+
+
+def shard_bounds(n: int, batch_size: int, world_size: int) -> list[tuple[int, int]]:
+    """Contiguous [lo, hi) shards of ``n`` items for ``world_size`` ranks, split on whole batches of ``batch_size``
+    (so each batch is the one a single process would form); the last shard takes the partial batch."""
+    batches = -(-n // batch_size)
+    cuts = [min(n, (batches * r // world_size) * batch_size) for r in range(world_size)] + [n]
+    return [(cuts[r], cuts[r + 1]) for r in range(world_size)]
+
+
+def weights_fingerprint(module) -> str:
+    """A hash of the module's weights and architecture: whether the followers' copy needs rank 0's."""
+    h = hashlib.blake2b(repr(module.architecture_spec()).encode(), digest_size=16)
+    for k, v in module.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
+                 if v.numel() else b"")
+    return h.hexdigest()
+
+
+def pool_state(dm) -> dict[str, Any]:
+    """What a follower's data module needs to serve the same training set: labels, annotations, extras."""
+    return {"labels": dict(dm.labels), "annotations": dict(dm.annotations), "extras": list(dm.extras)}
+
+
+def set_pool_state(dm, state: dict[str, Any]) -> None:
+    dm.labels, dm.extras, dm.annotations = {}, [], {}
+    labels = state["labels"]
+    dm.label(list(labels), list(labels.values()))
+    dm.annotate(state["annotations"])
+    dm.add_extras(state["extras"])
