@@ -1,7 +1,7 @@
 """``exil data convert``: write any exil dataset as an out-of-core pool (``dataset=memmap`` / ``dataset=litdata``).
 
     exil data convert DATASET --out DIR [--format memmap|litdata] [--data-dir data] [--set KEY=VALUE ...]
-                      [--repeat N --augment shift] [--seed S] [--chunk 4096] [--force]
+                      [--repeat N --augment shift] [--seed S] [--chunk 4096] [--chunk-bytes 64MB] [--force]
 
 ``DATASET`` is a dataset config name (``fashion_mnist``, ``digits``, ... or ``dataset=NAME``), composed
 with Hydra the way ``exil`` composes a run, ``--set`` overriding its keys (``--set pool_size=5000``,
@@ -168,7 +168,7 @@ def _datamodule(dataset: str, sets: Sequence[str], data_dir: str, config_dir: st
 
 def convert(dm, out: str | Path, fmt: str = "memmap", repeat: int = 1, augment: str = "none", shift: int = 2,
             seed: int = 0, chunk: int = 4096, x_dtype: str = "auto", source: dict | None = None,
-            force: bool = False, log=print) -> dict[str, Any]:
+            force: bool = False, log=print, chunk_bytes: str = "64MB") -> dict[str, Any]:
     """Write the set-up datamodule ``dm`` to ``out`` (module docstring); returns the meta written."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r}: valid: {', '.join(FORMATS)}")
@@ -225,7 +225,8 @@ def convert(dm, out: str | Path, fmt: str = "memmap", repeat: int = 1, augment: 
             copies = repeat if name == "pool" else 1
             n = len(ds) * copies
             lengths[name] = n
-            writer = (_MemmapSplit if fmt == "memmap" else _LitdataSplit)(tmp / name, specs, n)
+            writer = (_MemmapSplit(tmp / name, specs, n) if fmt == "memmap"
+                      else _LitdataSplit(tmp / name, specs, n, chunk_bytes=chunk_bytes))
             targets = np.empty(n, dtype=np.int64)
             at = 0
             for r in range(copies):
@@ -246,7 +247,7 @@ def convert(dm, out: str | Path, fmt: str = "memmap", repeat: int = 1, augment: 
     except _NotBytes:
         shutil.rmtree(tmp)
         log("x is not k/255 throughout: converting again with x as served")
-        return convert(dm, out, fmt, repeat, augment, shift, seed, chunk, "keep", source, force, log)
+        return convert(dm, out, fmt, repeat, augment, shift, seed, chunk, "keep", source, force, log, chunk_bytes)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -299,11 +300,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--chunk", type=int, default=4096, help="items read and written at a time (default 4096)")
     p.add_argument("--x-dtype", default="auto", choices=("auto", "uint8", "keep"),
                    help="auto: x as uint8 when it is exactly k/255, else as served; uint8: always (rounded)")
+    p.add_argument("--chunk-bytes", default="64MB",
+                   help="litdata: bytes per chunk file (default 64MB); a reader holds a few chunks in memory")
     p.add_argument("--force", action="store_true", help="replace --out if it is a converted pool already")
     a = p.parse_args(list(sys.argv[1:] if argv is None else argv))
     name, overrides, dm = _datamodule(a.dataset, a.set, a.data_dir, a.config_dir)
     meta = convert(dm, a.out, a.format, a.repeat, a.augment, a.shift, a.seed, a.chunk, a.x_dtype,
-                   source={"dataset": name, "overrides": overrides}, force=a.force)
+                   source={"dataset": name, "overrides": overrides}, force=a.force, chunk_bytes=a.chunk_bytes)
     fields = ", ".join(f"{k} {s['dtype']} {tuple(s['shape'])}" + (" (oracle)" if s["oracle_only"] else "")
                        for k, s in meta["fields"].items())
     print(f"wrote {a.out}: {fields}; use dataset={a.format} dataset.root={a.out}")

@@ -153,15 +153,17 @@ class LitdataDataModule(_StoredDataModule):
         root: the converted folder or URL.
         cache_dir: where litdata keeps the chunks it downloads (remote roots); None = litdata's default.
         max_cache_size: litdata's cache budget (e.g. ``"50GB"``); None = litdata's default.
+        batch_decode: litdata's items decoded per access; 0 (default) = one, what random access wants
+            (see :class:`~common.data.items.StreamedItems`); ``auto`` = litdata's window.
         **kwargs: :class:`PoolDataModule` arguments.
     """
 
     storage = "litdata"
 
     def __init__(self, root: str | None = None, cache_dir: str | None = None, max_cache_size: str | None = None,
-                 **kwargs: Any):
+                 batch_decode: int | str | None = 0, **kwargs: Any):
         super().__init__(root=root, **kwargs)
-        self.cache_dir, self.max_cache_size = cache_dir, max_cache_size
+        self.cache_dir, self.max_cache_size, self.batch_decode = cache_dir, max_cache_size, batch_decode
 
     def _split(self, name: str) -> StreamedItems:
         meta = self._meta()
@@ -172,4 +174,4 @@ class LitdataDataModule(_StoredDataModule):
         targets = _read_npy(self.root, f"targets/{name}.npy")
         cache = None if self.cache_dir is None else str(Path(self.cache_dir) / name)
         return StreamedItems(where, meta["fields"], meta["splits"][name], targets, trim=meta.get("trim"),
-                             cache_dir=cache, max_cache_size=self.max_cache_size)
+                             cache_dir=cache, max_cache_size=self.max_cache_size, batch_decode=self.batch_decode)
