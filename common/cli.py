@@ -496,7 +496,11 @@ def _resumed_config(cfg, run_dir: Path):
     meta = read_journal(journal)["meta"]
     stored = OmegaConf.create(meta["config"])
     others = [o for o in HydraConfig.get().overrides.task if _override_key(o) != "loop.resume"]
-    unsafe = [o for o in others if not _override_key(o).startswith(SAFE_ON_RESUME)]
+    # an override that gives what the run has anyway is harmless (a launched run names its trainer=ddp_multi
+    # again, since every process must know it is one of many before it reads the run)
+    safe = [o for o in others if _override_key(o).startswith(SAFE_ON_RESUME)]
+    unsafe = [o for o in others if o not in safe and not _same_as_stored(cfg, stored, o)]
+    others = safe
     if unsafe:
         raise ConfigError(f"loop.resume continues {resume} with the config it was started with; "
                           f"{', '.join(unsafe)} would change what it computes and {'is' if len(unsafe) == 1 else 'are'} "
@@ -517,6 +521,22 @@ def _resumed_config(cfg, run_dir: Path):
         if meta.get("overrides") is not None:
             OmegaConf.save(OmegaConf.create(list(meta["overrides"])), hydra_dir / "overrides.yaml")
     return stored
+
+
+def _same_as_stored(cfg, stored, override: str) -> bool:
+    """Whether ``override`` gives what the stored run has anyway: the same choice of a config group
+    (``trainer=ddp_multi_cpu``), or the same value of a key."""
+    from omegaconf import OmegaConf
+
+    key, _, value = override.partition("=")
+    key = key.lstrip("+~").replace("/", ".")
+    choices = stored.get("choices") or {}
+    if key in choices:
+        return str(choices[key]) == value
+    now, then = OmegaConf.select(cfg, key, default=None), OmegaConf.select(stored, key, default=None)
+    if OmegaConf.is_config(now) or OmegaConf.is_config(then):
+        return False
+    return now is not None and now == then
 
 
 def _task_overrides() -> list[str] | None:

@@ -168,7 +168,7 @@ class Team:
         self.broadcast(("score", indices, bounds, output, state))
         self._synced = fingerprint
         lo, hi = bounds[0]
-        mine, served = map_pool(module, datamodule, indices[lo:hi], output, device, keep)
+        mine, served = map_pool(module, datamodule, indices[lo:hi], output, device, keep, start=lo)
         shapes = [None] * self.world_size
         dist.gather_object(None, shapes, dst=0, group=self.control)  # each follower's output shapes and dtypes
         dim = output.item_dim
@@ -224,7 +224,7 @@ class Team:
                 if state is not None:
                     load_module_state(parts.module, {"arch": state[0], "state_dict": state[1]})
                 lo, hi = bounds[self.rank]
-                out, served = map_pool(parts.module, parts.dm, indices[lo:hi], output, self.device)
+                out, served = map_pool(parts.module, parts.dm, indices[lo:hi], output, self.device, start=lo)
                 out = [o.cpu().contiguous() for o in out]
                 dist.gather_object([(tuple(o.shape), str(o.dtype).removeprefix("torch.")) for o in out], None,
                                    dst=0, group=self.control)

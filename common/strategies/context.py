@@ -72,12 +72,13 @@ class PoolOutput:
 
 
 def map_pool(module, datamodule, indices: np.ndarray, fn: Callable, device: torch.device,
-             keep: tuple[str, ...] = ()) -> tuple[tuple[torch.Tensor, ...], np.ndarray]:
+             keep: tuple[str, ...] = (), start: int = 0) -> tuple[tuple[torch.Tensor, ...], np.ndarray]:
     """``fn`` over the model inputs of pool items ``indices``, batch by batch on ``device``, in eval and inference
     mode: the outputs (a tuple, one per output of ``fn``) with items stacked along ``fn.item_dim`` (0 for plain
     callables, called as ``fn(x)``), and the pool index of every item served (``idx`` of the batches, which the
     caller checks against ``indices``). ``keep[i]`` is how output ``i`` is stored (:data:`EMBEDDINGS`; default
-    the output's own dtype on ``device``)."""
+    the output's own dtype on ``device``). ``start``: the position of ``indices[0]`` in the whole list of a
+    sharded pass (what a :class:`PoolOutput` seeds each batch from)."""
     indices = np.asarray(indices, dtype=np.int64)
     # moved outside inference mode: parameters moved inside it would become inference tensors,
     # which the next round's training cannot use
@@ -93,7 +94,7 @@ def map_pool(module, datamodule, indices: np.ndarray, fn: Callable, device: torc
             for batch in datamodule.pool_dataloader(indices):
                 x = module.inputs(batch)
                 x = x.to(device, non_blocking=True) if torch.is_tensor(x) else _to(x, device)
-                y = fn(module, x, at) if isinstance(fn, PoolOutput) else fn(x)
+                y = fn(module, x, start + at) if isinstance(fn, PoolOutput) else fn(x)
                 y = y if isinstance(y, tuple) else (y,)
                 n = y[0].shape[dim]
                 if out is None:
