@@ -89,7 +89,8 @@ class _LitdataSplit:
         from litdata.streaming.writer import BinaryWriter
 
         folder.mkdir(parents=True)
-        self.writer, self.keys, self.i, self.length = BinaryWriter(str(folder), chunk_bytes=chunk_bytes), list(specs), 0, length
+        self.writer = BinaryWriter(str(folder), chunk_bytes=chunk_bytes)
+        self.keys, self.i, self.length = list(specs), 0, length
 
     def write(self, chunk: dict[str, np.ndarray]) -> None:
         for r in range(len(chunk[self.keys[0]])):
@@ -114,7 +115,8 @@ def _leaf(ds: Dataset) -> Dataset:
 
 def _numpy(v: Any, name: str) -> np.ndarray:
     if not torch.is_tensor(v):
-        raise ConfigError(f"field {name!r} is not a tensor ({type(v).__name__}): an out-of-core pool stores tensors only")
+        raise ConfigError(f"field {name!r} is not a tensor ({type(v).__name__}): "
+                          "an out-of-core pool stores tensors only")
     return v.numpy()
 
 

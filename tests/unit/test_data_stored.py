@@ -70,11 +70,13 @@ def test_oracle_fields_stay_oracle_only(tmp_path):
     idx = np.random.default_rng(1).choice(400, size=50, replace=False)
     assert_same_items(src.pool, dm.pool, idx)
     assert_same_items(src._ground_truth_pool, dm._ground_truth_pool, idx)
-    assert not set(dm.oracle_fields) & set(dm.pool[0]) and not set(dm.oracle_fields) & set(next(iter(dm.test_dataloader())))
+    hidden = set(dm.oracle_fields)
+    assert not hidden & set(dm.pool[0]) and not hidden & set(next(iter(dm.test_dataloader())))
     for i in idx[:10]:
         assert all(torch.equal(dm.ground_truth(i, f), src.ground_truth(i, f)) for f in ("mask", "decoy", "decoy_y"))
     gt = next(iter(dm.test_ground_truth_dataloader()))
-    assert {"mask", "decoy"} <= set(gt) and torch.equal(gt["mask"], next(iter(src.test_ground_truth_dataloader()))["mask"])
+    assert {"mask", "decoy"} <= set(gt)
+    assert torch.equal(gt["mask"], next(iter(src.test_ground_truth_dataloader()))["mask"])
 
 
 @pytest.mark.skipif(not FASHION.exists(), reason="Fashion-MNIST not fetched (exil data fetch fashion_mnist)")
@@ -144,3 +146,21 @@ def test_reading_the_whole_pool_keeps_memory_bounded_by_the_batch(tmp_path):
     assert r["n"] == 1257 * 200 and pool_kib > 60_000  # ~1000 batches of 256
     growth = r["after"]["VmHWM"] - r["before"]["VmHWM"]
     assert growth < pool_kib / 5, (growth, pool_kib, r)
+
+
+def test_tokenised_texts_convert_and_batches_are_trimmed_as_the_source_trims_them(tmp_path):
+    from common.data.convert import convert as write
+    from common.data.text import TextDataModule
+    from tests.text_fixtures import rotten_tomatoes, tokenizer_folder
+
+    rotten_tomatoes(tmp_path, n=60)
+    src = TextDataModule(data_dir=str(tmp_path), source="rotten_tomatoes", train_file="reviews.jsonl",
+                         tokenizer=f"file:{tokenizer_folder(tmp_path)}", max_length=32)
+    meta = write(src, tmp_path / "text", chunk=7, log=lambda *a: None)  # chunks trimmed to different widths
+    assert meta["trim"] == {"by": "attention_mask", "fields": [k for k in ("x", "attention_mask", "token_type_ids")
+                                                                if k in meta["fields"]]}
+    dm = MemmapDataModule(root=str(tmp_path / "text"))
+    dm.setup()
+    assert dm.input_shape == src.input_shape == (32,)
+    for idx in ([0, 1, 2, 3, 4, 5, 6], [40, 3, 17], list(range(len(src.pool)))):
+        assert_same_items(src.pool, dm.pool, np.asarray(idx))

@@ -200,4 +200,5 @@ def test_resume_reset_and_direct_edits_of_the_labels():
     dm.labels[11] = 1  # behind label()'s back: the arrays follow the dict
     assert dm.labelled_indices.tolist() == [9, 11] and 11 not in dm.unlabelled_indices
     dm.labels = {5: 0, 6: 1}
-    assert dm.labelled_indices.tolist() == [5, 6] and dm.unlabelled_indices.tolist() == [i for i in range(N) if i not in (5, 6)]
+    assert dm.labelled_indices.tolist() == [5, 6]
+    assert dm.unlabelled_indices.tolist() == [i for i in range(N) if i not in (5, 6)]
