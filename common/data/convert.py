@@ -162,8 +162,9 @@ def _datamodule(dataset: str, sets: Sequence[str], data_dir: str, config_dir: st
     for kv in sets:
         if "=" not in kv:
             raise ConfigError(f"--set {kv!r}: give KEY=VALUE (a key of dataset={name}, e.g. --set pool_size=5000)")
-        key = kv.split("=", 1)[0].lstrip("+~")
-        overrides.append(kv if key.startswith(("dataset.", "paths.", "loop.")) else f"dataset.{kv}")
+        body = kv.lstrip("+~")
+        prefix = kv[: len(kv) - len(body)]  # Hydra's + (add a key) / ~ (delete one)
+        overrides.append(kv if body.startswith(("dataset.", "paths.", "loop.")) else f"{prefix}dataset.{body}")
     cfg = compose(overrides, config_dir=config_dir)
     return name, overrides, instantiate(cfg.dataset)
 

@@ -12,7 +12,8 @@ Class folders (those holding an ``images_dir``) sorted by name give the label in
 is a stratified split of ``test_size`` made with the fixed ``split_seed`` (independent of the run
 seed, so every run shares the test set).
 
-Every file is decoded once, in :meth:`MaskFolderDataModule.load`, with PIL: images are converted to
+Every file is decoded once, in :meth:`MaskFolderDataModule.load` (or, with ``lazy``, batch by batch as
+the loaders read it: :class:`FolderImages`, for folders larger than memory), with PIL: images are converted to
 grey (``channels: 1``) or RGB (``channels: 3``) and resized (bilinear) to ``image_size`` squared;
 masks are resized with nearest neighbour to the same size and binarised (> 127 on the 0..255 scale;
 masks stored as 0/1 count 1 as relevant). Images and masks that cover the same field of view at
@@ -37,6 +38,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 from PIL import Image
+from torch.utils.data import Dataset
 from sklearn.model_selection import train_test_split
 
 from common.data.base import ByteImages, PoolDataModule
@@ -80,6 +82,9 @@ class MaskFolderDataModule(PoolDataModule):
         max_per_class: at most this many images per class (and split folder), drawn at random, for quick runs.
         get_hint: what a missing dataset's message says about getting it (the COVID database's by default;
             ``null`` for your own folder: ``dataset=image_folder``).
+        lazy: decode the files a batch needs when it is read (:class:`FolderImages`: nothing held but the
+            file list) instead of all of them at start-up: for folders larger than memory. Items are the
+            same; each pass over the pool decodes it again (``exil data convert`` decodes once).
         **kwargs: :class:`PoolDataModule` arguments.
     """
 
@@ -98,10 +103,11 @@ class MaskFolderDataModule(PoolDataModule):
         split_seed: int = 0,
         max_per_class: int | None = None,
         get_hint: str | None = GET_COVID,
+        lazy: bool = False,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
-        self.get_hint = get_hint
+        self.get_hint, self.lazy = get_hint, bool(lazy)
         if not root:
             raise ConfigError(
                 f"dataset.root must be set: a folder with <class>/{images_dir}/ and <class>/{masks_dir}/ subfolders"
@@ -194,7 +200,7 @@ class MaskFolderDataModule(PoolDataModule):
         return files
 
     # ------------------------------------------------------------- loading
-    def load(self) -> tuple[ByteImages, ByteImages | None, ByteImages]:
+    def load(self) -> tuple[Dataset, Dataset | None, Dataset]:
         rng = np.random.default_rng(self.split_seed)
         val = None
         if self.split_folders:
@@ -223,20 +229,63 @@ class MaskFolderDataModule(PoolDataModule):
             raise ConfigError(f"cannot split {len(files.labels)} images with dataset.test_size={self.test_size}: {e}")
         return _select(files, np.sort(train)), _select(files, np.sort(test))
 
-    def _decode(self, files: _Files) -> ByteImages:
+    def _decode(self, files: _Files) -> Dataset:
         """Decode every file (threads: PIL releases the GIL while decoding) into preallocated arrays."""
-        n, s, c = len(files.images), self.image_size, self.channels
-        x = np.empty((n, c, s, s), dtype=np.uint8)
-        mask = np.empty((n, 1, s, s), dtype=bool)
-
-        def one(i: int) -> None:
-            x[i] = read_image(files.images[i], s, c).transpose(2, 0, 1)
-            mask[i, 0] = read_mask(files.masks[i], s) if files.masks[i] is not None else True
-
-        with ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:
-            list(pool.map(one, range(n)))
+        if self.lazy:
+            return FolderImages(files, self.image_size, self.channels)
+        x, mask = _decode_files(files, range(len(files.images)), self.image_size, self.channels)
         return ByteImages(x=torch.from_numpy(x), y=torch.as_tensor(files.labels, dtype=torch.long),
                           mask=torch.from_numpy(mask))
+
+
+def _decode_files(files: _Files, which: Sequence[int], s: int, c: int) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, c, s, s) uint8 and masks (N, 1, s, s) bool of files ``which``, decoded in threads."""
+    which = list(which)
+    x = np.empty((len(which), c, s, s), dtype=np.uint8)
+    mask = np.empty((len(which), 1, s, s), dtype=bool)
+
+    def one(r: int) -> None:
+        i = which[r]
+        x[r] = read_image(files.images[i], s, c).transpose(2, 0, 1)
+        mask[r, 0] = read_mask(files.masks[i], s) if files.masks[i] is not None else True
+
+    if len(which) == 1:
+        one(0)
+    else:
+        with ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1, len(which) or 1)) as pool:
+            list(pool.map(one, range(len(which))))
+    return x, mask
+
+
+class FolderImages(Dataset):
+    """The items of :class:`ByteImages` decoded from their files when read (``lazy``): memory holds the
+    file list and the batch being read, whatever the folder's size."""
+
+    def __init__(self, files: _Files, image_size: int, channels: int):
+        self.files, self.image_size, self.channels = files, image_size, channels
+        self._y = torch.as_tensor(files.labels, dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.files.images)
+
+    @property
+    def targets(self) -> torch.Tensor:
+        return self._y
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, Any]:
+        idx = torch.as_tensor(list(indices), dtype=torch.long)
+        if len(idx) and not (-len(self) <= int(idx.min()) and int(idx.max()) < len(self)):
+            raise IndexError(f"index out of range 0..{len(self) - 1}")
+        idx = torch.where(idx < 0, idx + len(self), idx)
+        x, mask = _decode_files(self.files, idx.tolist(), self.image_size, self.channels)
+        return {"x": torch.from_numpy(x).float() / 255.0, "y": self._y[idx], "mask": torch.from_numpy(mask),
+                "idx": idx}
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        batch = self.__getitems__([int(i)])
+        item = {k: v[0] for k, v in batch.items()}
+        item["idx"] = int(batch["idx"][0])
+        return item
 
 
 def _image_files(folder: Path) -> list[Path]:
