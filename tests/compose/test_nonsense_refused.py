@@ -24,6 +24,9 @@ BAD = {
     "+strateg=x": "unknown top-level key strateg (did you mean strategy?)",
     "strategy=jsd_pairs": "strategy=jsd_pairs needs ALICE's morphing module (method=alice)",
     "method=xal": "method=xal needs a text dataset",
+    "trainer=ddp_multi_cpu": "trainer.strategy=ddp (trainer=ddp_multi / ddp_multi_cpu) runs in processes a launcher "
+                             "started: `torchrun --nproc-per-node=N",
+    "loop.embeddings=bf16": "loop.embeddings='bf16': valid choices are auto, float32, float16, disk",
     "strategy=xal": "strategy=xal needs a model that explains its predictions (method=xal), and method=baseline "
                     "is Classifier; choices that work: method=xal",
 }
@@ -64,3 +67,16 @@ def test_a_run_whose_pool_runs_out_says_it_stopped_early(tmp_path, capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "the run stopped after round 3 of 10: the pool has no unlabelled item left to ask" in out
     assert (run_dir / "journal.sqlite").exists()
+
+
+def test_a_launched_process_with_a_one_process_trainer_is_refused(tmp_path, capsys, monkeypatch):
+    """torchrun started this process as one of 2, but trainer=cpu would run a loop in each, on one run folder."""
+    from lightning.fabric.plugins.environments import TorchElasticEnvironment
+
+    monkeypatch.setattr(TorchElasticEnvironment, "detect", staticmethod(lambda: True))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    code = _guard(run, compose(["loop.rounds=1"], tmp_path / "run"))
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and "one of 2 that a launcher started, but trainer.strategy=auto" in err, err
+    assert "use trainer=ddp_multi (GPUs) or trainer=ddp_multi_cpu" in err
+    assert not (tmp_path / "run" / "journal.sqlite").exists()

@@ -170,3 +170,28 @@ def test_killed_multi_process_run_resumes_like_a_single_one(tmp_path):
     assert len(got["answers"]) == 10 + 3 * 4
     sessions = query(db, "SELECT session, COUNT(*) FROM answers GROUP BY session")
     assert len(sessions) == 2  # answered by the killed launch and the resumed one, none twice
+
+
+def test_processes_started_by_srun_form_one_run(tmp_path):
+    """Two tasks of a SLURM job step as ``srun --ntasks=2`` starts them (the environment SLURM gives each task,
+    simulated here: no SLURM on this machine), found by Lightning's SLURM environment."""
+    port = _free_port()
+    procs = []
+    for task in (0, 1):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "TORCHELASTIC_", "GROUP_"))
+               and k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR")}
+        env.update(WANDB_MODE="offline", PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", SLURM_NTASKS="2",
+                   SLURM_PROCID=str(task), SLURM_LOCALID=str(task), SLURM_NODEID="0", SLURM_NNODES="1",
+                   SLURM_NTASKS_PER_NODE="2", SLURM_JOB_ID="4242", SLURM_JOB_NAME="exil",
+                   SLURM_NODELIST="127.0.0.1", MASTER_PORT=str(port))
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "common.cli", *ARGS, "trainer=ddp_multi_cpu", "strategy=random",
+             f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True))
+    for p in procs:
+        finish(p)
+    db = tmp_path / "run" / "journal.sqlite"
+    assert query(db, "SELECT COUNT(*) FROM answers")[0][0] == 10 + 2 * 5
+    config = query(db, "SELECT value FROM meta WHERE key = 'config'")[0][0]
+    assert '"devices": 2' in config and '"num_nodes": 1' in config
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
