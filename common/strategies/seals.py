@@ -4,13 +4,13 @@ Scoring every unlabelled item of a huge pool each round costs O(N) forward passe
 SEALS restricts the candidates to the neighbourhood of what is labelled:
 
 1. Embed the whole pool once with a fixed embedding ``G`` and build a nearest-neighbour index over it
-   (§3: "a k-nearest neighbour index ... built once"; the paper uses a pretrained network's features
-   and an approximate index).
+   (§3; the paper embeds with a pretrained network fixed for the whole run, and searches an approximate
+   index).
 2. Keep the candidate pool ``P_r = ⋃_{x ∈ L_r} kNN(x) \\ L_r``: the ``neighbours`` (k, paper: 100)
    nearest items of every labelled item, less the labelled ones.
-3. Each round, run the base strategy ``A`` (entropy by default, §4: max-entropy, MLP, …) on ``P_r``
-   only, label its choice, and grow ``P_{r+1}`` with the neighbours of the *new* labelled items alone
-   (Algorithm 1, line 8): the per-round cost is O(|new labels| · k) index queries + ``A`` on ``|P_r|``
+3. Each round, run the base strategy ``A`` (entropy by default; the paper pairs SEALS with max-entropy
+   sampling among others) on ``P_r`` only, label its choice, and grow ``P_{r+1}`` with the neighbours of
+   the *new* labelled items alone (Algorithm 1): the per-round cost is O(|new labels| · k) index queries + ``A`` on ``|P_r|``
    ≤ |L_r|·k items, independent of N.
 
 Here ``G`` is the model's own ``features`` with the run's **initial** weights (``checkpoints/init.pt``,

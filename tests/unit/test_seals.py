@@ -5,6 +5,7 @@ The reference neighbourhoods are brute-force float64 numpy kNN over the model's 
 
 import logging
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -189,7 +190,7 @@ def test_bad_values_are_refused_and_the_yaml_builds_a_nested_base():
         SEALS(index="annoy")
     with pytest.raises(ConfigError, match="metric"):
         SEALS(metric="dot")
-    cfg = OmegaConf.load("conf/strategy/seals.yaml")
+    cfg = OmegaConf.load(Path(__file__).resolve().parents[2] / "conf" / "strategy" / "seals.yaml")
     cfg.base = {"_target_": "common.strategies.bald.BALD", "passes": 4}
     s = instantiate(cfg)
     assert isinstance(s, SEALS) and isinstance(s.base, BALD) and s.base.passes == 4 and s.neighbours == 100
