@@ -23,9 +23,23 @@ from __future__ import annotations
 import torch
 
 
+#: items per block of a per-item score over a big pool: its temporaries are O(ROWS · C), not O(N · C)
+ROWS = 65536
+
+
 def entropy(probs: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """Predictive entropy ``H(p) = −Σ_c p_c log p_c`` with ``0 · log 0 = 0`` (Shannon 1948)."""
-    return -torch.special.xlogy(probs, probs).sum(dim)
+    """Predictive entropy ``H(p) = −Σ_c p_c log p_c`` with ``0 · log 0 = 0`` (Shannon 1948).
+
+    Over more than :data:`ROWS` items (the first axis, when it is not the one summed) it runs in blocks of
+    items, so the ``p log p`` temporary never has the pool's size; every item's value is the same."""
+    d = dim % probs.dim() if probs.dim() else 0
+    if probs.dim() < 2 or d == 0 or len(probs) <= ROWS:
+        return -torch.special.xlogy(probs, probs).sum(dim)
+    out = probs.new_empty(probs.shape[:d] + probs.shape[d + 1 :])
+    for i in range(0, len(probs), ROWS):
+        block = probs[i : i + ROWS]
+        out[i : i + ROWS] = -torch.special.xlogy(block, block).sum(dim)
+    return out
 
 
 def margin(probs: torch.Tensor) -> torch.Tensor:
@@ -44,8 +58,17 @@ def bald(mc_probs: torch.Tensor) -> torch.Tensor:
 
     ``I[y; ω | x] ≈ H(1/T Σ_t p_t) − 1/T Σ_t H(p_t)``: the entropy of the mean prediction minus the
     mean entropy of the passes; zero when all passes agree, large when confident passes disagree.
+    In blocks of :data:`ROWS` items over a big pool (no (T, N, C) temporary besides the input); the blocked
+    mean over passes may round differently from the whole one (last bit), the expression is the same.
     """
-    return entropy(mc_probs.mean(0)) - entropy(mc_probs).mean(0)
+    n = mc_probs.shape[1]
+    if n <= ROWS:
+        return entropy(mc_probs.mean(0)) - entropy(mc_probs).mean(0)
+    out = mc_probs.new_empty(mc_probs.shape[1:-1])
+    for i in range(0, n, ROWS):
+        block = mc_probs[:, i : i + ROWS]
+        out[i : i + ROWS] = entropy(block.mean(0)) - entropy(block).mean(0)
+    return out
 
 
 def kl_divergence(p: torch.Tensor, q: torch.Tensor, dim: int = -1) -> torch.Tensor:

@@ -144,3 +144,19 @@ def test_cal_float16_and_memmap_score_as_float64_and_rank_as_float32(tmp_path):
     top32 = s32.topk(11).values
     assert (top32[:-1] - top32[1:]).min() > 5e-3 and gap[s32.topk(10).indices.numpy()].min() > 0.05
     assert s32.topk(10).indices.tolist() == s16.topk(10).indices.tolist()
+
+
+# ------------------------------------------------------------------ per-item scores over a big pool
+def test_entropy_and_bald_in_blocks_of_items_equal_the_whole_expression(monkeypatch):
+    g = torch.Generator().manual_seed(8)
+    probs = (torch.randn(1000, 7, generator=g) * 2).softmax(-1)
+    mc = (torch.randn(6, 1000, 7, generator=g) * 2).softmax(-1)
+    whole_h = -torch.special.xlogy(probs, probs).sum(-1)
+    whole_b = -torch.special.xlogy(mc.mean(0), mc.mean(0)).sum(-1) + torch.special.xlogy(mc, mc).sum(-1).mean(0)
+    monkeypatch.setattr(H, "ROWS", 97)
+    assert torch.equal(H.entropy(probs), whole_h)
+    assert torch.equal(H.entropy(mc), -torch.special.xlogy(mc, mc).sum(-1))  # (T, N, C), T < ROWS: one block
+    np.testing.assert_allclose(H.bald(mc).numpy(), whole_b.numpy(), atol=1e-6)
+    blocked = H.bald(mc)
+    monkeypatch.setattr(H, "ROWS", 10**9)  # the whole expression: equal up to the last bit of the mean over passes
+    np.testing.assert_allclose(blocked.numpy(), H.bald(mc).numpy(), rtol=1e-6, atol=1e-7)
