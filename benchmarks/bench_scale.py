@@ -26,7 +26,8 @@ Tables:
    accuracy on Fashion-MNIST's 10,000 test images after the budget, and per selection its time and peak RSS
    (SEALS's first selection includes embedding the pool and building the index).
 
-Run: ``.venv/bin/python benchmarks/bench_scale.py [--quick] [--out table.json|table.csv] [--only cost,coreset,seals]``
+Run: ``.venv/bin/python benchmarks/bench_scale.py [--quick] [--out table.json|table.csv] [--only cost,coreset,seals]
+[--strategies entropy,bald,...] [--seals-arms full,flat,ivf,hnsw] [--model mlp|cnn]``
 """
 
 from __future__ import annotations
@@ -185,9 +186,9 @@ def cost_worker(strategy: str, n: int, model_kind: str) -> dict[str, Any]:
             "beyond_mb": (peak - rss_before) * 1024 / MB - kept / MB, "reset": reset}
 
 
-def bench_cost(sizes: tuple[int, ...], model_kind: str) -> list[dict]:
+def bench_cost(sizes: tuple[int, ...], model_kind: str, strategies: tuple[str, ...] = STRATEGIES) -> list[dict]:
     rows = []
-    for name in STRATEGIES:
+    for name in strategies:
         results = []
         for n in sizes:
             r = _subprocess(["--cost-worker", name, str(n), model_kind])
@@ -274,11 +275,12 @@ class Measured:
         sel = self.inner.select(ctx, k)
         self.calls.append({"seconds": time.perf_counter() - start, "peak_gb": _status_kb("VmHWM") * 1024 / GB,
                            "growth_mb": (_status_kb("VmHWM") - before) / 1024,
-                           "scored": getattr(self.inner, "last", {}).get("restricted", len(ctx.candidates))})
+                           "scored": getattr(self.inner, "last", {}).get("restricted", len(ctx.candidates)),
+                           "knn_s": getattr(self.inner, "last", {}).get("grow_seconds")})
         return sel
 
 
-def seals_worker(arm: str, n: int, rounds: int, query: int, model_kind: str) -> dict[str, Any]:
+def seals_worker(arm: str, n: int, rounds: int, query: int, model_kind: str, index: str = "flat") -> dict[str, Any]:
     import lightning.pytorch as pl
 
     from common.hooks import RoundHooks
@@ -291,7 +293,7 @@ def seals_worker(arm: str, n: int, rounds: int, query: int, model_kind: str) -> 
     dm = build_pool(n, batch_size=64, eval_batch_size=BATCH, min_epoch_size=2048)
     seed_init(0)
     module = make_model(model_kind)
-    strategy = Measured(Entropy() if arm == "full" else SEALS(Entropy(), neighbours=100, index="flat"))
+    strategy = Measured(Entropy() if arm == "full" else SEALS(Entropy(), neighbours=100, index=index))
     hooks = RoundHooks()
     cfg = LoopConfig(rounds=rounds, query_size=query, initial_per_class=20, reset_each_round=True, seed=0)
     run_dir = Path(tempfile.mkdtemp(prefix=f"exil-bench-seals-{arm}-"))
@@ -314,11 +316,13 @@ def seals_worker(arm: str, n: int, rounds: int, query: int, model_kind: str) -> 
             "index_s": getattr(inner, "last", {}).get("index_seconds")}
 
 
-def bench_seals(n: int, model_kind: str, rounds: int = 5, query: int = 100) -> list[dict]:
+def bench_seals(n: int, model_kind: str, arms: tuple[str, ...] = ("full", "flat"), rounds: int = 5,
+                query: int = 100) -> list[dict]:
     rows, res = [], {}
-    for arm in ("full", "seals"):
-        r = res[arm] = _subprocess(["--seals-worker", arm, str(n), str(rounds), str(query), model_kind], timeout=1500)
-        label = "entropy, full pool" if arm == "full" else "SEALS(entropy, k=100, flat)"
+    for arm in arms:
+        r = res[arm] = _subprocess(["--seals-worker", "full" if arm == "full" else "seals", str(n), str(rounds),
+                                    str(query), model_kind, arm], timeout=1500)
+        label = "entropy, full pool" if arm == "full" else f"SEALS(entropy, k=100, {arm})"
         if "error" in r:
             rows.append(_row(f"{label}, N={n:,}", note=f"worker failed: {r['error']}"))
             continue
@@ -329,13 +333,18 @@ def bench_seals(n: int, model_kind: str, rounds: int = 5, query: int = 100) -> l
                          beyond_mb=max(c["growth_mb"] for c in r["calls"]), acc=r["acc"],
                          note=f"items scored per round {[c['scored'] for c in r['calls']]}; first selection "
                               f"{secs[0]:.1f} s" + (f" (index {r['index_s']:.1f} s, {r['embedding']})" if r["index_s"] else "")
+                              + ("" if r["calls"][0]["knn_s"] is None else
+                                 f"; kNN search of the new labels per round {[round(c['knn_s'], 2) for c in r['calls']]} s")
                               + f"; test acc by round {[round(a, 4) for a in r['acc_by_round']]}; "
                               f"{r['labels']} labels; whole run {r['total_s']:.0f} s"))
-    if all("error" not in res[a] for a in res):
+    for arm in (a for a in arms if a != "full" and "full" in res):
+        if "error" in res["full"] or "error" in res[arm]:
+            continue
         full = [c["seconds"] for c in res["full"]["calls"]]
-        seals = [c["seconds"] for c in res["seals"]["calls"]]
-        rows.append(_row("SEALS / full: selection time", ratio=statistics.median(seals[1:] or seals) / statistics.median(full[1:] or full),
-                         acc=res["seals"]["acc"] - res["full"]["acc"],
+        seals = [c["seconds"] for c in res[arm]["calls"]]
+        rows.append(_row(f"SEALS ({arm}) / full: selection time",
+                         ratio=statistics.median(seals[1:] or seals) / statistics.median(full[1:] or full),
+                         acc=res[arm]["acc"] - res["full"]["acc"],
                          note=f"rounds 2–{len(full)} (median); with the first (index build) included: "
                               f"{sum(seals) / sum(full):.3f}; acc column: SEALS − full"))
     return rows
@@ -370,9 +379,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quick", action="store_true", help="pools of 10k and 30k only (and a 30k SEALS loop)")
     p.add_argument("--only", default="cost,coreset,seals", help="comma-separated tables: cost, coreset, seals")
     p.add_argument("--model", choices=("mlp", "cnn"), default="mlp", help="the scorer (module docstring)")
+    p.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated, for the cost table")
+    p.add_argument("--seals-arms", default="full,flat", help="comma-separated: full (entropy over the whole pool) "
+                   "and SEALS index kinds (flat, hnsw, ivf)")
     p.add_argument("--cost-worker", nargs=3, help=argparse.SUPPRESS)
     p.add_argument("--coreset-worker", nargs=2, help=argparse.SUPPRESS)
-    p.add_argument("--seals-worker", nargs=5, help=argparse.SUPPRESS)
+    p.add_argument("--seals-worker", nargs=6, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.cost_worker:
         print(json.dumps(cost_worker(args.cost_worker[0], int(args.cost_worker[1]), args.cost_worker[2])))
@@ -381,19 +393,19 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(coreset_worker(args.coreset_worker[0], int(args.coreset_worker[1]))))
         return
     if args.seals_worker:
-        arm, n, rounds, query, kind = args.seals_worker
-        print(json.dumps(seals_worker(arm, int(n), int(rounds), int(query), kind)))
+        arm, n, rounds, query, kind, index = args.seals_worker
+        print(json.dumps(seals_worker(arm, int(n), int(rounds), int(query), kind, index)))
         return
     only = set(args.only.split(","))
     sizes = QUICK_SIZES if args.quick else SIZES
     rows: list[dict] = []
     t0 = time.perf_counter()
     if "cost" in only:
-        rows += bench_cost(sizes, args.model)
+        rows += bench_cost(sizes, args.model, tuple(args.strategies.split(",")))
     if "coreset" in only:
         rows += bench_coreset(100_000 if args.quick else CORESET_N)
     if "seals" in only:
-        rows += bench_seals(max(sizes) if args.quick else 1_000_000, args.model)
+        rows += bench_seals(max(sizes) if args.quick else 1_000_000, args.model, tuple(args.seals_arms.split(",")))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; scorer {args.model}; k={K} per selection; "
           f"{time.perf_counter() - t0:.0f} s in all")
     print_table(rows, "exil at scale", COLUMNS)
