@@ -34,7 +34,7 @@ from typing import Any, Sequence
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler, default_collate
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, default_collate
 
 from common.data.items import ByteImages, MemmapItems, StreamedItems, TensorItems
 from common.data.pool_state import Extra, PoolState, StackedAnnotations, patch
@@ -258,7 +258,7 @@ class PoolDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         ds = self.train_dataset()
-        sampler = RandomSampler(ds, num_samples=max(len(ds), self.min_epoch_size))
+        sampler = EpochSampler(ds, max(len(ds), self.min_epoch_size))
         return DataLoader(ds, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
                           collate_fn=collate)
 
@@ -279,6 +279,25 @@ class PoolDataModule(pl.LightningDataModule):
     def _eval_loader(self, ds: Dataset) -> DataLoader:
         return DataLoader(ds, batch_size=self.eval_batch_size, shuffle=False, num_workers=self.num_workers,
                           collate_fn=collate)
+
+
+class EpochSampler(Sampler):
+    """An epoch of ``num_samples`` items: whole reshuffled passes over ``ds``, then a partial one (what
+    ``RandomSampler(ds, num_samples=...)`` draws, and from the same RNG).
+
+    Not a ``RandomSampler`` on purpose: under DDP Lightning replaces a ``RandomSampler`` by a
+    ``DistributedSampler`` over the dataset, which would drop ``min_epoch_size`` (each rank would see one
+    pass over the labelled set per epoch: 1 step where one process takes 8); any other sampler it wraps in
+    a ``DistributedSamplerWrapper``, which gives each rank its share of this epoch."""
+
+    def __init__(self, ds: Dataset, num_samples: int):
+        self._inner = RandomSampler(ds, num_samples=num_samples)
+
+    def __iter__(self):
+        return iter(self._inner)
+
+    def __len__(self) -> int:
+        return len(self._inner)
 
 
 def collate(batch: dict[str, Any] | list[dict[str, Any]]) -> dict[str, Any]:
