@@ -250,7 +250,8 @@ def bench_coreset(n: int) -> list[dict]:
         if "error" in r:
             rows.append(_row(f"core-set {n:,}×{CORESET_D}, {what}", note=f"worker failed: {r['error']}"))
             continue
-        mapped = f"; {r['file_gb']:.2f} GB of it the file's pages (page cache, reclaimable)" if storage == "memmap" else ""
+        mapped = (f"; RssFile at the end {r['file_gb']:.2f} GB (file-backed pages: the .npy's and the libraries'; "
+                  "reclaimable page cache)") if storage == "memmap" else ""
         rows.append(_row(f"core-set k={K} of {n:,}×{CORESET_D}, {what}", r["seconds"], peak_gb=r["peak_gb"],
                          beyond_mb=(r["peak_gb"] - r["before_gb"]) * GB / MB,
                          note=f"features {r['data_gb']:.2f} GB; RSS before {r['before_gb']:.2f} GB{mapped}"))
