@@ -241,16 +241,16 @@ def _hydra_main() -> None:
 
 
 def run(cfg) -> Path:
-    """Build everything from the composed config and run the loop; returns the run directory."""
+    """Build everything from the composed config and run the loop; returns the run directory. In a launched
+    multi-process run (``trainer=ddp_multi``) rank 0 does this and the other ranks follow it
+    (:mod:`common.distributed`)."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
     from hydra.types import RunMode
 
-    from common.errors import ConfigError
-    from common.report import run_report
-
     from common import distributed
+    from common.errors import ConfigError
 
     _quiet()
     team = distributed.join(cfg.trainer)

@@ -59,8 +59,8 @@ class StackedAnnotations:
             for k, v in fields.items():
                 self.templates.setdefault(k, torch.zeros_like(v))
         items = np.fromiter(annotations, dtype=np.int64, count=len(annotations))
-        self._row = np.full(int(items.max()) + 1 if len(items) else 0, -1, dtype=np.int64)  # pool index -> row
-        self._row[items] = np.arange(len(items))
+        order = np.argsort(items, kind="stable")  # pool index -> row by binary search: O(annotated), not O(pool)
+        self._sorted, self._row_of_sorted = items[order], order
         # one extra last row of zeros: what row −1 (not annotated) reads
         self._stacked = {k: torch.stack([*(annotations[int(i)].get(k, t) for i in items), t])
                          for k, t in self.templates.items()}
@@ -71,8 +71,10 @@ class StackedAnnotations:
     def fields(self, keys: Sequence[int]) -> dict[str, torch.Tensor]:
         keys = np.asarray(keys, dtype=np.int64)
         rows = np.full(len(keys), -1, dtype=np.int64)
-        inside = keys < len(self._row)
-        rows[inside] = self._row[keys[inside]]
+        if len(self._sorted):
+            pos = np.minimum(np.searchsorted(self._sorted, keys), len(self._sorted) - 1)
+            hit = self._sorted[pos] == keys
+            rows[hit] = self._row_of_sorted[pos[hit]]
         index = torch.from_numpy(rows)
         out = {k: v[index] for k, v in self._stacked.items()}
         out["annotated"] = index >= 0
