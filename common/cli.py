@@ -40,7 +40,8 @@ def main() -> None:
     if rank:  # a follower of a launched run: rank 0 alone writes a run folder and logs (common.distributed)
         import tempfile
 
-        sys.argv += [f"hydra.run.dir={tempfile.gettempdir()}/exil-rank-{rank}", "hydra.output_subdir=null",
+        own = f"{tempfile.gettempdir()}/exil-rank-{rank}"
+        sys.argv += [f"hydra.run.dir={own}", f"hydra.sweep.dir={own}-sweep", "hydra.output_subdir=null",
                      "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
     missing = missing_plugin(argv)
     if missing:
