@@ -30,6 +30,7 @@ queries come before any fit).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import os
@@ -116,9 +117,20 @@ def join(trainer_cfg) -> "Team | None":
         torch.cuda.set_device(env.local_rank())
     _init_dist_connection(env, "nccl" if gpu else "gloo")  # Lightning's DDP finds and keeps this group
     control = dist.new_group(backend="gloo")  # commands and gathered outputs travel on the CPU
+    atexit.register(_leave)  # gloo's threads torn down before the interpreter's: no abort at exit
     device = torch.device("cuda", env.local_rank()) if gpu else torch.device("cpu")
     _TEAM = Team(env.global_rank(), env.world_size(), env.local_rank(), control, device)
     return _TEAM
+
+
+def _leave() -> None:
+    import torch.distributed as dist
+
+    try:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    except Exception:  # noqa: BLE001 - at exit, a group already gone is fine
+        pass
 
 
 @dataclass
