@@ -295,8 +295,5 @@ def pool_state(dm) -> dict[str, Any]:
 
 
 def set_pool_state(dm, state: dict[str, Any]) -> None:
-    dm.labels, dm.extras, dm.annotations = {}, [], {}
     labels = state["labels"]
-    dm.label(list(labels), list(labels.values()))
-    dm.annotate(state["annotations"])
-    dm.add_extras(state["extras"])
+    dm.restore(list(labels), list(labels.values()), state["annotations"], state["extras"])

@@ -261,11 +261,8 @@ class ActiveLoop:
     def _restore(self) -> int:
         """Rebuild the pool from the journal and the module from the last round-end checkpoint."""
         j = self.journal
-        self.dm.labels, self.dm.extras, self.dm.annotations = {}, [], {}
         rows = j.labelled()
-        self.dm.label([r[1] for r in rows], [r[2] for r in rows])
-        self.dm.annotate(j.annotations())
-        self.dm.add_extras(j.extras())
+        self.dm.restore([r[1] for r in rows], [r[2] for r in rows], j.annotations(), j.extras())
         done = [r for r in range(self.cfg.rounds + 1) if j.done(r, "incorporate")]
         start = (max(done) + 1) if done else 0
         self._load(self.ckpt_dir / (f"round_{start - 1:03d}_end.pt" if start else "init.pt"))

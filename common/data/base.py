@@ -228,6 +228,15 @@ class PoolDataModule(pl.LightningDataModule):
     def add_extras(self, extras: Sequence[Extra]) -> None:
         self._state.add_extras(extras)
 
+    def restore(self, items: Sequence[int], labels: Sequence[int], annotations: dict[int, dict[str, torch.Tensor]],
+                extras: Sequence[Extra]) -> None:
+        """Start the pool state over from a whole record of it (a resumed run's journal, rank 0's state sent to
+        the other ranks): these labels in this order, then the annotations and extras."""
+        self.labels, self.extras, self.annotations = {}, [], {}
+        self.label(items, labels)
+        self.annotate(annotations)
+        self.add_extras(extras)
+
     def annotate(self, annotations: dict[int, dict[str, torch.Tensor]]) -> None:
         """Attach a teacher's annotation fields (e.g. ``relevant`` masks) to labelled pool items."""
         self._state.annotate(annotations)

@@ -26,6 +26,7 @@ nothing.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import shutil
 import tempfile
@@ -161,8 +162,6 @@ def _remove_spills() -> None:
     for folder in _SPILLS:
         shutil.rmtree(folder, ignore_errors=True)
 
-
-import atexit  # noqa: E402
 
 atexit.register(_remove_spills)
 

@@ -12,11 +12,9 @@ import pytest
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from torch import nn
 
 pytest.importorskip("faiss")
 
-from common.data.base import PoolDataModule, TensorItems  # noqa: E402
 from common.errors import ConfigError  # noqa: E402
 from common.journal import Journal  # noqa: E402
 from common.modules.classifier import Classifier  # noqa: E402
@@ -26,37 +24,18 @@ from common.strategies.bald import BALD  # noqa: E402
 from common.strategies.context import QueryContext  # noqa: E402
 from common.strategies.seals import SEALS, import_faiss  # noqa: E402
 from common.strategies.uncertainty import Entropy  # noqa: E402
-
-
-class Pool(PoolDataModule):
-    def __init__(self, x, y):
-        super().__init__(eval_batch_size=37)
-        self._x, self._y = x, y
-
-    def load(self):
-        items = TensorItems(x=self._x, y=self._y)
-        return items, None, items
-
-
-class Mlp(nn.Module):
-    def __init__(self, d_in, d_out):
-        super().__init__()
-        self.out_features = d_out
-        self.lin = nn.Linear(d_in, d_out)
-
-    def forward(self, x):
-        return torch.tanh(self.lin(x))
+from tests.unit.test_strategies import Mlp, TinyPool  # noqa: E402  (the strategies' small pool and model)
 
 
 def make(n=400, labelled=range(0, 400, 40), seed=0):
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(n, 6, generator=g), torch.randint(0, 3, (n,), generator=g)
-    dm = Pool(x, y)
+    dm = TinyPool(x, y, eval_batch_size=37)
     dm.setup()
     labelled = list(labelled)
     dm.label(labelled, [int(y[i]) for i in labelled])
     torch.manual_seed(0)
-    model = Classifier(Mlp(6, 8), num_classes=3, dropout=0.5)
+    model = Classifier(Mlp(6, 8, act=torch.tanh), num_classes=3, dropout=0.5)
     return dm, model
 
 

@@ -25,8 +25,8 @@ CONF = Path(__file__).resolve().parents[2] / "conf" / "strategy"
 
 
 class TinyPool(PoolDataModule):
-    def __init__(self, x, y):
-        super().__init__(eval_batch_size=7)  # several batches per pass
+    def __init__(self, x, y, eval_batch_size=7):  # several batches per pass
+        super().__init__(eval_batch_size=eval_batch_size)
         self._x, self._y = x, y
 
     def load(self):
@@ -35,13 +35,14 @@ class TinyPool(PoolDataModule):
 
 
 class Mlp(nn.Module):
-    def __init__(self, d_in, d_out):
+    def __init__(self, d_in, d_out, act=torch.relu):
         super().__init__()
         self.out_features = d_out
         self.lin = nn.Linear(d_in, d_out)
+        self.act = act
 
     def forward(self, x):
-        return torch.relu(self.lin(x))
+        return self.act(self.lin(x))
 
 
 class Identity(nn.Module):
