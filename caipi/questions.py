@@ -94,9 +94,10 @@ class CorrectExplanation(QuestionKind):
 
     def simulate(self, question: Question, ctx: OracleContext, teacher: Any) -> list[int]:
         p = question.payload
-        if teacher.irrelevant_field:
+        irrelevant = teacher.irrelevant_field_of(ctx)
+        if irrelevant:
             return wrongly_relevant(p["component_masks"], p["components"],
-                                    irrelevant=teacher.field(ctx, question.item, teacher.irrelevant_field))
+                                    irrelevant=teacher.field(ctx, question.item, irrelevant))
         return wrongly_relevant(p["component_masks"], p["components"],
                                 relevant=teacher.field(ctx, question.item, teacher.relevance_field))
 

@@ -83,6 +83,10 @@ class RoundHooks(pl.Callback):
         layer: the Grad-CAM layer (``None``: the last spatial one).
         threshold: the activation threshold of those metrics (``None``: soft).
         metric_items: explain only the first this many test items (``None``: all).
+        wrong_reason: on data with a known confounder (the decoy datasets), the explainers whose wrong-reason
+            score is logged each round beside worst-group accuracy (:mod:`common.explain.confounder`);
+            ``[]``: worst-group accuracy only.
+        lime_items: test items the LIME wrong-reason score explains (the first ones).
     """
 
     # class defaults, so a subclass whose __init__ does not call super().__init__ still works
@@ -90,10 +94,16 @@ class RoundHooks(pl.Callback):
     layer: str | None = None
     threshold: float | None = 0.5
     metric_items: int | None = None
+    wrong_reason: tuple[str, ...] = ("input_gradients", "gradcam", "lime")
+    lime_items: int = 100
 
     def __init__(self, explainer: str | None = None, layer: str | None = None, threshold: float | None = 0.5,
-                 metric_items: int | None = None):
+                 metric_items: int | None = None, wrong_reason: list[str] | tuple[str, ...] | None = None,
+                 lime_items: int = 100):
         self.explainer, self.layer, self.threshold, self.metric_items = explainer, layer, threshold, metric_items
+        if wrong_reason is not None:
+            self.wrong_reason = tuple(wrong_reason)
+        self.lime_items = lime_items
 
     #: the teacher may skip a label question ("don't know"): the item stays unlabelled and is not asked again
     skip_labels: bool = True
@@ -125,7 +135,12 @@ class RoundHooks(pl.Callback):
         return sorted((Path(run_dir) / "oracle").glob(f"round_{round:03d}_*.png"))
 
     def metrics(self, ctx: RoundContext) -> dict[str, float]:
+        from common.explain.confounder import confounder_metrics
+
         out = coarse_accuracy(ctx)
+        out |= confounder_metrics(ctx.module, ctx.datamodule, ctx.device, getattr(ctx.module, "test_predictions", None),
+                                  self.wrong_reason, max_items=self.metric_items, lime_items=self.lime_items,
+                                  seed=ctx.seed)
         if self.explainer is None:
             return out
         from common.explain.evaluate import explanation_quality

@@ -103,6 +103,10 @@ class _DecoyMixin:
     """
 
     oracle_fields = ("mask", "decoy", "decoy_y")
+    #: the known confounder: what a simulated teacher marks irrelevant (``oracle.irrelevant_field=auto``), and
+    #: what the wrong-reason score and worst-group accuracy are measured on (:mod:`common.explain.confounder`)
+    confounder_field = "decoy"
+    confounder_label_field = "decoy_y"
 
     def __init__(
         self,
@@ -115,6 +119,7 @@ class _DecoyMixin:
     ):
         super().__init__(**kwargs)
         self.decoy_seed = decoy_seed
+        self.confounder_cell = patch_size  # LIME's wrong-reason score explains cells of the swatch's size
         self.decoy_args = dict(
             patch_size=patch_size, corner_offset=corner_offset, shade_step=shade_step, mask_threshold=mask_threshold
         )

@@ -53,6 +53,7 @@ class SpamAssassinDataModule(PoolDataModule):
     """
 
     oracle_fields = ("mask", "decoy")
+    confounder_field = "decoy"  # the decoy words: what a simulated teacher marks irrelevant by default
 
     def __init__(self, data_dir: str = "data", vocab_size: int = 2000, min_df: int = 5, decoy: bool = True,
                  test_size: float = 0.3, split_seed: int = 0, decoy_seed: int = 0, **kwargs: Any):

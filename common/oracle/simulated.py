@@ -3,9 +3,14 @@
 * ``label``: the true label;
 * ``relevance``: the item's ground-truth mask of relevant pixels (the dataset's ``relevance_field``,
   ``mask`` by default), and its irrelevant pixels from ``irrelevant_field`` if one is named
-  (``decoy``: Ross et al.'s annotation of decoy MNIST, the swatch), else the complement;
+  (``decoy``: Ross et al.'s annotation of decoy MNIST, the swatch), else the complement. ``auto`` (the
+  default) names the dataset's known confounder (``confounder_field``: the swatch of the decoy datasets)
+  where it has one: the teacher marks what the model must not use, as Ross et al.'s annotation A does.
+  Marking *everything* outside the object instead is a different, much stronger statement — on 8×8
+  digits it declares the informative empty background irrelevant, and RRR trained on it falls below
+  labels only at every λ tried (0.1 to 1000; see the README's "Explanations in the loop");
 * ``correct_explanation``: CAIPI's corrections — the shown components that cover the item's
-  ``irrelevant_field`` (if named), else that cover none of its ``relevance_field``;
+  irrelevant field (as above), else that cover none of its ``relevance_field``;
 * ``contrast_classes``: ALICE's expert — the dataset's sentence for the class pair (an explanation
   bank, or one generated from CUB's attribute annotations: :mod:`alice.questions`);
 * ``explain_label``: XAL's explanations of every class for an item, from ``explainer`` (an explanation
@@ -51,7 +56,7 @@ class SimulatedOracle(Oracle):
         return registered()
 
     def __init__(self, noise: float = 0.0, latency: float = 0.0, seed: int = 0, relevance_field: str = "mask",
-                 irrelevant_field: str | None = None, exemplar_threshold: float | None = 0.5, explainer: Any = None,
+                 irrelevant_field: str | None = "auto", exemplar_threshold: float | None = 0.5, explainer: Any = None,
                  cheap: bool = True, call_log: str | None = None):
         if not 0 <= noise < 1:
             raise ValueError(f"noise must be in [0, 1), got {noise}")
@@ -87,10 +92,19 @@ class SimulatedOracle(Oracle):
         m = torch.as_tensor(ctx.datamodule.ground_truth(item, name)).bool()
         return m.any(dim=0) if m.dim() == 3 else m
 
+    def irrelevant_field_of(self, ctx: OracleContext) -> str | None:
+        """The ground-truth field this teacher marks as irrelevant: ``irrelevant_field``, or with ``auto`` the
+        dataset's known confounder (``confounder_field``, e.g. the decoy swatch; ``None`` where it has none:
+        then the complement of the relevant input)."""
+        if self.irrelevant_field == "auto":
+            return getattr(ctx.datamodule, "confounder_field", None)
+        return self.irrelevant_field
+
     def relevance(self, question: Question, ctx: OracleContext) -> dict[str, Any]:
         out = {"relevant": self.field(ctx, question.item, self.relevance_field)}
-        if self.irrelevant_field:
-            out["irrelevant"] = self.field(ctx, question.item, self.irrelevant_field)
+        irrelevant = self.irrelevant_field_of(ctx)
+        if irrelevant:
+            out["irrelevant"] = self.field(ctx, question.item, irrelevant)
         return out
 
     def label(self, question: Question, ctx: OracleContext) -> int:

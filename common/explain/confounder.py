@@ -1,0 +1,144 @@
+"""What the field reports on data with a known confounder (the decoy swatch): worst-group accuracy and the
+wrong-reason score, per round, for every method.
+
+**Worst-group accuracy** (Sagawa et al. 2020's figure for spurious correlations). Test items are grouped
+by (true class ``y``, whether the confounder codes the true class: ``decoy_y == y``). On decoy data the
+test swatch shows a random class, so "agrees" holds for about 1 item in C; a model that reads the swatch
+is right on the agreeing groups and wrong on the others. ``test/worst_group_acc`` is the lowest accuracy
+over the non-empty groups; ``test/acc_confounder_agrees`` / ``..._disagrees`` pool the classes.
+
+**Wrong-reason score** (the XIL typology's WR, Friedrich et al. 2023, §4): for each test item, the share
+of its explanation's absolute attribution that falls on the confounder region ``R``,
+``WR = Σ_{p ∈ R} |E_p| / Σ_p |E_p|``, averaged over items (:func:`common.explain.metrics.attribution_share`),
+for the explanation of the *predicted* class by
+
+* ``input_gradients``: ``|∂ logit_ŷ / ∂x|`` (max over channels) — any differentiable model;
+* ``gradcam``: Grad-CAM at the last spatial layer, upsampled to the input — conv nets only (skipped, not an
+  error, for a model with no spatial layer such as the MLP);
+* ``lime``: LIME on a grid of square cells as large as the confounder (so that it is exactly one cell),
+  every cell's weight spread over its pixels (``|β_s|`` on the pixels of cell ``s``) — costlier, so on the
+  first ``lime_items`` test items.
+
+Returned keys: ``test/worst_group_acc``, ``test/acc_confounder_agrees``, ``test/acc_confounder_disagrees``,
+``test/wr_<explainer>``. A score of 0 means the model's explanation never looks at the confounder; the
+share of the image the confounder covers (4 of 64 pixels for decoy digits, ≈ 0.06) is what an explanation
+spread evenly would give.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from common.data.views import read, targets_of
+from common.explain.gradcam import GradCAM
+from common.explain.gradients import score_gradients
+from common.explain.lime import LimeConfig, explain_batch
+from common.explain.metrics import attribution_share, as_mask
+from common.explain.segmentation import grid
+
+EXPLAINERS = ("input_gradients", "gradcam", "lime")
+
+
+def has_confounder(datamodule: Any) -> bool:
+    """The data names a confounder region and the label it codes on each test item."""
+    return bool(getattr(datamodule, "confounder_field", None) and getattr(datamodule, "confounder_label_field", None))
+
+
+def group_accuracy(preds: np.ndarray, y: np.ndarray, confounder_y: np.ndarray) -> dict[str, float]:
+    """Worst-group accuracy over (class, confounder agrees with the class) and the two pooled accuracies."""
+    preds, y, confounder_y = (np.asarray(a).astype(np.int64) for a in (preds, y, confounder_y))
+    right = preds == y
+    agrees = confounder_y == y
+    accs = [right[(y == c) & (agrees == a)].mean() for c in np.unique(y) for a in (True, False)
+            if ((y == c) & (agrees == a)).any()]
+    out = {"test/worst_group_acc": float(min(accs))}
+    if agrees.any():
+        out["test/acc_confounder_agrees"] = float(right[agrees].mean())
+    if (~agrees).any():
+        out["test/acc_confounder_disagrees"] = float(right[~agrees].mean())
+    return out
+
+
+def lime_maps(module: Any, x: torch.Tensor, target: torch.Tensor, cell: int, generator: torch.Generator,
+              num_samples: int = 500) -> torch.Tensor:
+    """(B, H, W) LIME attribution maps on a grid of ``cell``-pixel squares: ``|β_s|`` on the pixels of cell ``s``."""
+    h, w = x.shape[-2:]
+    segments = grid(h, w, cell=cell, device=x.device)
+    d = int(segments.max()) + 1
+    e = explain_batch(module, x, segments, LimeConfig(num_samples=num_samples, k=d, selection="highest_weights"),
+                      target=target, generator=generator)
+    beta = e.weights.abs().to(device=x.device, dtype=x.dtype)
+    weights = torch.zeros(len(x), d, device=x.device, dtype=x.dtype).scatter_(1, e.components.to(x.device), beta)
+    return weights.gather(1, segments.flatten().expand(len(x), -1)).view(len(x), h, w)
+
+
+def wrong_reason(module: Any, x: torch.Tensor, region: torch.Tensor, target: torch.Tensor, explainer: str,
+                 cell: int = 2, generator: torch.Generator | None = None) -> torch.Tensor | None:
+    """Per-item share of ``explainer``'s attribution on ``region`` (B,); ``None`` where the explainer does not
+    apply to the model (Grad-CAM of a model without a spatial layer)."""
+    if explainer == "input_gradients":
+        maps = score_gradients(module, x, target).abs().amax(dim=1)
+    elif explainer == "gradcam":
+        try:
+            maps = GradCAM(module)(x, target)
+        except ValueError:  # no layer with a spatial output: Grad-CAM has nothing to explain
+            return None
+    elif explainer == "lime":
+        maps = lime_maps(module, x, target, cell, generator or torch.Generator().manual_seed(0))
+    else:
+        raise ValueError(f"unknown explainer {explainer!r}; choose from {', '.join(EXPLAINERS)}")
+    return attribution_share(maps, region)
+
+
+def confounder_metrics(module: Any, datamodule: Any, device: torch.device, preds: np.ndarray | None,
+                       explainers: Sequence[str] = EXPLAINERS, max_items: int | None = None,
+                       lime_items: int = 100, seed: int = 0) -> dict[str, float]:
+    """The metrics of the module docstring on the test set; ``{}`` for data without a confounder."""
+    if not has_confounder(datamodule):
+        return {}
+    unknown = [e for e in explainers if e not in EXPLAINERS]
+    if unknown:
+        raise ValueError(f"unknown wrong-reason explainer(s) {unknown}; choose from {', '.join(EXPLAINERS)}")
+    test = datamodule._ground_truth_test
+    region_field, label_field = datamodule.confounder_field, datamodule.confounder_label_field
+    y = targets_of(test)
+    out: dict[str, float] = {}
+    if preds is not None and len(preds) == len(y):
+        confounder_y = read(test, list(range(len(test))))[label_field] if len(test) else torch.zeros(0)
+        out.update(group_accuracy(np.asarray(preds), y, np.asarray(confounder_y)))
+    n = len(test) if max_items is None else min(max_items, len(test))
+    cell = int(getattr(datamodule, "confounder_cell", 0) or 0)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    was = module.training
+    module.eval()
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    try:
+        for start in range(0, n, datamodule.eval_batch_size):
+            batch = read(test, list(range(start, min(n, start + datamodule.eval_batch_size))))
+            x = module.inputs(batch).to(device)
+            if x.dim() != 4:
+                return out  # wrong-reason maps are for images
+            region = as_mask(batch[region_field]).to(device)
+            with torch.no_grad():
+                target = module(x).argmax(-1)
+            for name in explainers:
+                rows = slice(None)
+                if name == "lime":
+                    left = lime_items - counts.get(name, 0)
+                    if left <= 0:
+                        continue
+                    rows = slice(0, left)
+                share = wrong_reason(module, x[rows], region[rows], target[rows], name,
+                                     cell=cell or max(1, min(x.shape[-2:]) // 7), generator=gen)
+                if share is None:
+                    continue
+                sums[name] = sums.get(name, 0.0) + float(share.sum())
+                counts[name] = counts.get(name, 0) + len(share)
+    finally:
+        module.train(was)
+    out.update({f"test/wr_{k}": sums[k] / counts[k] for k in sums if counts[k]})
+    return out
