@@ -58,7 +58,7 @@ class CaipiHooks(RoundHooks):
             problem's recolouring).
         cx_weight: training weight of a counterexample.
         burn_in: rounds before explanations are shown.
-        segment_cell: side of the square grid cells that are LIME's segments.
+        segment_cell: side of the square grid cells that are LIME's segments (``auto``: :meth:`_segments`).
         lime: further :class:`~common.explain.lime.LimeConfig` settings (num_samples, repeats, ...).
         hide_color: the value of a segment LIME switches off (``None``: the segment's mean).
         values: the finite set of input values, for ``alternatives``.
@@ -66,7 +66,7 @@ class CaipiHooks(RoundHooks):
     """
 
     def __init__(self, k: int = 5, counterexamples: int = 3, cx_strategy: str = "randomise", cx_weight: float = 1.0,
-                 burn_in: int = 0, segment_cell: int = 4, lime: dict[str, Any] | None = None,
+                 burn_in: int = 0, segment_cell: int | str = "auto", lime: dict[str, Any] | None = None,
                  initial_counterexamples: int = 0, lime_metric_items: int = 0, hide_color: float | None = 0.0,
                  values: list[float] | None = None, **kwargs: Any):
         super().__init__(**kwargs)
@@ -121,7 +121,7 @@ class CaipiHooks(RoundHooks):
             def per_component(m: torch.Tensor) -> torch.Tensor:
                 return m.bool()
         else:  # images: a segment counts if it covers any pixel of the mask
-            seg = self._segments(x).to(mask.device).flatten()
+            seg = self._segments(x, ctx.datamodule).to(mask.device).flatten()
             onehot = torch.nn.functional.one_hot(seg, int(seg.max()) + 1).float()  # (HW, S)
 
             def per_component(m: torch.Tensor) -> torch.Tensor:
@@ -142,8 +142,13 @@ class CaipiHooks(RoundHooks):
     def _inputs(self, ctx: RoundContext, items: list[int]) -> torch.Tensor:
         return torch.cat([ctx.module.inputs(b) for b in ctx.datamodule.pool_dataloader(items)])
 
-    def _segments(self, x: torch.Tensor) -> torch.Tensor:
-        return grid(x.shape[-2], x.shape[-1], cell=self.segment_cell)
+    def _segments(self, x: torch.Tensor, datamodule: Any = None) -> torch.Tensor:
+        """LIME's grid segments; ``segment_cell: auto`` is the data's confounder size where it names one (the decoy
+        swatch: 2 px on digits, 4 px on MNIST), else about a seventh of the image's side."""
+        cell = self.segment_cell
+        if cell == "auto":
+            cell = getattr(datamodule, "confounder_cell", None) or max(1, round(min(x.shape[-2:]) / 7))
+        return grid(x.shape[-2], x.shape[-1], cell=int(cell))
 
     def ask(self, ctx: RoundContext, selection: Selection) -> dict[int, Any]:
         items = [int(i) for i in selection.indices]
@@ -156,7 +161,7 @@ class CaipiHooks(RoundHooks):
         if ctx.round < self.burn_in or not right:
             return out
         x = self._inputs(ctx, right)
-        segments = self._segments(x) if x.dim() > 2 else None
+        segments = self._segments(x, ctx.datamodule) if x.dim() > 2 else None
         expl = self._explain(ctx, x, torch.as_tensor([out[i]["prediction"] for i in right]))
         questions = []
         for j, i in enumerate(right):
@@ -195,7 +200,7 @@ class CaipiHooks(RoundHooks):
         if x.dim() == 2:
             return explain_features(module, x, self.lime, baseline=0.0, valid=x != 0, target=target,
                                     generator=ctx.generator)
-        return explain_batch(module, x, self._segments(x), self.lime, target=target, generator=ctx.generator,
+        return explain_batch(module, x, self._segments(x, ctx.datamodule), self.lime, target=target, generator=ctx.generator,
                              hide_color=self.hide_color)
 
     @staticmethod
@@ -209,7 +214,7 @@ class CaipiHooks(RoundHooks):
         extras: list[Extra] = []
         if corrected:
             x = self._inputs(ctx, corrected)
-            segments = self._segments(x) if x.dim() > 2 else None
+            segments = self._segments(x, ctx.datamodule) if x.dim() > 2 else None
             donors = donor_labels = None
             if self.cx_strategy == "substitute":
                 dm = ctx.datamodule

@@ -677,9 +677,11 @@ def _compare_cli(argv: list[str]) -> None:
     p.add_argument("dirs", nargs="+")
     p.add_argument("--metric", default="test/acc")
     p.add_argument("--out", default=None, help="where comparison.csv/png go (default: the first folder)")
+    p.add_argument("--x", default=None, choices=["n_labels", "round", "n_explanations"],
+                   help="the x-axis (default: labels; n_explanations: accuracy per explanation given)")
     a = p.parse_args(argv)
     runs = sorted({j.parent for d in a.dirs for j in Path(d).rglob("journal.sqlite")})
-    png = compare_runs(runs, a.out or a.dirs[0], metric=a.metric)
+    png = compare_runs(runs, a.out or a.dirs[0], metric=a.metric, x=a.x)
     print(f"plot: {png}")
 
 

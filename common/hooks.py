@@ -141,6 +141,7 @@ class RoundHooks(pl.Callback):
         out |= confounder_metrics(ctx.module, ctx.datamodule, ctx.device, getattr(ctx.module, "test_predictions", None),
                                   self.wrong_reason, max_items=self.metric_items, lime_items=self.lime_items,
                                   seed=ctx.seed)
+        self._save_examples(ctx)
         if self.explainer is None:
             return out
         from common.explain.evaluate import explanation_quality
@@ -150,6 +151,21 @@ class RoundHooks(pl.Callback):
                                        threshold=self.threshold, max_items=self.metric_items)
         except ValueError as e:  # e.g. Grad-CAM asked of an MLP
             raise ConfigError(f"method.hooks.explainer={self.explainer}: {e}") from None
+
+    @staticmethod
+    def _save_examples(ctx: RoundContext) -> None:
+        """On data with a confounder: the round's input-gradient maps of a few fixed test items
+        (``explanations/round_RRR_test.npz``), which a sweep's explanation sheet puts side by side."""
+        from common.explain.confounder import example_maps, has_confounder
+
+        if not has_confounder(ctx.datamodule) or ctx.run_dir is None:
+            return
+        ex = example_maps(ctx.module, ctx.datamodule, ctx.device)
+        if ex["x"].ndim != 4:
+            return
+        path = Path(ctx.run_dir) / "explanations" / f"round_{ctx.round:03d}_test.npz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, **ex)
 
     @staticmethod
     def predict_proba(ctx: RoundContext, indices: np.ndarray) -> np.ndarray:

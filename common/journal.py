@@ -265,6 +265,12 @@ class Journal:
             return self.db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
         return self.db.execute("SELECT COUNT(*) FROM answers WHERE round < ?", (before_round,)).fetchone()[0]
 
+    def explanation_count(self, before_round: int) -> int:
+        """How many answers to questions other than ``label`` (masks, corrections, exemplars, explanations...)
+        were given in rounds before ``before_round``: the x-axis of the XIL typology's interaction efficiency."""
+        return self.db.execute("SELECT COUNT(*) FROM answers WHERE round < ? AND question != 'label'",
+                               (before_round,)).fetchone()[0]
+
     def label_count(self, source: str) -> int:
         """How many labels of ``source`` (``initial`` | ``oracle``) the training set holds."""
         return self.db.execute("SELECT COUNT(*) FROM labelled WHERE source = ?", (source,)).fetchone()[0]

@@ -306,6 +306,7 @@ class ActiveLoop:
             metrics = {k: float(v) for k, v in results.items()}
             self._save_predictions(r)
             metrics.update(self.hooks.metrics(self._ctx(r, "evaluate")))
+        metrics["n_explanations"] = float(self.journal.explanation_count(before_round=r))
         n = len(self.dm.labels)
         with self._stage_transaction():
             self.journal.add_metrics(r, n, metrics)

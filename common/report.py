@@ -98,8 +98,9 @@ def run_report(run_dir: str | Path, console: Console | None = None, loggers: Seq
 
 
 def compare_runs(run_dirs: Iterable[str | Path], out_dir: str | Path, metric: str = "test/acc",
-                 console: Console | None = None) -> Path:
-    """Mean ± std of ``metric`` per label count for each run label; writes ``comparison.csv`` and ``comparison.png``."""
+                 console: Console | None = None, x: str | None = None) -> Path:
+    """Mean ± std of ``metric`` per label count for each run label; writes ``comparison.csv`` and ``comparison.png``.
+    ``x``: the axis (:data:`X_AXES`; default: labels, or rounds for methods that ask no labels)."""
     runs = [run_rows(d) for d in run_dirs if (Path(d) / "journal.sqlite").exists()]
     runs = [(meta, rows) for meta, rows in runs if rows]
     console = console or Console()
@@ -112,7 +113,9 @@ def compare_runs(run_dirs: Iterable[str | Path], out_dir: str | Path, metric: st
         raise FileNotFoundError(f"no run journals under {out_dir}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    x = x_axis(groups)
+    x = x or x_axis(groups)
+    if x not in X_AXES:
+        raise ValueError(f"unknown x axis {x!r}; choose one of: {', '.join(X_AXES)}")
     summary = {label: _mean_std(runs, metric, x) for label, runs in sorted(groups.items())}
     labels_axis = sorted({n for s in summary.values() for n in s})
     # at 80 columns full labels would be cut to "dataset.mi…": long ones become A, B, ... with a legend below
@@ -120,7 +123,7 @@ def compare_runs(run_dirs: Iterable[str | Path], out_dir: str | Path, metric: st
     short = sum(len(n) + 8 for n in names) + 8 > console.width
     heads = {n: (chr(ord("A") + i) if short and i < 26 else n) for i, n in enumerate(names)}
     table = Table(title=f"{metric}: mean ± std over seeds · {out_dir}")
-    table.add_column("labels" if x == "n_labels" else "round", justify="right")
+    table.add_column(X_AXES[x], justify="right")
     for label in names:
         table.add_column(f"{heads[label]} (n={len(groups[label])})", justify="right", overflow="fold")
     csv_rows = []
@@ -140,8 +143,7 @@ def compare_runs(run_dirs: Iterable[str | Path], out_dir: str | Path, metric: st
         console.print(f"note: {repeats} run(s) repeat another run's config and seed exactly; each seed is counted "
                       "once", highlight=False)
     _write_csv(out_dir / "comparison.csv", csv_rows, ["label", x, "mean", "std", "runs"])
-    return learning_curve(groups, out_dir / "comparison.png", metric=metric,
-                          title=f"{metric} vs {'labels' if x == 'n_labels' else 'rounds'}")
+    return learning_curve(groups, out_dir / "comparison.png", metric=metric, title=f"{metric} vs {X_AXES[x]}", x=x)
 
 
 def area_under_curve(rows: list[dict], metric: str) -> float:
@@ -172,6 +174,10 @@ def _distinct(runs: list[tuple[dict, list[dict]]]) -> tuple[list[tuple[dict, lis
     return out, len(runs) - len(out)
 
 
+#: the x-axes a comparison can be drawn on, and their names on a plot
+X_AXES = {"n_labels": "labels", "round": "round", "n_explanations": "explanations given"}
+
+
 def x_axis(groups: dict[str, list[list[dict]]]) -> str:
     """``n_labels``, unless no run's label count changes between rounds (eXBL, ALICE ask no labels): ``round``."""
     for runs in groups.values():
@@ -182,14 +188,15 @@ def x_axis(groups: dict[str, list[list[dict]]]) -> str:
 
 
 
-def learning_curve(groups: dict[str, list[list[dict]]], path: Path, metric: str = "test/acc", title: str = "") -> Path:
-    """Plot ``metric`` vs number of labels, one line per label (mean with a ±std band over runs)."""
+def learning_curve(groups: dict[str, list[list[dict]]], path: Path, metric: str = "test/acc", title: str = "",
+                   x: str | None = None) -> Path:
+    """Plot ``metric`` vs number of labels (or ``x``), one line per label (mean with a ±std band over runs)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    x = x_axis(groups)
+    x = x or x_axis(groups)
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     for label, runs in sorted(groups.items()):
         s = _mean_std(runs, metric, x)
@@ -201,7 +208,7 @@ def learning_curve(groups: dict[str, list[list[dict]]], path: Path, metric: str 
         ax.plot(n, m, marker="o", ms=3, label=f"{label} (n={len(runs)})")
         if len(runs) > 1:
             ax.fill_between(n, m - sd, m + sd, alpha=0.2)
-    ax.set_xlabel("labels" if x == "n_labels" else "round (this method asks no labels)")
+    ax.set_xlabel("round (this method asks no labels)" if x == "round" else X_AXES[x])
     ax.set_ylabel(metric)
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -232,7 +239,7 @@ def _mean_std(runs: list[list[dict]], metric: str, x: str = "n_labels") -> dict[
     by_n: dict[int, list[float]] = defaultdict(list)
     for rows in runs:
         for r in rows:
-            if metric in r:
+            if metric in r and x in r:
                 by_n[int(r[x])].append(float(r[metric]))
     return {n: (float(np.mean(v)), float(np.std(v)), len(v)) for n, v in by_n.items()}
 

@@ -27,7 +27,7 @@ import lightning.pytorch as pl
 
 MAX_TABLE_ROWS = 200
 MAX_IMAGES = 8
-AXES = ("round", "n_labels", "n_questions")
+AXES = ("round", "n_labels", "n_questions", "n_explanations")
 
 
 def _kind(lg: Any) -> str:

@@ -142,3 +142,36 @@ def confounder_metrics(module: Any, datamodule: Any, device: torch.device, preds
         module.train(was)
     out.update({f"test/wr_{k}": sums[k] / counts[k] for k in sums if counts[k]})
     return out
+
+
+def example_items(datamodule: Any, n: int = 8) -> np.ndarray:
+    """The first ``n`` test items (one per class first) whose confounder shows another class than theirs: a model
+    that reads the confounder gets them wrong. The same items in every run of a dataset, so sheets compare."""
+    test = datamodule._ground_truth_test
+    y = targets_of(test)
+    cy = np.asarray(read(test, list(range(len(test))))[datamodule.confounder_label_field])
+    disagree = np.flatnonzero(cy != y)
+    first = [int(disagree[y[disagree] == c][0]) for c in np.unique(y[disagree])][:n]
+    rest = [int(i) for i in disagree if int(i) not in first][: n - len(first)]
+    return np.sort(np.asarray(first + rest, dtype=np.int64))
+
+
+def example_maps(module: Any, datamodule: Any, device: torch.device, n: int = 8) -> dict[str, np.ndarray]:
+    """Input-gradient maps of the model's predicted class on :func:`example_items`, with what a sheet shows
+    beside them: the images, labels, predictions, the class the confounder shows and the confounder region."""
+    test = datamodule._ground_truth_test
+    items = example_items(datamodule, n)
+    batch = read(test, items.tolist())
+    x = module.inputs(batch).to(device)
+    was = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            pred = module(x).argmax(-1)
+        maps = score_gradients(module, x, pred).abs().amax(dim=1)
+    finally:
+        module.train(was)
+    return {"items": items, "x": x.detach().cpu().numpy(), "maps": maps.detach().cpu().numpy(),
+            "y": np.asarray(batch["y"]), "pred": pred.cpu().numpy(),
+            "confounder_y": np.asarray(batch[datamodule.confounder_label_field]),
+            "region": as_mask(batch[datamodule.confounder_field]).cpu().numpy()}
