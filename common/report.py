@@ -39,13 +39,27 @@ def comparison_labels(metas: list[dict]) -> list[str]:
     sweep over e.g. ``loop.query_size=5,20`` is compared, not averaged as if it were seeds."""
     flat = [_flatten(m.get("config", {})) for m in metas]
     keys = sorted({k for f in flat for k in f})
-    differing = [k for k in keys if not k.startswith(_NOT_GROUPED) and len({repr(f.get(k)) for f in flat}) > 1]
+    differing = [k for k in keys if not k.startswith(_NOT_GROUPED) and len({repr(f.get(k)) for f in flat}) > 1
+                 and not _implied_by_choice(k, flat)]
     out = []
     for meta, f in zip(metas, flat):
         extra = " ".join(f"{k.split('.')[-1] if k.startswith('strategy.') else k}={f.get(k)}" for k in differing
                          if f.get(k) is not None)
         out.append(f"{run_label(meta)} {extra}".strip())
     return out
+
+
+def _implied_by_choice(key: str, flat: list[dict]) -> bool:
+    """``key`` lies in a config group (``method.module.l2_grads``) whose choice already tells the runs apart and
+    never differs between runs with the same choice: ``method=rrr`` says it, the label need not."""
+    group = key.split(".")[0]
+    choice = f"choices.{group}"
+    if not any(choice in f for f in flat) or len({f.get(choice) for f in flat}) < 2:
+        return False
+    values: dict[str, set[str]] = defaultdict(set)
+    for f in flat:
+        values[repr(f.get(choice))].add(repr(f.get(key)))
+    return all(len(v) == 1 for v in values.values())
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -83,12 +97,17 @@ def run_report(run_dir: str | Path, console: Console | None = None, loggers: Seq
     meta, rows = run_rows(run_dir)
     names = [k for k in MAIN_METRICS if rows and k in rows[0]] + sorted(
         {k for r in rows for k in r} - set(MAIN_METRICS) - {"round", "n_labels"})
+    shown = _terminal_columns(names)
     table = Table(title=f"{run_label(meta)} · seed {meta.get('seed')} · {run_dir}")
-    for col in ("round", "labels", *names):
-        table.add_column(col, justify="right")
+    for col in ("round", "labels", *shown):
+        table.add_column(col.removeprefix("test/"), justify="right")
     for r in rows:
-        table.add_row(str(r["round"]), str(r["n_labels"]), *(_fmt(r.get(k)) for k in names))
-    (console or Console()).print(table)
+        table.add_row(str(r["round"]), str(r["n_labels"]), *(_fmt(r.get(k)) for k in shown))
+    console = console or Console()
+    console.print(table)
+    if len(shown) < len(names):
+        console.print(f"  ({len(names) - len(shown)} more columns in {run_dir / 'results.csv'})", highlight=False,
+                      soft_wrap=True)
     _write_csv(run_dir / "results.csv", rows, ["round", "n_labels", *names])
     _write_csv(run_dir / "queries.csv", run_queries(run_dir), ["round", "position", "item", "score", "answer"])
     png = learning_curve({run_label(meta): [rows]}, run_dir / "learning_curve.png",
@@ -97,18 +116,42 @@ def run_report(run_dir: str | Path, console: Console | None = None, loggers: Seq
     return png
 
 
+#: the columns a run's terminal table shows first (the rest go to results.csv when they would not fit)
+TERMINAL_FIRST = ("test/acc", "test/macro_f1", "test/worst_group_acc", "test/wr_input_gradients", "test/wr_gradcam",
+                  "test/wr_lime", "n_explanations")
+MAX_TERMINAL_COLUMNS = 7
+
+
+def _terminal_columns(names: list[str]) -> list[str]:
+    """What fits a terminal table of 80 columns: every metric if few, else the field's main figures first."""
+    if len(names) <= MAX_TERMINAL_COLUMNS:
+        return names
+    first = [k for k in TERMINAL_FIRST if k in names]
+    return (first + [k for k in names if k not in first])[:MAX_TERMINAL_COLUMNS]
+
+
 def compare_runs(run_dirs: Iterable[str | Path], out_dir: str | Path, metric: str = "test/acc",
-                 console: Console | None = None, x: str | None = None) -> Path:
+                 console: Console | None = None, x: str | None = None, also: Sequence[str] = ()) -> Path:
     """Mean ± std of ``metric`` per label count for each run label; writes ``comparison.csv`` and ``comparison.png``.
-    ``x``: the axis (:data:`X_AXES`; default: labels, or rounds for methods that ask no labels)."""
-    runs = [run_rows(d) for d in run_dirs if (Path(d) / "journal.sqlite").exists()]
-    runs = [(meta, rows) for meta, rows in runs if rows]
+    ``x``: the axis (:data:`X_AXES`; default: labels, or rounds for methods that ask no labels). ``also``: more
+    metrics, each with its own table and ``comparison_<metric>.csv``, and a panel of the PNG beside ``metric``'s.
+    Runs on data with a confounder also get ``explanations.png``: the same test items explained by the first run
+    of each label (:mod:`common.explain.sheet`)."""
+    dirs = [Path(d) for d in run_dirs if (Path(d) / "journal.sqlite").exists()]
+    runs = [(d, *run_rows(d)) for d in dirs]
+    runs = [(d, meta, rows) for d, meta, rows in runs if rows]
     console = console or Console()
-    runs, repeats = _distinct(runs)
-    labels = comparison_labels([meta for meta, _ in runs])
+    kept, repeats = _distinct([(meta, rows) for _, meta, rows in runs])
+    kept_ids = {id(meta) for meta, _ in kept}
+    runs = [r for r in runs if id(r[1]) in kept_ids]
+    labels = comparison_labels([meta for _, meta, _ in runs])
     groups: dict[str, list[list[dict]]] = defaultdict(list)
-    for label, (_, rows) in zip(labels, runs):
+    first: dict[str, tuple[int, Path]] = {}
+    for label, (d, meta, rows) in zip(labels, runs):
         groups[label].append(rows)
+        seed = int(meta.get("seed") or 0)
+        if label not in first or seed < first[label][0]:
+            first[label] = (seed, d)
     if not groups:
         raise FileNotFoundError(f"no run journals under {out_dir}")
     out_dir = Path(out_dir)
@@ -116,18 +159,38 @@ def compare_runs(run_dirs: Iterable[str | Path], out_dir: str | Path, metric: st
     x = x or x_axis(groups)
     if x not in X_AXES:
         raise ValueError(f"unknown x axis {x!r}; choose one of: {', '.join(X_AXES)}")
-    summary = {label: _mean_std(runs, metric, x) for label, runs in sorted(groups.items())}
-    labels_axis = sorted({n for s in summary.values() for n in s})
-    # at 80 columns full labels would be cut to "dataset.mi…": long ones become A, B, ... with a legend below
+    metrics = [metric, *[m for m in also if m != metric]]
     names = sorted(groups)
+    # at 80 columns full labels would be cut to "dataset.mi…": long ones become A, B, ... with a legend below
     short = sum(len(n) + 8 for n in names) + 8 > console.width
     heads = {n: (chr(ord("A") + i) if short and i < 26 else n) for i, n in enumerate(names)}
-    table = Table(title=f"{metric}: mean ± std over seeds · {out_dir}")
+    for m in metrics:
+        if not any(m in r for runs_ in groups.values() for rows in runs_ for r in rows):
+            continue
+        _comparison_table(groups, m, x, heads, out_dir / ("comparison.csv" if m == metric else
+                                                           f"comparison_{m.replace('/', '_')}.csv"), console)
+    if short:
+        for label in names:
+            console.print(f"  {heads[label]} = {label}", highlight=False, soft_wrap=True)
+    if repeats:
+        console.print(f"note: {repeats} run(s) repeat another run's config and seed exactly; each seed is counted "
+                      "once", highlight=False)
+    _explanation_sheet({label: d for label, (_, d) in sorted(first.items())}, out_dir / "explanations.png", console)
+    return learning_curve(groups, out_dir / "comparison.png", metric=metric, title=f"{metric} vs {X_AXES[x]}", x=x,
+                          also=[m for m in metrics[1:]])
+
+
+def _comparison_table(groups: dict[str, list[list[dict]]], metric: str, x: str, heads: dict[str, str], path: Path,
+                      console: Console) -> None:
+    """One metric's mean ± std table (printed) and CSV."""
+    summary = {label: _mean_std(runs, metric, x) for label, runs in sorted(groups.items())}
+    axis = sorted({n for s in summary.values() for n in s})
+    table = Table(title=f"{metric}: mean ± std over seeds · {path.parent}")
     table.add_column(X_AXES[x], justify="right")
-    for label in names:
+    for label in summary:
         table.add_column(f"{heads[label]} (n={len(groups[label])})", justify="right", overflow="fold")
     csv_rows = []
-    for n in labels_axis:
+    for n in axis:
         cells = []
         for label in summary:
             m = summary[label].get(n)
@@ -136,14 +199,17 @@ def compare_runs(run_dirs: Iterable[str | Path], out_dir: str | Path, metric: st
                 csv_rows.append({"label": label, x: n, "mean": m[0], "std": m[1], "runs": m[2]})
         table.add_row(str(n), *cells)
     console.print(table)
-    if short:
-        for label in names:
-            console.print(f"  {heads[label]} = {label}", highlight=False, soft_wrap=True)
-    if repeats:
-        console.print(f"note: {repeats} run(s) repeat another run's config and seed exactly; each seed is counted "
-                      "once", highlight=False)
-    _write_csv(out_dir / "comparison.csv", csv_rows, ["label", x, "mean", "std", "runs"])
-    return learning_curve(groups, out_dir / "comparison.png", metric=metric, title=f"{metric} vs {X_AXES[x]}", x=x)
+    _write_csv(path, csv_rows, ["label", x, "mean", "std", "runs"])
+
+
+def _explanation_sheet(first_runs: dict[str, Path], path: Path, console: Console) -> None:
+    """``explanations.png`` from each label's first run, where the runs saved example maps."""
+    from common.explain.sheet import explanation_sheet, last_examples
+
+    rows = {label: last_examples(d) for label, d in first_runs.items()}
+    rows = {label: p for label, p in rows.items() if p is not None}
+    if rows:
+        console.print(f"explanation sheet: {explanation_sheet(rows, path)}", highlight=False, soft_wrap=True)
 
 
 def area_under_curve(rows: list[dict], metric: str) -> float:
@@ -189,33 +255,37 @@ def x_axis(groups: dict[str, list[list[dict]]]) -> str:
 
 
 def learning_curve(groups: dict[str, list[list[dict]]], path: Path, metric: str = "test/acc", title: str = "",
-                   x: str | None = None) -> Path:
-    """Plot ``metric`` vs number of labels (or ``x``), one line per label (mean with a ±std band over runs)."""
+                   x: str | None = None, also: Sequence[str] = ()) -> Path:
+    """Plot ``metric`` (and each of ``also``, a panel each) vs number of labels (or ``x``), one line per label
+    (mean with a ±std band over runs)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     x = x or x_axis(groups)
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    for label, runs in sorted(groups.items()):
-        s = _mean_std(runs, metric, x)
-        if not s:
-            continue
-        n = np.array(sorted(s))
-        m = np.array([s[k][0] for k in n])
-        sd = np.array([s[k][1] for k in n])
-        ax.plot(n, m, marker="o", ms=3, label=f"{label} (n={len(runs)})")
-        if len(runs) > 1:
-            ax.fill_between(n, m - sd, m + sd, alpha=0.2)
-    ax.set_xlabel("round (this method asks no labels)" if x == "round" else X_AXES[x])
-    ax.set_ylabel(metric)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
+    panels = [metric, *also]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 + 4.2 * (len(panels) - 1), 4), dpi=120, squeeze=False)
+    for ax, m in zip(axes[0], panels):
+        for label, runs in sorted(groups.items()):
+            s = _mean_std(runs, m, x)
+            if not s:
+                continue
+            n = np.array(sorted(s))
+            mean = np.array([s[k][0] for k in n])
+            sd = np.array([s[k][1] for k in n])
+            ax.plot(n, mean, marker="o", ms=3, label=f"{label} (n={len(runs)})")
+            if len(runs) > 1:
+                ax.fill_between(n, mean - sd, mean + sd, alpha=0.2)
+        ax.set_xlabel("round (this method asks no labels)" if x == "round" else X_AXES[x])
+        ax.set_ylabel(m)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_title(title)
+    last = axes[0, -1]
     if len(groups) > 1:  # outside the axes, on the right: it never covers a curve, and is never clipped
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+        last.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     else:
-        ax.legend(fontsize=8)
+        last.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, bbox_inches="tight")

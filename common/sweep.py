@@ -9,8 +9,10 @@ from hydra.experimental.callback import Callback
 
 
 class CompareOnMultirunEnd(Callback):
-    def __init__(self, metric: str = "test/acc"):
-        self.metric = metric
+    """``metric`` is compared (``comparison.csv/png``); ``also`` adds tables and plot panels of more metrics."""
+
+    def __init__(self, metric: str = "test/acc", also: list[str] | None = None):
+        self.metric, self.also = metric, list(also or [])
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         from common.report import compare_runs
@@ -18,5 +20,5 @@ class CompareOnMultirunEnd(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         runs = sorted({j.parent for j in sweep_dir.rglob("journal.sqlite")})
         if runs:
-            png = compare_runs(runs, sweep_dir, metric=self.metric)
+            png = compare_runs(runs, sweep_dir, metric=self.metric, also=self.also)
             print(f"comparison plot: {png}")

@@ -1,7 +1,7 @@
 """One sheet of the same test items explained by several models: a row per model, a column per item.
 
 Each cell shows the item in grey with the model's input-gradient map (of its predicted class) over it in
-red, every map scaled to its own maximum, so a cell shows *where* its model looks; the confounder region
+red, as opaque as the map is strong (every map scaled to its own maximum), so a cell shows *where* its model looks; the confounder region
 (the decoy swatch) is outlined in cyan. The title says the prediction (✓ right, ✗ wrong) and, in brackets,
 the class the confounder shows: a model that reads the swatch predicts that class. A row's label ends with
 its mean share of attribution on the confounder over the shown items (WR).
@@ -49,10 +49,12 @@ def explanation_sheet(rows: dict[str, str | Path], path: str | Path, class_names
             img = x.mean(0) if x.ndim == 3 else x
             m = d["maps"][c] / max(float(d["maps"][c].max()), 1e-12)
             ax.imshow(img, cmap="gray", vmin=0, vmax=1)
-            ax.imshow(m, cmap="Reds", alpha=0.6, vmin=0, vmax=1)
+            red = np.zeros((*m.shape, 4))
+            red[..., 0], red[..., 3] = 1.0, 0.85 * m  # opaque where the model looks, clear elsewhere
+            ax.imshow(red)
             rows_, cols_ = np.nonzero(region[c])
             if len(rows_):
-                ax.add_patch(Rectangle((cols_.min() - 0.5, rows_.min() - 0.5), cols_.ptp() + 1, rows_.ptp() + 1,
+                ax.add_patch(Rectangle((cols_.min() - 0.5, rows_.min() - 0.5), np.ptp(cols_) + 1, np.ptp(rows_) + 1,
                                        fill=False, edgecolor="cyan", lw=1.2))
             ok = int(d["pred"][c]) == int(d["y"][c])
             ax.set_title(f"{'✓' if ok else '✗'} {name(d['pred'][c])} [{name(d['confounder_y'][c])}]", fontsize=8,
