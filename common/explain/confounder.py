@@ -42,6 +42,11 @@ from common.explain.segmentation import grid
 EXPLAINERS = ("input_gradients", "gradcam", "lime")
 
 
+def _inputs(module: Any, batch: dict[str, Any]) -> torch.Tensor:
+    """The model input of a batch: an exil module says (``inputs``); any other model takes ``x``."""
+    return module.inputs(batch) if hasattr(module, "inputs") else batch["x"]
+
+
 def has_confounder(datamodule: Any) -> bool:
     """The data names a confounder region and the label it codes on each test item."""
     return bool(getattr(datamodule, "confounder_field", None) and getattr(datamodule, "confounder_label_field", None))
@@ -119,7 +124,7 @@ def confounder_metrics(module: Any, datamodule: Any, device: torch.device, preds
     try:
         for start in range(0, n, datamodule.eval_batch_size):
             batch = read(test, list(range(start, min(n, start + datamodule.eval_batch_size))))
-            x = module.inputs(batch).to(device)
+            x = _inputs(module, batch).to(device)
             if x.dim() != 4:
                 return out  # wrong-reason maps are for images
             region = as_mask(batch[region_field]).to(device)
@@ -162,7 +167,7 @@ def example_maps(module: Any, datamodule: Any, device: torch.device, n: int = 8)
     test = datamodule._ground_truth_test
     items = example_items(datamodule, n)
     batch = read(test, items.tolist())
-    x = module.inputs(batch).to(device)
+    x = _inputs(module, batch).to(device)
     was = module.training
     module.eval()
     try:
