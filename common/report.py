@@ -39,8 +39,15 @@ def comparison_labels(metas: list[dict]) -> list[str]:
     sweep over e.g. ``loop.query_size=5,20`` is compared, not averaged as if it were seeds."""
     flat = [_flatten(m.get("config", {})) for m in metas]
     keys = sorted({k for f in flat for k in f})
-    differing = [k for k in keys if not k.startswith(_NOT_GROUPED) and len({repr(f.get(k)) for f in flat}) > 1
-                 and not _implied_by_choice(k, flat)]
+    differing = [k for k in keys if not k.startswith(_NOT_GROUPED) and len({repr(f.get(k)) for f in flat}) > 1]
+    # a group whose choice differs (method=baseline,rrr,caipi) brings its whole config: when that is more than
+    # a few keys, the choice in the label says it (a strategy's one setting, passes=10, is still shown)
+    implied = defaultdict(list)
+    for k in differing:
+        if _implied_by_choice(k, flat):
+            implied[k.split(".")[0]].append(k)
+    hidden = {k for keys_ in implied.values() if len(keys_) > 3 for k in keys_}
+    differing = [k for k in differing if k not in hidden]
     out = []
     for meta, f in zip(metas, flat):
         extra = " ".join(f"{k.split('.')[-1] if k.startswith('strategy.') else k}={f.get(k)}" for k in differing
