@@ -1,13 +1,16 @@
 """Benchmark: the cost of training through explanations (double backward), as multiples of a plain
 cross-entropy step on the same batch and model.
 
-Rows, each one optimiser step (forward, backward, Adam) on a batch of 64 decoy-style 1×28×28 images:
+Rows, each one optimiser step (forward, backward, Adam) on a batch of 64 decoy-style 1×28×28 images
+(every item annotated), each timed in a pair with the plain cross-entropy step of its own network,
+the reference of its ratio: a small CNN (32, 64 channels) or the MLP(50, 30).
 
-1. plain cross-entropy step of a small CNN (32, 64 channels) — the reference;
-2. eXBL step of the same CNN: CE + triplet loss on per-sample Grad-CAM maps (``create_graph``);
-3. plain cross-entropy step of the MLP(50, 30) — the reference of 4;
-4. RRR step of the MLP: CE + λ‖A ⊙ ∂/∂x Σ log p‖² (double backpropagation);
-5. RRR step of the CNN, against row 1.
+* eXBL, small CNN: CE + triplet loss on per-sample Grad-CAM maps (``create_graph``);
+* RRR, MLP and small CNN: CE + λ‖A ⊙ ∂/∂x Σ log p‖² (double backpropagation);
+* RBR, MLP and small CNN: CE + λ‖A ⊙ ∇_x ½‖∇_head CE‖²‖² (double backpropagation);
+* RRR-G, small CNN: CE + λ Σ (A↓ ⊙ Grad-CAM)² (``create_graph``);
+* HINT, small CNN: CE + λ · mean (Grad-CAM − R↓)² (``create_graph``);
+* CDEP, MLP and small CNN: CE + λ · mean_k σ(β_k − γ_k), contextual decomposition of every item.
 
 Each timing: one warm-up, then the median of ``--repeats`` runs of ``--steps`` steps; a method and
 its reference alternate so that load from other processes hits both alike. Ratios are the result;
@@ -31,8 +34,12 @@ if str(ROOT) not in sys.path:
 from shared import print_table, timed_pair  # noqa: E402  (benchmarks/shared.py)
 from common.backbones import build_backbone  # noqa: E402
 from common.modules.classifier import Classifier  # noqa: E402
+from exbl.cdep import CDEPClassifier  # noqa: E402
 from exbl.exbl import ExBLClassifier  # noqa: E402
+from exbl.hint import HINTClassifier  # noqa: E402
+from exbl.rbr import RBRClassifier  # noqa: E402
 from exbl.rrr import RRRClassifier  # noqa: E402
+from exbl.rrr_g import RRRGClassifier  # noqa: E402
 
 BATCH = 64
 
@@ -54,7 +61,7 @@ def batch(device: torch.device) -> dict[str, torch.Tensor]:
     irrelevant = torch.zeros(BATCH, 28, 28, dtype=torch.bool)
     irrelevant[:, :4, :4] = True
     b = {"x": torch.rand(BATCH, 1, 28, 28, generator=g), "y": torch.randint(0, 10, (BATCH,), generator=g),
-         "irrelevant": irrelevant, "annotated": torch.ones(BATCH, dtype=torch.bool)}
+         "irrelevant": irrelevant, "relevant": ~irrelevant, "annotated": torch.ones(BATCH, dtype=torch.bool)}
     return {k: v.to(device) for k, v in b.items()}
 
 
@@ -67,6 +74,9 @@ def stepper(module, opt, b, steps: int):
     return run
 
 
+NETS = {"small_cnn": "small CNN", "mlp": "MLP(50, 30)"}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu")
@@ -77,33 +87,38 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     device = torch.device(a.device)
     b = batch(device)
-
-    exbl, exbl_opt = make(ExBLClassifier, "small_cnn", device, margin=0.1)
     good = torch.zeros(28, 28)
     good[6:22, 6:22] = 1
-    exbl.set_exemplars(good.to(device), (1 - good).to(device))
-    cnn, cnn_opt = make(Classifier, "small_cnn", device)
-    mlp, mlp_opt = make(Classifier, "mlp", device)
-    rrr_mlp, rrr_mlp_opt = make(RRRClassifier, "mlp", device)
-    rrr_cnn, rrr_cnn_opt = make(RRRClassifier, "small_cnn", device)
 
+    def exbl(net: str):
+        m, opt = make(ExBLClassifier, net, device, margin=0.1)
+        m.set_exemplars(good.to(device), (1 - good).to(device))
+        return m, opt
+
+    methods = [
+        ("eXBL (CE + triplet on Grad-CAM)", "small_cnn", exbl),
+        ("RRR (CE + input-gradient penalty)", "mlp", lambda net: make(RRRClassifier, net, device)),
+        ("RRR", "small_cnn", lambda net: make(RRRClassifier, net, device)),
+        ("RBR (CE + head-influence penalty)", "mlp", lambda net: make(RBRClassifier, net, device)),
+        ("RBR", "small_cnn", lambda net: make(RBRClassifier, net, device)),
+        ("RRR-G (CE + Grad-CAM penalty)", "small_cnn", lambda net: make(RRRGClassifier, net, device)),
+        ("HINT (CE + Grad-CAM alignment)", "small_cnn", lambda net: make(HINTClassifier, net, device)),
+        ("CDEP (CE + contextual-decomposition penalty)", "mlp", lambda net: make(CDEPClassifier, net, device)),
+        ("CDEP", "small_cnn", lambda net: make(CDEPClassifier, net, device)),
+    ]
     s = a.steps
-    ce_cnn, t_exbl, _ = timed_pair(stepper(cnn, cnn_opt, b, s), stepper(exbl, exbl_opt, b, s),
-                                   a.repeats, device)
-    ce_mlp, t_rrr_mlp, _ = timed_pair(stepper(mlp, mlp_opt, b, s),
-                                      stepper(rrr_mlp, rrr_mlp_opt, b, s), a.repeats, device)
-    ce_cnn2, t_rrr_cnn, _ = timed_pair(stepper(cnn, cnn_opt, b, s),
-                                       stepper(rrr_cnn, rrr_cnn_opt, b, s), a.repeats, device)
     ms = lambda t: 1000 * t / s  # noqa: E731
-    rows = [{"row": name, "ms": ms(t), "ratio": ratio} for name, t, ratio in [
-        ("(1) CE step, small CNN", ce_cnn, "1.00×"),
-        ("(2) eXBL step (CE + triplet on Grad-CAM), small CNN", t_exbl, f"{t_exbl / ce_cnn:.2f}× (1)"),
-        ("(3) CE step, MLP(50, 30)", ce_mlp, "1.00×"),
-        ("(4) RRR step (CE + input-gradient penalty), MLP", t_rrr_mlp, f"{t_rrr_mlp / ce_mlp:.2f}× (3)"),
-        ("(5) RRR step, small CNN", t_rrr_cnn, f"{t_rrr_cnn / ce_cnn2:.2f}× (1)"),
-    ]]
+    rows = []
+    for name, net, build in methods:
+        ce, ce_opt = make(Classifier, net, device)
+        method, method_opt = build(net)
+        t_ce, t_method, _ = timed_pair(stepper(ce, ce_opt, b, s), stepper(method, method_opt, b, s), a.repeats, device)
+        rows.append({"row": f"{name}, {NETS[net]}", "ms": ms(t_method), "ce_ms": ms(t_ce),
+                     "ratio": f"{t_method / t_ce:.2f}× CE"})
     print_table(rows, f"device {device}, batch {BATCH}, {a.threads} threads, median of {a.repeats} × {s} steps",
-                [("row", "row", None), ("ms per step", "ms", ".2f"), ("ratio", "ratio", None)])
+                [("step", "row", None), ("ms per step", "ms", ".2f"), ("CE ms per step", "ce_ms", ".2f"),
+                 ("ratio", "ratio", None)])
+
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,56 @@
+"""RRR-G: Right for the Right Reasons on Grad-CAM (Schramowski et al., Nature Machine Intelligence
+2020, "Making deep neural networks right for the right scientific reasons by interacting with their
+explanations", §Methods; the XIL typology's RRR-G, Friedrich et al. 2023), ``method=rrr_g``.
+
+    L = Σ_i w_i CE(f(x_i), y_i) / Σ_i w_i  +  λ · 1/B Σ_i Σ_cells (A↓_i ⊙ E_i)²
+
+``E_i`` is the Grad-CAM map of item ``i`` for its label (:class:`~common.explain.gradcam.GradCAM`:
+ReLU of the gradient-weighted activations at ``layer``, divided by its maximum, so in [0, 1]) at the
+layer's own resolution, computed from the same forward pass as the cross-entropy with
+``create_graph=True``. ``A↓_i`` is the teacher's irrelevant mask *downsampled* to that resolution by
+area (the fraction of each cell that is irrelevant, :func:`~exbl.losses.downsample_mask`) — the
+typology downsamples the mask too; the map is not upsampled, which would only interpolate it.
+Items without an annotation contribute 0. The typology explains the predicted class; we explain
+the label, whose evidence the teacher's mask is about.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from common.errors import ConfigError
+from common.explain.gradcam import GradCAM
+from common.modules.classifier import Classifier
+from exbl.losses import rrr_g_penalty
+
+
+class RRRGClassifier(Classifier):
+    """:class:`~common.modules.classifier.Classifier` trained with the RRR-G loss (module docstring).
+
+    Args:
+        layer: dotted module path of the Grad-CAM layer (``None``: the last layer with a spatial output).
+        l2_gradcam: λ, the weight of the Grad-CAM penalty (0 = plain cross-entropy).
+        **kwargs: the Classifier's arguments.
+    """
+
+    def __init__(self, *args: Any, layer: str | None = None, l2_gradcam: float = 1.0, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.layer, self.l2_gradcam = layer, l2_gradcam
+        if layer is None and not hasattr(self.backbone, "feature_map"):
+            raise ConfigError(f"method=rrr_g explains with Grad-CAM and needs a conv backbone (one with a feature "
+                              f"map, e.g. backbone=small_cnn), not {type(self.backbone).__name__}")
+        self.gradcam = GradCAM(self, layer)
+
+    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        x = self.inputs(batch)
+        if not self.l2_gradcam or "irrelevant" not in batch:
+            return self.cross_entropy(self(x), batch)
+        logits, maps = self.gradcam.forward_with_maps(x, batch["y"], create_graph=True, upsample=False)
+        ce = self.cross_entropy(logits, batch)
+        penalty = rrr_g_penalty(maps, batch["irrelevant"], batch.get("annotated")).mean()
+        n = len(batch["y"])
+        self.log("train/ce", ce, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
+        self.log("train/rrr_g_penalty", penalty, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
+        return ce + self.l2_gradcam * penalty
