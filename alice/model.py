@@ -78,6 +78,8 @@ class AliceClassifier(Classifier):
             momentum 0.9, weight decay 1e-5, learning rate × 0.9 every 2 epochs).
     """
 
+    changes_architecture = True  # the loop refuses loop.reset_each_round=true before round 0
+
     def __init__(self, backbone: nn.Module, num_classes: int, queries: int = 6, hierarchy: bool = True,
                  local_weight: float = 1.0,
                  optimizer: Callable[..., torch.optim.Optimizer] = partial(torch.optim.SGD, lr=0.01, momentum=0.9),

@@ -221,6 +221,10 @@ class ActiveLoop:
         who = {f"method={choices.get('method', type(self.hooks).__name__)}": self.hooks,
                f"strategy={choices.get('strategy', type(self.strategy).__name__)}": self.strategy}
         check_composition(who, {"module": self.module, "datamodule": self.dm, "strategy": self.strategy}, choices)
+        if self.cfg.reset_each_round and self.cfg.rounds and getattr(self.module, "changes_architecture", False):
+            raise ConfigError(f"method={choices.get('method', type(self.module).__name__)} changes its model between "
+                              "rounds, so a round cannot start over from the initial weights: add "
+                              "loop.reset_each_round=false")
 
     # --------------------------------------------------------------- stages
     def _initial(self) -> None:

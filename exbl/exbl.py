@@ -36,6 +36,8 @@ class ExBLClassifier(Classifier):
         **kwargs: the Classifier's arguments.
     """
 
+    changes_architecture = True  # the loop refuses loop.reset_each_round=true before round 0
+
     def __init__(self, *args: Any, layer: str | None = None, triplet_weight: float = 1.0, margin: float = 0.1,
                  distance: str = "rms", **kwargs: Any):
         super().__init__(*args, **kwargs)

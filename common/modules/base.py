@@ -65,6 +65,10 @@ class ExilModule(pl.LightningModule):
             for m, t in zip(dropouts, was):
                 m.train(t)
 
+    #: the method changes this module's architecture between rounds (ALICE's merges, eXBL's exemplar maps): a
+    #: round cannot start over from the initial weights, so the loop refuses ``loop.reset_each_round=true`` at once
+    changes_architecture: bool = False
+
     def architecture_spec(self) -> dict[str, Any]:
         """What rebuilds this module's current architecture from its config; ``{}`` if it never changes."""
         return {}

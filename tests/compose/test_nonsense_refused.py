@@ -53,6 +53,14 @@ def test_alice_with_an_item_strategy_names_the_pair_strategies(tmp_path, capsys)
     assert not (tmp_path / "run" / "journal.sqlite").exists()
 
 
+def test_a_method_that_changes_its_model_is_refused_a_reset_before_round_0(tmp_path, capsys):
+    code = _guard(run, compose(["dataset=decoy_digits", "method=exbl", "backbone=small_cnn", "loop.query_size=0",
+                                "loop.rounds=1"], tmp_path / "run"))
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and "method=exbl changes its model between rounds" in err, err
+    assert "loop.reset_each_round=false" in err and not (tmp_path / "run" / "journal.sqlite").exists()
+
+
 def test_the_command_line_exits_2_with_one_line(tmp_path):
     env = dict(os.environ, WANDB_MODE="offline", PYTHONPATH=str(ROOT))
     p = subprocess.run([sys.executable, "-m", "common.cli", "loop.rounds=-1", f"hydra.run.dir={tmp_path}/r"],
