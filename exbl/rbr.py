@@ -46,7 +46,7 @@ class RBRClassifier(Classifier):
         **kwargs: the Classifier's arguments.
     """
 
-    def __init__(self, *args: Any, l2_influence: float = 1.0, **kwargs: Any):
+    def __init__(self, *args: Any, l2_influence: float = 3.0, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.l2_influence = l2_influence
 
