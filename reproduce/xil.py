@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reproduce.runner import arguments, markdown, mean_std, metrics, run_all
+from reproduce.runner import arguments, arm_options, finished, markdown, mean_std, metrics, run_all
 
 CNN = ["backbone=small_cnn"]
 #: row → overrides (backbone included)
@@ -78,26 +78,34 @@ def overrides(dataset: str, setting: str, method: list[str], quick: bool) -> lis
     return out
 
 
+def slug(name: str) -> str:
+    """A row's folder name: ``labels only (MLP)`` → ``labels_only_MLP``."""
+    return name.replace(" ", "_").replace("(", "").replace(")", "")
+
+
 def main() -> None:
-    a = arguments(__doc__, seeds=3)
+    a = arguments(__doc__, seeds=3, extra=arm_options(list(METHODS), "the table"))
     out = Path(a.out or "outputs/reproduce/xil")
-    jobs = [(f"{d}/{s}/{name.replace(' ', '_').replace('(', '').replace(')', '')}/seed{seed}",
-             [*overrides(d, s, ov, a.quick), f"loop.seed={seed}"])
-            for d in DATASETS for s in SETTINGS for name, ov in METHODS.items() for seed in range(a.seeds)]
-    dirs = run_all(jobs, out, a)
+    methods = {k: v for k, v in METHODS.items() if not a.arms or k in a.arms}
+    jobs = [(f"{d}/{s}/{slug(name)}/seed{seed}", [*overrides(d, s, ov, a.quick), f"loop.seed={seed}"])
+            for d in DATASETS for s in SETTINGS for name, ov in methods.items() for seed in range(a.seeds)]
+    dirs = {name: out / name for name, _ in jobs} if a.table_only else run_all(jobs, out, a)
     rows = []
     for d in DATASETS:
         for s in SETTINGS:
-            for name in METHODS:
-                key = f"{d}/{s}/{name.replace(' ', '_').replace('(', '').replace(')', '')}"
-                ms = [metrics(dirs[f"{key}/seed{seed}"]) for seed in range(a.seeds)]
+            for name in methods:
+                key = f"{d}/{s}/{slug(name)}"
+                done = [dirs[f"{key}/seed{seed}"] for seed in range(a.seeds) if finished(dirs[f"{key}/seed{seed}"])]
+                if not done:
+                    continue
+                ms = [metrics(p) for p in done]
                 rows.append([d, s, name, mean_std([m["test/acc"] for m in ms]),
                              mean_std([m["test/worst_group_acc"] for m in ms]),
                              mean_std([m["test/wr_input_gradients"] for m in ms]),
                              int(ms[0].get("n_explanations", 0)),
                              PUBLISHED.get((d, name), "") if s == "passive" else ""])
     print(f"\nThe XIL benchmark: test accuracy, worst-group accuracy, wrong-reason score (input gradients), "
-          f"mean ± std over {a.seeds} seeds{' (--quick)' if a.quick else ''}\n")
+          f"mean ± std over the finished seeds of {a.seeds}{' (--quick)' if a.quick else ''}\n")
     print(markdown(["dataset", "setting", "method", "test acc", "worst-group acc", "WR", "explanations",
                     "published"], rows))
 
