@@ -66,8 +66,8 @@ PUBLISHED = {
 def overrides(dataset: str, setting: str, method: list[str], quick: bool) -> list[str]:
     out = [f"dataset={dataset}", *DATASETS[dataset], *SETTINGS[setting], *method, "loop.threads=1",
            "++method.hooks.wrong_reason=[input_gradients]"]
-    if "method=exbl" in method and setting == "active":
-        out += ["loop.query_size=0"]
+    if "method=exbl" in method and setting == "active":  # rounds ask for exemplars and go on training
+        out += ["loop.query_size=0", "loop.reset_each_round=false"]
     big = dataset != "decoy_digits"
     if big and setting == "passive":
         out += ["trainer.max_epochs=3" if quick else "trainer.max_epochs=10", "dataset.min_epoch_size=0"]
