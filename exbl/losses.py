@@ -9,8 +9,9 @@
 * :func:`rrr_g_penalty` — RRR-G (Schramowski et al. 2020): per item ``Σ (A↓ ⊙ E)²`` on a Grad-CAM map ``E``.
 * :func:`hint_loss` — HINT as the XIL typology trains it (Friedrich et al. 2023): per item
   ``mean (E − R↓)²`` between a Grad-CAM map and the relevant mask.
-* :func:`cdep_penalty` — CDEP (Rieger et al. 2020): per item ``1/C Σ_k softmax([β_k, γ_k])_0``
-  from the contextual decomposition of the logits (:mod:`exbl.contextual_decomposition`).
+* :func:`cdep_penalty` — CDEP (Rieger et al. 2020): per item ``1/C Σ_k |β_k|`` (the paper's form) or
+  ``1/C Σ_k softmax([β_k, γ_k])_0`` (its code's) from the contextual decomposition of the logits
+  (:mod:`exbl.contextual_decomposition`).
 * :func:`triplet_explanation_loss` — eXBL (Hagos et al. 2023, eq. 2): per item
   ``max(d(E, E⁺) − d(E, E⁻) + margin, 0)`` between its Grad-CAM ``E`` and the good / bad exemplar
   maps ``E⁺``, ``E⁻``.
@@ -68,10 +69,21 @@ def hint_loss(maps: torch.Tensor, relevant: torch.Tensor, annotated: torch.Tenso
     return _masked((maps - r).pow(2).flatten(1).mean(1), annotated)
 
 
-def cdep_penalty(beta: torch.Tensor, gamma: torch.Tensor, annotated: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-item ``1/C Σ_k softmax([β_k, γ_k])_0 = 1/C Σ_k σ(β_k − γ_k)`` (B,) for the logits' parts
-    ``β`` (from the masked region) and ``γ`` (from the rest), both (B, C)."""
-    return _masked(torch.sigmoid(beta - gamma).mean(-1), annotated)
+CDEP_FORMS = ("l1", "softmax")
+
+
+def cdep_penalty(beta: torch.Tensor, gamma: torch.Tensor, annotated: torch.Tensor | None = None,
+                 form: str = "l1") -> torch.Tensor:
+    """Per-item CDEP penalty (B,) from the logits' parts ``β`` (due to the masked region) and ``γ`` (due to
+    the rest), both (B, C). ``l1``: ``1/C Σ_k |β_k|``, the L1 distance of the region's CD score to a prior
+    of zero importance; ``softmax``: ``1/C Σ_k softmax([β_k, γ_k])_0 = 1/C Σ_k σ(β_k − γ_k)``."""
+    if form == "l1":
+        per_item = beta.abs().mean(-1)
+    elif form == "softmax":
+        per_item = torch.sigmoid(beta - gamma).mean(-1)
+    else:
+        raise ValueError(f"unknown CDEP penalty {form!r}; choose one of: {', '.join(CDEP_FORMS)}")
+    return _masked(per_item, annotated)
 
 
 def map_distance(maps: torch.Tensor, ref: torch.Tensor, distance: str = "rms") -> torch.Tensor:
