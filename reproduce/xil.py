@@ -13,7 +13,7 @@ counterexamples), alternating training (MLP); RRR-G, HINT, eXBL (small CNN). Dat
 
 Columns: test accuracy, worst-group accuracy (class × does the swatch code the true class) and the
 wrong-reason score of input gradients (the explanation's share on the swatch), mean ± std over seeds (3).
-``--quick`` shrinks the MNIST-sized pools (2,000 passive) and epochs, to fit ≈ 45 min on 2 cores;
+``--quick`` shrinks the MNIST-sized pools (5,000 passive, 5 epochs) and the active runs' epochs (15), to fit ≈ 45 min on 2 cores;
 ``--set trainer=gpu`` for the full one.
 
 Published figures (test accuracy; worst-group where given), for the passive rows:
@@ -66,13 +66,15 @@ PUBLISHED = {
 def overrides(dataset: str, setting: str, method: list[str], quick: bool) -> list[str]:
     out = [f"dataset={dataset}", *DATASETS[dataset], *SETTINGS[setting], *method, "loop.threads=1",
            "++method.hooks.wrong_reason=[input_gradients]"]
-    if "method=exbl" in method and setting == "active":  # rounds ask for exemplars and go on training
-        out += ["loop.query_size=0", "loop.reset_each_round=false"]
+    if "method=exbl" in method:  # rounds ask for exemplars and go on training; passive: one round with them
+        out += ["loop.query_size=0", "loop.reset_each_round=false"] + (["loop.rounds=1"] if setting == "passive" else [])
+    if "method=caipi" in method:  # the initial set's corrections too (passive: the only ones; Table 1's setting)
+        out += ["method.hooks.initial_counterexamples=3"]
     big = dataset != "decoy_digits"
     if big and setting == "passive":
-        out += ["trainer.max_epochs=3" if quick else "trainer.max_epochs=10", "dataset.min_epoch_size=0"]
+        out += ["trainer.max_epochs=5" if quick else "trainer.max_epochs=10", "dataset.min_epoch_size=0"]
         if quick:
-            out += ["dataset.pool_size=2000"]
+            out += ["dataset.pool_size=5000"]
     if quick and setting == "active":
         out += ["trainer.max_epochs=15"]
     return out

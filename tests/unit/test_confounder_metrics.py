@@ -20,8 +20,12 @@ def test_group_accuracy_counts_by_hand():
     shown = np.array([0, 1, 1, 1, 0, 0])  # agrees: items 0 and 3
     pred = np.array([0, 1, 0, 1, 1, 0])
     # groups: (0, agree) = {0}: 1/1; (0, other) = {1, 2}: 1/2; (1, agree) = {3}: 1/1; (1, other) = {4, 5}: 1/2
-    out = group_accuracy(pred, y, shown)
+    out = group_accuracy(pred, y, shown, min_group=1)
     assert out["test/worst_group_acc"] == 0.5
+    # with groups of at least 2 items, the two one-item agreeing groups are left out of the minimum
+    assert group_accuracy(pred, y, shown, min_group=2)["test/worst_group_acc"] == 0.5
+    right_when_agreeing = np.where(shown == y, y, 1 - y)  # right only where the confounder agrees
+    assert group_accuracy(right_when_agreeing, y, shown, min_group=2)["test/worst_group_acc"] == 0.0
     assert out["test/acc_confounder_agrees"] == 1.0 and out["test/acc_confounder_disagrees"] == 0.5
 
 
