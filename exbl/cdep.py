@@ -19,9 +19,10 @@ due to the teacher's irrelevant region ``A_i`` (``β``, from ``x_i ⊙ A_i``) an
   and reliance on the decoy did not fall; the ``l1`` form drove ``|β|`` to 0.002 and the accuracy
   with swapped decoys from 0.34 to 0.89.
 
-Items without an annotation contribute 0 (they are not decomposed at all). CD has rules only for
-some layers: the backbone must be exil's ``mlp`` or ``small_cnn``/``tiny_cnn`` (a ``ConfigError`` says
-so when the module is built).
+Items without an annotation contribute 0. Without active dropout (the config's ``dropout: 0``) the
+cross-entropy reads its logits from the decomposition, ``β + γ``: one pass for both terms. CD has
+rules only for some layers: the backbone must be exil's ``mlp`` or ``small_cnn``/``tiny_cnn`` (a
+``ConfigError`` says so when the module is built).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import nn
 
 from common.modules.classifier import Classifier
 from exbl.contextual_decomposition import cd_layers, decompose
@@ -57,16 +59,20 @@ class CDEPClassifier(Classifier):
 
     def loss(self, batch: dict[str, Any]) -> torch.Tensor:
         x = self.inputs(batch)
-        ce = self.cross_entropy(self(x), batch)
         if not self.cd_weight or "irrelevant" not in batch:
-            return ce
-        annotated = batch.get("annotated")
-        rows = torch.arange(len(x), device=x.device) if annotated is None else annotated.nonzero().squeeze(1)
-        penalty = ce.new_zeros(())
-        if len(rows):
-            beta, gamma = self.decomposition(x[rows], batch["irrelevant"][rows])
-            penalty = cdep_penalty(beta, gamma, form=self.penalty).sum() / len(x)
+            return self.cross_entropy(self(x), batch)
+        mask, annotated = batch["irrelevant"], batch.get("annotated")
+        if annotated is not None:  # unannotated items: an empty region, β = 0
+            mask = mask & annotated.view(-1, *[1] * (mask.dim() - 1)).to(mask.device)
+        beta, gamma = self.decomposition(x, mask)
+        logits = self(x) if self._dropout_active() else beta + gamma  # β + γ are the logits: one pass serves both
+        ce = self.cross_entropy(logits, batch)
+        penalty = cdep_penalty(beta, gamma, annotated, form=self.penalty).mean()
         n = len(batch["y"])
         self.log("train/ce", ce, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
         self.log("train/cdep_penalty", penalty, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
         return ce + self.cd_weight * penalty
+
+    def _dropout_active(self) -> bool:
+        """Dropout is on in training: CD explains the network without it, so the CE needs its own pass."""
+        return any(isinstance(m, nn.Dropout) and m.p > 0 and m.training for m in self.modules())

@@ -153,6 +153,10 @@ def test_cdep_penalties_and_loss_by_hand():
     assert m.loss(batch).item() == pytest.approx(expected.item(), rel=1e-5)
     batch["annotated"] = torch.zeros(6, dtype=torch.bool)
     assert m.loss(batch).item() == pytest.approx(F.cross_entropy(m(x), y).item(), rel=1e-6)
+    # its cross-entropy reads the logits off the decomposition (β + γ): the same gradient as a plain forward
+    grads = torch.autograd.grad(m.loss(batch), list(m.parameters()))
+    plain = torch.autograd.grad(F.cross_entropy(m(x), y), list(m.parameters()))
+    assert all(torch.allclose(g, p, atol=1e-6) for g, p in zip(grads, plain))
     with pytest.raises(ValueError, match="l1, softmax"):
         CDEPClassifier(cnn(), num_classes=3, penalty="l2")
 
