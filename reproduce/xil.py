@@ -86,15 +86,22 @@ def slug(name: str) -> str:
 
 
 def main() -> None:
-    a = arguments(__doc__, seeds=3, extra=arm_options(list(METHODS), "the table"))
+    def options(p):
+        arm_options(list(METHODS), "the table")(p)
+        p.add_argument("--datasets", nargs="*", choices=list(DATASETS), default=None, help="only these datasets")
+        p.add_argument("--settings", nargs="*", choices=list(SETTINGS), default=None, help="only these settings")
+
+    a = arguments(__doc__, seeds=3, extra=options)
     out = Path(a.out or "outputs/reproduce/xil")
     methods = {k: v for k, v in METHODS.items() if not a.arms or k in a.arms}
+    datasets = [d for d in DATASETS if not a.datasets or d in a.datasets]
+    settings = [s for s in SETTINGS if not a.settings or s in a.settings]
     jobs = [(f"{d}/{s}/{slug(name)}/seed{seed}", [*overrides(d, s, ov, a.quick), f"loop.seed={seed}"])
-            for d in DATASETS for s in SETTINGS for name, ov in methods.items() for seed in range(a.seeds)]
+            for d in datasets for s in settings for name, ov in methods.items() for seed in range(a.seeds)]
     dirs = {name: out / name for name, _ in jobs} if a.table_only else run_all(jobs, out, a)
     rows = []
-    for d in DATASETS:
-        for s in SETTINGS:
+    for d in datasets:
+        for s in settings:
             for name in methods:
                 key = f"{d}/{s}/{slug(name)}"
                 done = [dirs[f"{key}/seed{seed}"] for seed in range(a.seeds) if finished(dirs[f"{key}/seed{seed}"])]
