@@ -6,7 +6,8 @@ by (true class ``y``, whether the confounder codes the true class: ``decoy_y == 
 test swatch shows a random class, so "agrees" holds for about 1 item in C; a model that reads the swatch
 is right on the agreeing groups and wrong on the others. ``test/worst_group_acc`` is the lowest accuracy
 over the groups of at least :data:`MIN_GROUP` items (on decoy digits' 540 test images an agreeing group holds
-about 5, and one item would swing it by 0.2: those groups count in the pooled figures only); ``test/acc_confounder_agrees`` / ``..._disagrees`` pool the classes.
+about 5, and one item would swing it by 0.2: those groups count in the pooled figures only);
+``test/acc_confounder_agrees`` / ``..._disagrees`` pool the classes.
 
 **Wrong-reason score** (the XIL typology's WR, Friedrich et al. 2023, §4): for each test item, the share
 of its explanation's absolute attribution that falls on the confounder region ``R``,
