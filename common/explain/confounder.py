@@ -9,7 +9,7 @@ over the groups of at least :data:`MIN_GROUP` items (on decoy digits' 540 test i
 about 5, and one item would swing it by 0.2: those groups count in the pooled figures only);
 ``test/acc_confounder_agrees`` / ``..._disagrees`` pool the classes.
 
-**Wrong-reason score** (the XIL typology's WR, Friedrich et al. 2023, §4): for each test item, the share
+**Wrong-reason score** (the XIL typology's WR, Friedrich et al. 2023): for each test item, the share
 of its explanation's absolute attribution that falls on the confounder region ``R``,
 ``WR = Σ_{p ∈ R} |E_p| / Σ_p |E_p|``, averaged over items (:func:`common.explain.metrics.attribution_share`),
 for the explanation of the *predicted* class by
