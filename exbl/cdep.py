@@ -32,12 +32,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from common.modules.classifier import Classifier
 from exbl.contextual_decomposition import cd_layers, decompose
 from exbl.losses import CDEP_FORMS, cdep_penalty
+from exbl.penalised import PenalisedClassifier
 
 
-class CDEPClassifier(Classifier):
+class CDEPClassifier(PenalisedClassifier):
     """:class:`~common.modules.classifier.Classifier` trained with the CDEP loss (module docstring).
 
     Args:
@@ -45,6 +45,8 @@ class CDEPClassifier(Classifier):
         penalty: ``l1`` (the paper's) or ``softmax`` (the authors' code's), see the module docstring.
         **kwargs: the Classifier's arguments.
     """
+
+    weight_name, penalty_log = "cd_weight", "cdep_penalty"
 
     def __init__(self, *args: Any, cd_weight: float = 1.0, penalty: str = "l1", **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -57,21 +59,13 @@ class CDEPClassifier(Classifier):
         """``(β, γ)`` (B, C): the logits' parts due to ``x ⊙ mask`` and to the rest; ``β + γ`` are the logits."""
         return decompose(cd_layers(self), x, mask)
 
-    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
-        x = self.inputs(batch)
-        if not self.cd_weight or "irrelevant" not in batch:
-            return self.cross_entropy(self(x), batch)
+    def logits_and_penalty(self, x: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         mask, annotated = batch["irrelevant"], batch.get("annotated")
         if annotated is not None:  # unannotated items: an empty region, β = 0
             mask = mask & annotated.view(-1, *[1] * (mask.dim() - 1)).to(mask.device)
         beta, gamma = self.decomposition(x, mask)
         logits = self(x) if self._dropout_active() else beta + gamma  # β + γ are the logits: one pass serves both
-        ce = self.cross_entropy(logits, batch)
-        penalty = cdep_penalty(beta, gamma, annotated, form=self.penalty).mean()
-        n = len(batch["y"])
-        self.log("train/ce", ce, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
-        self.log("train/cdep_penalty", penalty, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
-        return ce + self.cd_weight * penalty
+        return logits, cdep_penalty(beta, gamma, annotated, form=self.penalty).mean()
 
     def _dropout_active(self) -> bool:
         """Dropout is on in training: CD explains the network without it, so the CE needs its own pass."""

@@ -25,13 +25,11 @@ from typing import Any
 
 import torch
 
-from common.errors import ConfigError
-from common.explain.gradcam import GradCAM
-from common.modules.classifier import Classifier
 from exbl.losses import hint_loss
+from exbl.penalised import PenalisedClassifier, gradcam_of
 
 
-class HINTClassifier(Classifier):
+class HINTClassifier(PenalisedClassifier):
     """:class:`~common.modules.classifier.Classifier` trained with the HINT loss (module docstring).
 
     Args:
@@ -40,22 +38,13 @@ class HINTClassifier(Classifier):
         **kwargs: the Classifier's arguments.
     """
 
+    weight_name, field, penalty_log = "hint_weight", "relevant", "hint"
+
     def __init__(self, *args: Any, layer: str | None = None, hint_weight: float = 0.3, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.layer, self.hint_weight = layer, hint_weight
-        if layer is None and not hasattr(self.backbone, "feature_map"):
-            raise ConfigError(f"method=hint explains with Grad-CAM and needs a conv backbone (one with a feature "
-                              f"map, e.g. backbone=small_cnn), not {type(self.backbone).__name__}")
-        self.gradcam = GradCAM(self, layer)
+        self.gradcam = gradcam_of(self, layer, "hint")
 
-    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
-        x = self.inputs(batch)
-        if not self.hint_weight or "relevant" not in batch:
-            return self.cross_entropy(self(x), batch)
+    def logits_and_penalty(self, x: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         logits, maps = self.gradcam.forward_with_maps(x, batch["y"], create_graph=True, upsample=False)
-        ce = self.cross_entropy(logits, batch)
-        alignment = hint_loss(maps, batch["relevant"], batch.get("annotated")).mean()
-        n = len(batch["y"])
-        self.log("train/ce", ce, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
-        self.log("train/hint", alignment, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
-        return ce + self.hint_weight * alignment
+        return logits, hint_loss(maps, batch["relevant"], batch.get("annotated")).mean()

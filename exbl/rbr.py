@@ -34,11 +34,11 @@ from typing import Any
 
 import torch
 
-from common.modules.classifier import Classifier
 from exbl.losses import head_gradient_sq_norm, rrr_penalty
+from exbl.penalised import PenalisedClassifier
 
 
-class RBRClassifier(Classifier):
+class RBRClassifier(PenalisedClassifier):
     """:class:`~common.modules.classifier.Classifier` trained with the RBR loss (module docstring).
 
     Args:
@@ -46,22 +46,16 @@ class RBRClassifier(Classifier):
         **kwargs: the Classifier's arguments.
     """
 
+    weight_name, penalty_log = "l2_influence", "rbr_penalty"
+
     def __init__(self, *args: Any, l2_influence: float = 3.0, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.l2_influence = l2_influence
 
-    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
-        x = self.inputs(batch)
-        if not self.l2_influence or "irrelevant" not in batch:
-            return self.cross_entropy(self(x), batch)
+    def logits_and_penalty(self, x: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         x = x.detach().requires_grad_(True)
         head_input = self.dropout(self.features(x))
         logits = self.head(head_input)
-        ce = self.cross_entropy(logits, batch)
         sq_norm = head_gradient_sq_norm(head_input, torch.softmax(logits, -1), batch["y"])
         (influence,) = torch.autograd.grad(0.5 * sq_norm.sum(), x, create_graph=True)
-        penalty = rrr_penalty(influence, batch["irrelevant"], batch.get("annotated")).mean()
-        n = len(batch["y"])
-        self.log("train/ce", ce, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
-        self.log("train/rbr_penalty", penalty, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
-        return ce + self.l2_influence * penalty
+        return logits, rrr_penalty(influence, batch["irrelevant"], batch.get("annotated")).mean()

@@ -24,11 +24,11 @@ from typing import Any
 import torch
 
 from common.explain.gradients import log_prob_gradients_of
-from common.modules.classifier import Classifier
 from exbl.losses import rrr_penalty
+from exbl.penalised import PenalisedClassifier
 
 
-class RRRClassifier(Classifier):
+class RRRClassifier(PenalisedClassifier):
     """:class:`~common.modules.classifier.Classifier` trained with the RRR loss (module docstring).
 
     Args:
@@ -36,20 +36,14 @@ class RRRClassifier(Classifier):
         **kwargs: the Classifier's arguments.
     """
 
+    weight_name, penalty_log = "l2_grads", "rrr_penalty"
+
     def __init__(self, *args: Any, l2_grads: float = 10.0, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.l2_grads = l2_grads
 
-    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
-        x = self.inputs(batch)
-        if not self.l2_grads or "irrelevant" not in batch:
-            return self.cross_entropy(self(x), batch)
+    def logits_and_penalty(self, x: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         x = x.detach().requires_grad_(True)
         logits = self(x)
-        ce = self.cross_entropy(logits, batch)
         grads = log_prob_gradients_of(logits, x, create_graph=True)
-        penalty = rrr_penalty(grads, batch["irrelevant"], batch.get("annotated")).mean()
-        n = len(batch["y"])
-        self.log("train/ce", ce, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
-        self.log("train/rrr_penalty", penalty, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
-        return ce + self.l2_grads * penalty
+        return logits, rrr_penalty(grads, batch["irrelevant"], batch.get("annotated")).mean()

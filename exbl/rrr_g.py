@@ -27,13 +27,11 @@ from typing import Any
 
 import torch
 
-from common.errors import ConfigError
-from common.explain.gradcam import GradCAM
-from common.modules.classifier import Classifier
 from exbl.losses import rrr_g_penalty
+from exbl.penalised import PenalisedClassifier, gradcam_of
 
 
-class RRRGClassifier(Classifier):
+class RRRGClassifier(PenalisedClassifier):
     """:class:`~common.modules.classifier.Classifier` trained with the RRR-G loss (module docstring).
 
     Args:
@@ -42,22 +40,13 @@ class RRRGClassifier(Classifier):
         **kwargs: the Classifier's arguments.
     """
 
+    weight_name, penalty_log = "l2_gradcam", "rrr_g_penalty"
+
     def __init__(self, *args: Any, layer: str | None = None, l2_gradcam: float = 0.1, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.layer, self.l2_gradcam = layer, l2_gradcam
-        if layer is None and not hasattr(self.backbone, "feature_map"):
-            raise ConfigError(f"method=rrr_g explains with Grad-CAM and needs a conv backbone (one with a feature "
-                              f"map, e.g. backbone=small_cnn), not {type(self.backbone).__name__}")
-        self.gradcam = GradCAM(self, layer)
+        self.gradcam = gradcam_of(self, layer, "rrr_g")
 
-    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
-        x = self.inputs(batch)
-        if not self.l2_gradcam or "irrelevant" not in batch:
-            return self.cross_entropy(self(x), batch)
+    def logits_and_penalty(self, x: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         logits, maps = self.gradcam.forward_with_maps(x, batch["y"], create_graph=True, upsample=False)
-        ce = self.cross_entropy(logits, batch)
-        penalty = rrr_g_penalty(maps, batch["irrelevant"], batch.get("annotated")).mean()
-        n = len(batch["y"])
-        self.log("train/ce", ce, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
-        self.log("train/rrr_g_penalty", penalty, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
-        return ce + self.l2_gradcam * penalty
+        return logits, rrr_g_penalty(maps, batch["irrelevant"], batch.get("annotated")).mean()
