@@ -148,9 +148,7 @@ def compare_runs(run_dirs: Iterable[str | Path], out_dir: str | Path, metric: st
     runs = [(d, *run_rows(d)) for d in dirs]
     runs = [(d, meta, rows) for d, meta, rows in runs if rows]
     console = console or Console()
-    kept, repeats = _distinct([(meta, rows) for _, meta, rows in runs])
-    kept_ids = {id(meta) for meta, _ in kept}
-    runs = [r for r in runs if id(r[1]) in kept_ids]
+    runs, repeats = _distinct(runs)
     labels = comparison_labels([meta for _, meta, _ in runs])
     groups: dict[str, list[list[dict]]] = defaultdict(list)
     first: dict[str, tuple[int, Path]] = {}
@@ -233,17 +231,17 @@ def area_under_curve(rows: list[dict], metric: str) -> float:
     return float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(x)) / (x[-1] - x[0]))
 
 
-def _distinct(runs: list[tuple[dict, list[dict]]]) -> tuple[list[tuple[dict, list[dict]]], int]:
-    """Runs with distinct (config, seed): a run repeated with the same config and seed is the same sample of
-    the seed distribution, not a new one (kept: the first found)."""
+def _distinct(runs: list[tuple[Path, dict, list[dict]]]) -> tuple[list[tuple[Path, dict, list[dict]]], int]:
+    """Runs ``(folder, meta, rows)`` with distinct (config, seed): a run repeated with the same config and seed is
+    the same sample of the seed distribution, not a new one (kept: the first found)."""
     import json
 
     seen, out = set(), []
-    for meta, rows in runs:
-        key = json.dumps(meta.get("config", {}), sort_keys=True, default=str)
+    for run in runs:
+        key = json.dumps(run[1].get("config", {}), sort_keys=True, default=str)
         if key not in seen:
             seen.add(key)
-            out.append((meta, rows))
+            out.append(run)
     return out, len(runs) - len(out)
 
 

@@ -29,14 +29,13 @@ spread evenly would give.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
 from common.data.views import read, targets_of
-from common.explain.gradcam import GradCAM
-from common.explain.gradients import score_gradients
+from common.explain.evaluate import explainer
 from common.explain.lime import LimeConfig, explain_batch
 from common.explain.metrics import attribution_share, as_mask
 from common.explain.segmentation import grid
@@ -92,67 +91,87 @@ def wrong_reason(module: Any, x: torch.Tensor, region: torch.Tensor, target: tor
                  cell: int = 2, generator: torch.Generator | None = None) -> torch.Tensor | None:
     """Per-item share of ``explainer``'s attribution on ``region`` (B,); ``None`` where the explainer does not
     apply to the model (Grad-CAM of a model without a spatial layer)."""
-    if explainer == "input_gradients":
-        maps = score_gradients(module, x, target).abs().amax(dim=1)
-    elif explainer == "gradcam":
-        try:
-            maps = GradCAM(module)(x, target)
-        except ValueError:  # no layer with a spatial output: Grad-CAM has nothing to explain
-            return None
-    elif explainer == "lime":
-        maps = lime_maps(module, x, target, cell, generator or torch.Generator().manual_seed(0))
-    else:
-        raise ValueError(f"unknown explainer {explainer!r}; choose from {', '.join(EXPLAINERS)}")
-    return attribution_share(maps, region)
+    maps = _explainers(module, [explainer], cell, generator)[explainer](x, target)
+    return None if maps is None else attribution_share(maps, region)
+
+
+def _explainers(module: Any, names: Sequence[str], cell: int, generator: torch.Generator | None
+                ) -> dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor | None] | None]:
+    """Map makers ``(x, target) -> (B, H, W)`` for ``names``, built once (Grad-CAM finds its layer once);
+    Grad-CAM's maker returns ``None`` for a model without a spatial layer. Input gradients and Grad-CAM are
+    :func:`common.explain.evaluate.explainer`'s."""
+    unknown = [e for e in names if e not in EXPLAINERS]
+    if unknown:
+        raise ValueError(f"unknown wrong-reason explainer(s) {unknown}; choose from {', '.join(EXPLAINERS)}")
+    gen = generator or torch.Generator().manual_seed(0)
+    out: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor | None] | None] = {}
+    for name in names:
+        if name == "lime":
+            out[name] = lambda x, target: lime_maps(module, x, target, cell, gen)
+        elif name == "gradcam":
+            cam = explainer("gradcam", module)
+
+            def gradcam(x, target, cam=cam):
+                try:
+                    return cam(x, target)
+                except ValueError:  # no layer with a spatial output: Grad-CAM has nothing to explain
+                    return None
+            out[name] = gradcam
+        else:
+            out[name] = explainer(name, module)
+    return out
 
 
 def confounder_metrics(module: Any, datamodule: Any, device: torch.device, preds: np.ndarray | None,
                        explainers: Sequence[str] = EXPLAINERS, max_items: int | None = None,
                        lime_items: int = 100, seed: int = 0) -> dict[str, float]:
-    """The metrics of the module docstring on the test set; ``{}`` for data without a confounder."""
+    """The metrics of the module docstring on the test set; ``{}`` for data without a confounder. One pass over
+    the test set: every batch gives its confounder labels, the first ``max_items`` items their explanations."""
     if not has_confounder(datamodule):
         return {}
-    unknown = [e for e in explainers if e not in EXPLAINERS]
-    if unknown:
-        raise ValueError(f"unknown wrong-reason explainer(s) {unknown}; choose from {', '.join(EXPLAINERS)}")
     test = datamodule._ground_truth_test
     region_field, label_field = datamodule.confounder_field, datamodule.confounder_label_field
-    y = targets_of(test)
-    out: dict[str, float] = {}
-    if preds is not None and len(preds) == len(y):
-        confounder_y = read(test, list(range(len(test))))[label_field] if len(test) else torch.zeros(0)
-        out.update(group_accuracy(np.asarray(preds), y, np.asarray(confounder_y)))
     n = len(test) if max_items is None else min(max_items, len(test))
     cell = int(getattr(datamodule, "confounder_cell", 0) or 0)
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    was = module.training
-    module.eval()
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
+    confounder_y: list[np.ndarray] = []
+    makers = None
+    was = module.training
+    module.eval()
     try:
-        for start in range(0, n, datamodule.eval_batch_size):
-            batch = read(test, list(range(start, min(n, start + datamodule.eval_batch_size))))
-            x = _inputs(module, batch).to(device)
-            if x.dim() != 4:
-                return out  # wrong-reason maps are for images
-            region = as_mask(batch[region_field]).to(device)
+        for start in range(0, len(test), datamodule.eval_batch_size):
+            batch = read(test, list(range(start, min(len(test), start + datamodule.eval_batch_size))))
+            confounder_y.append(np.asarray(batch[label_field]))
+            x = _inputs(module, batch)
+            if start >= n or x.dim() != 4:  # wrong-reason maps are for images, on the first n items
+                continue
+            x = x[: n - start].to(device)
+            region = as_mask(batch[region_field][: n - start]).to(device)
+            if makers is None:
+                makers = _explainers(module, explainers, cell or max(1, round(min(x.shape[-2:]) / 7)), gen)
             with torch.no_grad():
                 target = module(x).argmax(-1)
-            for name in explainers:
-                rows = slice(None)
-                if name == "lime":
-                    left = lime_items - counts.get(name, 0)
-                    if left <= 0:
-                        continue
-                    rows = slice(0, left)
-                share = wrong_reason(module, x[rows], region[rows], target[rows], name,
-                                     cell=cell or max(1, min(x.shape[-2:]) // 7), generator=gen)
-                if share is None:
+            for name, explain in makers.items():
+                if explain is None:
                     continue
+                rows = slice(0, max(0, lime_items - counts.get(name, 0))) if name == "lime" else slice(None)
+                if rows.stop == 0:
+                    continue
+                maps = explain(x[rows], target[rows])
+                if maps is None:
+                    makers[name] = None  # not for this model: not tried again on the next batch
+                    continue
+                share = attribution_share(maps, region[rows])
                 sums[name] = sums.get(name, 0.0) + float(share.sum())
                 counts[name] = counts.get(name, 0) + len(share)
     finally:
         module.train(was)
+    out: dict[str, float] = {}
+    y = targets_of(test)
+    if preds is not None and len(preds) == len(y):
+        out.update(group_accuracy(np.asarray(preds), y, np.concatenate(confounder_y)))
     out.update({f"test/wr_{k}": sums[k] / counts[k] for k in sums if counts[k]})
     return out
 
@@ -181,7 +200,7 @@ def example_maps(module: Any, datamodule: Any, device: torch.device, n: int = 8)
     try:
         with torch.no_grad():
             pred = module(x).argmax(-1)
-        maps = score_gradients(module, x, pred).abs().amax(dim=1)
+        maps = explainer("input_gradients", module)(x, pred)
     finally:
         module.train(was)
     return {"items": items, "x": x.detach().cpu().numpy(), "maps": maps.detach().cpu().numpy(),
