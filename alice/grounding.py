@@ -11,8 +11,8 @@ Where a part is comes from a :class:`BoxProvider`, so annotations and detectors 
   paper's "random grounding" ablation.
 
 A detector (the paper's PIPA experiments used one) is one more subclass whose ``boxes`` returns
-``(item, part, box)`` rows. A crop is an :class:`~common.data.base.Extra` holding only its box (see
-:mod:`common.data.parts`); the model cuts it out of the origin image on its own device.
+``(item, part, box)`` rows. A crop is an :class:`~exil.common.data.pool_state.Extra` holding only its box (see
+:mod:`exil.common.data.parts`); the model cuts it out of the origin image on its own device.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from typing import Sequence
 
 import torch
 
-from common.data.base import Extra
-from common.data.parts import PartsDataModule
-from common.errors import ConfigError
+from exil.common.data.parts import PartsDataModule
+from exil.common.data.pool_state import Extra
+from exil.common.errors import ConfigError
 
 
 class BoxProvider(ABC):

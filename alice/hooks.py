@@ -1,7 +1,7 @@
 """ALICE's round (Liang, Zou & Yu 2020, figure 2): class-based active learning with contrastive
 natural-language explanations.
 
-Rounds ask no labels (``label_free_rounds``): the initial set is k images per class, and each round
+Rounds ask no labels (``asks``): the initial set is k images per class, and each round
 
 1. **query** (:meth:`AliceHooks.ask`): the pair strategy (``strategy=jsd_pairs``: lowest JSD of the
    per-class Gaussians of the pooled features of the labelled images) picks ``pairs_per_round`` class
@@ -28,17 +28,16 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from alice.grounding import BoxProvider, PartBoxes, crop_extras
-from alice.parser import BIRD_PARTS, GARMENT_PARTS, SemanticParser
-from alice.saliency import first_of_each, save_pair_saliency, saliency
-from alice.strategies import PairStrategy
-from common.abilities import HasParts, Morphs, Need
-from common.errors import ConfigError
-from common.hooks import Incorporation, RoundContext, RoundHooks
-from common.journal import recorded_hash
-from common.run_folder import load_checkpoint
-from alice.questions import contrast_question
-from common.strategies.base import Selection
+from exil.alice.grounding import BoxProvider, PartBoxes, crop_extras
+from exil.alice.parser import BIRD_PARTS, GARMENT_PARTS, SemanticParser
+from exil.alice.questions import contrast_question
+from exil.alice.saliency import first_of_each, saliency, save_pair_saliency
+from exil.alice.strategies import PairStrategy
+from exil.common.abilities import HasParts, Morphs, Need
+from exil.common.errors import ConfigError
+from exil.common.hooks import Incorporation, RoundContext, RoundHooks
+from exil.common.journal import recorded_hash
+from exil.common.run_folder import load_checkpoint
 
 LEXICONS = {"bird": BIRD_PARTS, "garment": GARMENT_PARTS}
 
@@ -50,18 +49,18 @@ class AliceHooks(RoundHooks):
         pairs_per_round: b, the class pairs asked per round.
         lexicon: the parser's rules: ``bird`` (CUB), ``garment`` (the Fashion-MNIST proxy) or a mapping
             phrase → part.
-        grounding: a :class:`~alice.grounding.BoxProvider` (``None``: the "w/o grounding" ablation).
+        grounding: a :class:`~exil.alice.grounding.BoxProvider` (``None``: the "w/o grounding" ablation).
         examples: images of each class shown with a question (a person looks at them).
         saliency: images per class in the saliency sheets (0: none).
     """
 
-    label_free_rounds = True
+    asks = "class pairs"  # rounds ask no labels: no query stage, and the loop runs every round
 
     @property
     def needs(self) -> tuple[Need, ...]:
         """A pair strategy and the morphing module; part grounding needs a dataset that knows its parts."""
         out = (Need("strategy", PairStrategy, "a pair strategy (it chooses class pairs to explain)"),
-               Need("module", Morphs, "its morphing module (alice.model.AliceClassifier)"))
+               Need("module", Morphs, "its morphing module (exil.alice.model.AliceClassifier)"))
         if isinstance(self.grounding, PartBoxes):
             out += (Need("datamodule", HasParts, "a dataset with part locations for its grounding "
                          "(or method.hooks.grounding=null)"),)
@@ -81,10 +80,7 @@ class AliceHooks(RoundHooks):
         self.examples, self.saliency_items = examples, saliency
         self._initial_encoder: torch.nn.Module | None = None  # strategy.encoder=initial: loaded once a run
 
-    def query(self, ctx: RoundContext, k: int) -> Selection:
-        return Selection(np.zeros(0, dtype=np.int64), np.zeros(0))  # pairs are chosen in ask()
-
-    def ask(self, ctx: RoundContext, selection: Selection) -> dict[str, Any]:
+    def ask(self, ctx: RoundContext, selection: None) -> dict[str, Any]:
         strategy, module, dm = ctx.strategy, ctx.module, ctx.datamodule
         items, labels = self._labelled(dm)
         features = self._features(ctx, items)
@@ -100,7 +96,7 @@ class AliceHooks(RoundHooks):
         self._save_saliency(ctx, [tuple(p) for p in module.asked] + list(pairs), items, labels)
         return {"pairs": [list(p) for p in pairs], "explanations": list(answers)}
 
-    def incorporate(self, ctx: RoundContext, selection: Selection, answers: dict[str, Any]) -> Incorporation:
+    def incorporate(self, ctx: RoundContext, selection: None, answers: dict[str, Any]) -> Incorporation:
         dm, module = ctx.datamodule, ctx.module
         items, labels = self._labelled(dm)
         extras, record = [], []

@@ -4,7 +4,7 @@ One encoder φ (a conv backbone's activation map, φ(x) ∈ R^{d×H×W}: Incepti
 paper) feeds
 
 * the **global classifier** over super-classes: ``head(mean_{H×W} φ(x))``. After a round merges
-  class pairs into super-classes (:mod:`alice.morph`) the global head is rebuilt for the new number of
+  class pairs into super-classes (:mod:`exil.alice.morph`) the global head is rebuilt for the new number of
   super-classes (the paper resets it) and the encoder is fine-tuned on;
 * one **local classifier** per super-class group, with the paper's shared attention: M learnable
   latent queries (a 1×1 convolution, ``queries``) score every position of φ(x); a softmax over the
@@ -14,7 +14,7 @@ paper) feeds
 
 Training loss (per batch): L = mean CE(global(x), super(y)) over the whole images + λ_local · mean
 CE(local_g(x), y within g) over the images of classes in some group g, crops included. Crops of parts
-(extras with ``crop`` True, see :mod:`common.data.parts`) are cut out of their origin image on the
+(extras with ``crop`` True, see :mod:`exil.common.data.parts`) are cut out of their origin image on the
 batch's device and resized to full resolution, and train only the local classifier of their group
 (with ``hierarchy: false`` — the paper's "w/o hierarchy" ablation — no group is ever formed and the
 crops are extra training images of the flat classifier).
@@ -37,10 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from alice.morph import merge_groups, super_classes
-from common.data.parts import crop_to_boxes
-from common.errors import ConfigError
-from common.modules.classifier import Classifier
+from exil.alice.morph import merge_groups, super_classes
+from exil.common.data.parts import crop_to_boxes
+from exil.common.errors import ConfigError
+from exil.common.modules.classifier import Classifier
 
 
 class LatentQueryAttention(nn.Module):
@@ -74,7 +74,7 @@ class AliceClassifier(Classifier):
             while the reset global head, the attention and the local classifiers learn at the full rate
             (the paper's "fine-tune the image encoder φ and reset the global classifier"; 1: every round
             restarts the whole model at the full rate).
-        optimizer, scheduler, dropout: as :class:`~common.modules.classifier.Classifier` (the paper: SGD,
+        optimizer, scheduler, dropout: as :class:`~exil.common.modules.classifier.Classifier` (the paper: SGD,
             momentum 0.9, weight decay 1e-5, learning rate × 0.9 every 2 epochs).
     """
 

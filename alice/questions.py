@@ -9,7 +9,7 @@ near the tip of lower mandible"; the method parses it. A valid answer is a non-e
 
 The simulated expert (:func:`simulated_contrast`) answers from the dataset: an explanation bank
 written for its class pairs, or a sentence generated from CUB's class-level attribute annotations
-(:mod:`common.data.cub`) — a simulation of an expert, never a real one.
+(:mod:`exil.common.data.cub`) — a simulation of an expert, never a real one.
 
 Views: at the terminal, a sheet of example images of both classes and a prompt; on the web page the
 examples side by side and a text box under which the parts the semantic parser recognises appear as the
@@ -21,9 +21,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from common.errors import ExilError
-from common.oracle.base import InvalidAnswer, OracleContext, Question
-from common.oracle.kinds import QuestionKind, register
+from exil.common.errors import ExilError
+from exil.common.oracle.base import InvalidAnswer, OracleContext, Question
+from exil.common.oracle.kinds import QuestionKind, register
 
 MAX_CHARS = 2000
 
@@ -66,7 +66,7 @@ class ContrastClasses(QuestionKind):
         return simulated_contrast(question, ctx)
 
     def terminal(self, question: Question, ctx: OracleContext, term: Any) -> Any:
-        from common.oracle.sheets import save_rows
+        from exil.common.oracle.sheets import save_rows
 
         (p, q), names = question.payload["classes"], question.payload["names"]
         term.say(f"\n── round {ctx.round} · contrast_classes · {names[0]} vs {names[1]} ──")
@@ -89,7 +89,7 @@ class ContrastClasses(QuestionKind):
 
     def preview(self, question: Question, data: Any, ctx: OracleContext) -> dict[str, Any]:
         """The parts the method's parser finds in the sentence typed so far."""
-        from alice.parser import SemanticParser
+        from exil.alice.parser import SemanticParser
 
         text = data.get("text", "") if isinstance(data, dict) else str(data or "")
         lexicon = question.payload.get("lexicon") or {}

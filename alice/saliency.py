@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from common.explain.gradients import score_gradients
+from exil.common.explain.gradients import score_gradients
 
 
 def saliency(module: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ labelled training images, their labels and the pairs it may not choose (asked be
 one super-class) and returns up to ``budget`` pairs (p < q).
 
 * :class:`JSDPairs` (the paper, section 3.1): the pairs with the lowest Jensen–Shannon divergence
-  between per-class Ledoit–Wolf Gaussians (:mod:`alice.pairs`), computed in float64, optionally in the
+  between per-class Ledoit–Wolf Gaussians (:mod:`exil.alice.pairs`), computed in float64, optionally in the
   span of the top ``dims`` principal components of the labelled features. That option exists because
   of what we measured (``make reproduce-alice-pairs``, 3 seeds, after the JSD's correction): with 15
   images per class in 96 dimensions (MobileNetV2 at stride 16 on the Fashion-MNIST proxy), the full-space
@@ -30,12 +30,11 @@ from abc import abstractmethod
 
 import torch
 
-from alice.pairs import most_confusable_pairs
-from common.abilities import Morphs, Need
-from common.errors import ConfigError
-from common.strategies.base import QueryStrategy, Selection
-from common.strategies.context import QueryContext
-
+from exil.alice.pairs import most_confusable_pairs
+from exil.common.abilities import Morphs, Need
+from exil.common.errors import ConfigError
+from exil.common.strategies.base import QueryStrategy, Selection
+from exil.common.strategies.context import QueryContext
 
 ENCODERS = ("current", "initial")
 

@@ -1,6 +1,6 @@
 """Benchmark: ALICE's class-pair selection at the CUB-200 scale (200 classes, 1,280-d features,
 15 images per class: 19,900 pairs), exil's low-rank batched JSD vs the straightforward per-pair
-loop with d × d Cholesky factorisations (``alice.pairs.jsd_dense``).
+loop with d × d Cholesky factorisations (``exil.alice.pairs.jsd_dense``).
 
 The per-pair loop would take many minutes for all pairs, so it runs on ``--loop-pairs`` random pairs
 and its per-pair time is the reference; the ratio is per pair, in one run. Both compute the same
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from alice.pairs import class_gaussians, jsd_dense, pair_jsd  # noqa: E402
+from exil.alice.pairs import class_gaussians, jsd_dense, pair_jsd  # noqa: E402
 
 
 def main() -> None:
@@ -78,7 +78,7 @@ def main() -> None:
 _CHILD = """
 import gc, sys, torch
 sys.path.insert(0, {root!r})
-from alice.pairs import most_confusable_pairs
+from exil.alice.pairs import most_confusable_pairs
 torch.set_num_threads(2)
 c, n, d = {c}, {n}, {d}
 g = torch.Generator().manual_seed(0)

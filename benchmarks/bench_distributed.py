@@ -1,7 +1,7 @@
 """Benchmark of pool scoring sharded across processes: throughput with 1, 2 and 4 processes as a ratio to one.
 
 Each world size is a real ``torchrun --nproc-per-node=W`` launch of this file's worker: the processes join
-through :func:`common.distributed.join` (gloo on the CPU, NCCL with ``--device cuda``), and rank 0 times
+through :func:`exil.common.distributed.join` (gloo on the CPU, NCCL with ``--device cuda``), and rank 0 times
 ``Team.score`` — every rank scoring its shard, gathered and checked on rank 0, exactly the path of a launched
 run — over the whole pool: the logits of the 60,000 Fashion-MNIST training images (random tensors of that
 shape if the data is absent) through the small CNN of ``bench_strategies``, batch 512, median of
@@ -38,7 +38,7 @@ from shared import print_table, write  # noqa: E402
 def _pool_and_model():
     from bench_strategies import SmallCNN, fashion_mnist_or_random
 
-    from common.modules.classifier import Classifier
+    from exil.common.modules.classifier import Classifier
 
     dm, source = fashion_mnist_or_random()
     torch.manual_seed(0)
@@ -47,8 +47,8 @@ def _pool_and_model():
 
 def worker(repeats: int, device: str) -> None:
     """One process of a launch: rank 0 prints one JSON line with the median seconds of a sharded pass."""
-    from common import distributed
-    from common.strategies.context import PoolOutput, map_pool
+    from exil.common import distributed
+    from exil.common.strategies.context import PoolOutput, map_pool
 
     torch.set_num_threads(1)
     accelerator = "gpu" if device == "cuda" else "cpu"

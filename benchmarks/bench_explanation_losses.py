@@ -32,14 +32,15 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from shared import print_table, timed_pair  # noqa: E402  (benchmarks/shared.py)
-from common.backbones import build_backbone  # noqa: E402
-from common.modules.classifier import Classifier  # noqa: E402
-from exbl.cdep import CDEPClassifier  # noqa: E402
-from exbl.exbl import ExBLClassifier  # noqa: E402
-from exbl.hint import HINTClassifier  # noqa: E402
-from exbl.rbr import RBRClassifier  # noqa: E402
-from exbl.rrr import RRRClassifier  # noqa: E402
-from exbl.rrr_g import RRRGClassifier  # noqa: E402
+
+from exil.common.backbones import build_backbone  # noqa: E402
+from exil.common.modules.classifier import Classifier  # noqa: E402
+from exil.exbl.cdep import CDEPClassifier  # noqa: E402
+from exil.exbl.exbl import ExBLClassifier  # noqa: E402
+from exil.exbl.hint import HINTClassifier  # noqa: E402
+from exil.exbl.rbr import RBRClassifier  # noqa: E402
+from exil.exbl.rrr import RRRClassifier  # noqa: E402
+from exil.exbl.rrr_g import RRRGClassifier  # noqa: E402
 
 BATCH = 64
 

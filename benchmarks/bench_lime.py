@@ -43,10 +43,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from shared import print_table, sync, timed_pair, write  # noqa: E402  (benchmarks/shared.py)
-from common.backbones import build_backbone  # noqa: E402
-from common.errors import ExilError  # noqa: E402
-from common.explain.lime import LimeConfig, explain_batch, sample_masks  # noqa: E402
-from common.explain.segmentation import grid  # noqa: E402
+
+from exil.common.backbones import build_backbone  # noqa: E402
+from exil.common.errors import ExilError  # noqa: E402
+from exil.common.explain.lime import LimeConfig, explain_batch, sample_masks  # noqa: E402
+from exil.common.explain.segmentation import grid  # noqa: E402
 
 N_IMAGES, SAMPLES, CELL, K, BATCH = 100, 1000, 4, 5, 1000
 SHAPE = (1, 28, 28)
@@ -55,7 +56,7 @@ SHAPE = (1, 28, 28)
 def decoy_fashion_mnist() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, str]:
     """(train x, train y, 100 test images, their labels, where they come from)."""
     try:
-        from common.data.decoy import DecoyFashionMNISTDataModule
+        from exil.common.data.decoy import DecoyFashionMNISTDataModule
 
         dm = DecoyFashionMNISTDataModule(data_dir=str(ROOT / "data"))
         dm.setup()

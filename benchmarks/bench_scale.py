@@ -2,7 +2,7 @@
 
 Data: the real Fashion-MNIST training set (``data/fashion_mnist``, 60,000 images, through
 ``FashionMNISTDataModule``) repeated to N items, every copy after the first shifted by a seeded random
-±2 px in x and y (zero fill), kept as uint8 (:class:`~common.data.base.ByteImages`: 784 MB at 1M).
+±2 px in x and y (zero fill), kept as uint8 (:class:`~exil.common.data.items.ByteImages`: 784 MB at 1M).
 Model: exil's ``mlp`` backbone (784 → 128, ReLU: 128-d features) in exil's ``Classifier`` (dropout 0.5), or with
 ``--model cnn`` the ``SmallCNN`` of ``bench_strategies.py`` (128-d features). The MLP is the default because on
 this 2-core machine the CNN scores ~4,600 images/s (1M items: ~3.6 min per pass, ~1 h for the whole
@@ -20,7 +20,7 @@ Tables:
 2. **Core-set at scale**: k-center greedy, k=100 of 1M × 512 random normal features with 100 labelled
    centres, the features kept as float32 in RAM, float16 in RAM, or a float16 ``.npy`` on disk read through
    a memory map, each in a fresh subprocess (peak, and how much of it is the file's pages mapped in).
-3. **SEALS vs the full pool** at N=1M (``--quick``: 30k): a real active loop (``common.loop.ActiveLoop``,
+3. **SEALS vs the full pool** at N=1M (``--quick``: 30k): a real active loop (``exil.common.loop.ActiveLoop``,
    simulated oracle, Lightning fit from the initial weights every round), 20 initial labels per class, 5 rounds
    × 100 queries, seed 0, entropy over the whole pool against ``SEALS(entropy, k=100, flat index)``; test
    accuracy on Fashion-MNIST's 10,000 test images after the budget, and per selection its time and peak RSS
@@ -53,7 +53,9 @@ for p in (str(ROOT), str(ROOT / "benchmarks")):
 
 from bench_strategies import SmallCNN  # noqa: E402
 from shared import print_table, write  # noqa: E402
-from common.data.base import ByteImages, PoolDataModule  # noqa: E402
+
+from exil.common.data.base import PoolDataModule
+from exil.common.data.items import ByteImages  # noqa: E402
 
 SIZES, QUICK_SIZES = (10_000, 100_000, 1_000_000), (10_000, 30_000)
 K, LABELLED, BATCH = 100, 1_000, 1024
@@ -81,7 +83,7 @@ def reset_peak() -> bool:
 
 def fashion_mnist() -> tuple[torch.Tensor, torch.Tensor, Any]:
     """Fashion-MNIST's training images as uint8 (60000, 1, 28, 28), their labels, and the test items."""
-    from common.data.mnist import FashionMNISTDataModule
+    from exil.common.data.mnist import FashionMNISTDataModule
 
     pool, _, test = FashionMNISTDataModule(data_dir=str(ROOT / "data")).load()
     x = (pool.fields["x"] * 255).round_().to(torch.uint8)  # the IDX files' bytes back (stored as byte / 255)
@@ -130,19 +132,19 @@ def build_pool(n: int, **kwargs: Any) -> BytePool:
 
 
 def make_model(kind: str):
-    from common.backbones import build_backbone
-    from common.modules.classifier import Classifier
+    from exil.common.backbones import build_backbone
+    from exil.common.modules.classifier import Classifier
 
     backbone = SmallCNN() if kind == "cnn" else build_backbone("exil", "mlp", input_shape=(1, 28, 28), hidden=[128])
     return Classifier(backbone, num_classes=10, dropout=0.5)
 
 
 def make_strategy(name: str):
-    from common.strategies.badge import BADGE
-    from common.strategies.bald import BALD
-    from common.strategies.cal import CAL
-    from common.strategies.coreset import CoreSet
-    from common.strategies.uncertainty import Entropy
+    from exil.common.strategies.badge import BADGE
+    from exil.common.strategies.bald import BALD
+    from exil.common.strategies.cal import CAL
+    from exil.common.strategies.coreset import CoreSet
+    from exil.common.strategies.uncertainty import Entropy
 
     return {"entropy": Entropy, "bald": lambda: BALD(passes=10), "coreset": CoreSet, "badge": BADGE,
             "cal": lambda: CAL(neighbours=10)}[name]()
@@ -160,7 +162,7 @@ def _kept_bytes(ctx) -> int:
 
 # ------------------------------------------------------------------ 1. cost against N
 def cost_worker(strategy: str, n: int, model_kind: str) -> dict[str, Any]:
-    from common.strategies.context import QueryContext
+    from exil.common.strategies.context import QueryContext
 
     torch.manual_seed(0)
     dm = build_pool(n, eval_batch_size=BATCH)
@@ -172,7 +174,7 @@ def cost_worker(strategy: str, n: int, model_kind: str) -> dict[str, Any]:
     rss_before = _status_kb("VmRSS")
     reset = reset_peak()
     times, kept = [], 0
-    for rep in range(runs):
+    for _ in range(runs):
         ctx = QueryContext(model, dm, candidates, "cpu", torch.Generator().manual_seed(0), seed=0)
         start = time.perf_counter()
         sel = make_strategy(strategy).select(ctx, K)
@@ -211,7 +213,7 @@ def bench_cost(sizes: tuple[int, ...], model_kind: str, strategies: tuple[str, .
 
 # ------------------------------------------------------------------ 2. core-set at scale
 def coreset_worker(storage: str, n: int) -> dict[str, Any]:
-    from common.strategies.coreset import k_center_greedy
+    from exil.common.strategies.coreset import k_center_greedy
 
     g = torch.Generator().manual_seed(0)
     dtype = torch.float32 if storage == "float32" else torch.float16
@@ -284,12 +286,12 @@ class Measured:
 def seals_worker(arm: str, n: int, rounds: int, query: int, model_kind: str, index: str = "flat") -> dict[str, Any]:
     import lightning.pytorch as pl
 
-    from common.hooks import RoundHooks
-    from common.journal import read_journal
-    from common.loop import ActiveLoop, LoopConfig, seed_init
-    from common.oracle.simulated import SimulatedOracle
-    from common.strategies.seals import SEALS
-    from common.strategies.uncertainty import Entropy
+    from exil.common.hooks import RoundHooks
+    from exil.common.journal import read_journal
+    from exil.common.loop import ActiveLoop, LoopConfig, seed_init
+    from exil.common.oracle.simulated import SimulatedOracle
+    from exil.common.strategies.seals import SEALS
+    from exil.common.strategies.uncertainty import Entropy
 
     dm = build_pool(n, batch_size=64, eval_batch_size=BATCH, min_epoch_size=2048)
     seed_init(0)

@@ -36,14 +36,16 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from shared import print_table, timed_pair, write  # noqa: E402  (benchmarks/shared.py)
-from common.data.base import PoolDataModule, TensorItems  # noqa: E402
-from common.errors import ExilError  # noqa: E402
-from common.modules.classifier import Classifier  # noqa: E402
-from common.strategies import heuristics  # noqa: E402
-from common.strategies.bald import BALD  # noqa: E402
-from common.strategies.context import QueryContext  # noqa: E402
-from common.strategies.coreset import CoreSet  # noqa: E402
-from common.strategies.uncertainty import Entropy  # noqa: E402
+
+from exil.common.data.base import PoolDataModule
+from exil.common.data.items import TensorItems  # noqa: E402
+from exil.common.errors import ExilError  # noqa: E402
+from exil.common.modules.classifier import Classifier  # noqa: E402
+from exil.common.strategies import heuristics  # noqa: E402
+from exil.common.strategies.bald import BALD  # noqa: E402
+from exil.common.strategies.context import QueryContext  # noqa: E402
+from exil.common.strategies.coreset import CoreSet  # noqa: E402
+from exil.common.strategies.uncertainty import Entropy  # noqa: E402
 
 POOL, K, PASSES, BATCH = 60_000, 1_000, 10, 512
 CORESET_N, CORESET_LABELLED, CORESET_D = 60_000, 1_000, 512
@@ -93,7 +95,7 @@ class TensorPool(PoolDataModule):
 # ------------------------------------------------------------------ helpers
 def fashion_mnist_or_random() -> tuple[PoolDataModule, str]:
     try:
-        from common.data.mnist import FashionMNISTDataModule
+        from exil.common.data.mnist import FashionMNISTDataModule
 
         dm = FashionMNISTDataModule(data_dir=str(ROOT / "data"), eval_batch_size=BATCH)
         dm.setup()

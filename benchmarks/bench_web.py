@@ -33,10 +33,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.shared import print_table  # noqa: E402
-from common.journal import Journal  # noqa: E402
-from common.oracle.asker import Asker  # noqa: E402
-from common.oracle.base import OracleContext, Question  # noqa: E402
-from common.oracle.web import WebOracle  # noqa: E402
+from exil.common.journal import Journal  # noqa: E402
+from exil.common.oracle.asker import Asker  # noqa: E402
+from exil.common.oracle.base import OracleContext, Question  # noqa: E402
+from exil.common.oracle.web import WebOracle  # noqa: E402
 
 
 class Pool:
@@ -102,7 +102,7 @@ def measure(kind: str, answers: int, rounds: int) -> dict:
             v = c.get("/api/state").json()["version"]
             shown = {}
 
-            def page():
+            def page(v=v, shown=shown):
                 c2 = httpx.Client(base_url=f"http://127.0.0.1:{oracle.port}", timeout=30,
                                   headers={"X-Exil-Token": oracle.token, "X-Exil-Tab": "bench"})
                 c2.get(f"/api/state?since={v}&wait=10")

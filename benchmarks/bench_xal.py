@@ -7,7 +7,7 @@ random-init; greedy generation of at most 12 tokens, reviews cut to 40 tokens):
 
 1. **batched**: ``strategy=xal`` selecting 100 of a 2,000-review pool (Rotten Tomatoes if fetched, else
    generated reviews): per batch of ``eval_batch_size`` one encoder pass, one batched ``generate`` from its
-   states, one teacher-forced scoring pass (:meth:`xal.module.XALModule.explain`).
+   states, one teacher-forced scoring pass (:meth:`exil.xal.module.XALModule.explain`).
 2. **per item (authors' style)**: for each review ``model.generate(input_ids)`` (encoder inside), then
    ``model(input_ids, labels=generated)`` for the score and one more forward for the class probabilities.
    Timed on ``--per-item`` reviews and extrapolated per item to 2,000 (said so in the output).
@@ -36,13 +36,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from shared import sync, timed_pair, write  # noqa: E402  (benchmarks/shared.py)
-from common.backbones.seq2seq import build_seq2seq  # noqa: E402
-from common.data.text import TextDataModule  # noqa: E402
-from common.strategies.context import QueryContext  # noqa: E402
-from common.strategies.uncertainty import Entropy  # noqa: E402
-from xal.losses import predictive_entropy, selection_scores  # noqa: E402
-from xal.module import XALModule  # noqa: E402
-from xal.strategy import XALStrategy  # noqa: E402
+
+from exil.common.backbones.seq2seq import build_seq2seq  # noqa: E402
+from exil.common.data.text import TextDataModule  # noqa: E402
+from exil.common.strategies.context import QueryContext  # noqa: E402
+from exil.common.strategies.uncertainty import Entropy  # noqa: E402
+from exil.xal.losses import predictive_entropy, selection_scores  # noqa: E402
+from exil.xal.module import XALModule  # noqa: E402
+from exil.xal.strategy import XALStrategy  # noqa: E402
 
 DATA = ROOT / "data"
 MAX_NEW = 12

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from common.explain.metrics import as_mask
+from exil.common.explain.metrics import as_mask
 
 NOISE_SEED = 0
 

@@ -2,14 +2,14 @@
 
 For each queried item the learner predicts, explains its prediction with LIME (the top-k segments
 of an image, or the top-k features present in a feature vector — the words of a bag of words —
-with ``common.explain.lime``, batched over the round's queries) and shows both to the teacher:
+with ``exil.common.explain.lime``, batched over the round's queries) and shows both to the teacher:
 
 * **wrong prediction** — the teacher's label is used, nothing else;
 * **right prediction** — the teacher marks the shown segments that are wrongly deemed relevant
   (``correct_explanation``; none = right for the right reasons); each marked segment becomes ``c``
   counterexamples: copies of the item with that segment changed (``cx_strategy``: randomise its
   pixels one by one, shade it with one random value, or substitute it from another labelled item of
-  the same class; :mod:`caipi.counterexamples`), labelled with the prediction and
+  the same class; :mod:`exil.caipi.counterexamples`), labelled with the prediction and
   weighted ``cx_weight``. They are stored as patches of the item (only the changed pixels).
 
 Explanations (and so corrections) start after ``burn_in`` rounds. The label question is asked for
@@ -24,7 +24,7 @@ with the test set's masks, a segment is relevant when it covers part of the obje
 reported are the precision / recall / F1 of the top-k segments against the relevant ones
 (``test/lime_precision|recall|f1``) and, for decoy data, the share of explanations whose top-k
 include a decoy segment (``test/lime_decoy_rate``). On decoy data, whatever the settings, the
-behavioural measures of :mod:`caipi.diagnostics` (``test/decoy_agreement``, ``test/acc_noise_swatch``).
+behavioural measures of :mod:`exil.caipi.diagnostics` (``test/decoy_agreement``, ``test/acc_noise_swatch``).
 """
 
 from __future__ import annotations
@@ -34,17 +34,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from caipi.counterexamples import STRATEGIES, alternatives, randomise, shade, substitute
-from caipi.diagnostics import decoy_diagnostics
-from common.data.base import Extra, patch
-from common.errors import ConfigError
-from common.explain.lime import LimeConfig, explain_batch, explain_features
-from common.explain.metrics import as_mask
-from common.explain.segmentation import grid
-from common.hooks import Incorporation, RoundContext, RoundHooks, label_questions
-from caipi.questions import component_masks, correction_question
-from common.oracle.relevance import relevance_masks, relevance_questions
-from common.strategies.base import Selection
+from exil.caipi.counterexamples import STRATEGIES, alternatives, randomise, shade, substitute
+from exil.caipi.diagnostics import decoy_diagnostics
+from exil.caipi.questions import component_masks, correction_question
+from exil.common.data.pool_state import Extra, patch
+from exil.common.errors import ConfigError
+from exil.common.explain.lime import LimeConfig, explain_batch, explain_features
+from exil.common.explain.metrics import as_mask
+from exil.common.explain.segmentation import grid
+from exil.common.hooks import Incorporation, RoundContext, RoundHooks, label_questions
+from exil.common.oracle.relevance import relevance_masks, relevance_questions
+from exil.common.strategies.base import Selection
 
 
 class CaipiHooks(RoundHooks):
@@ -59,10 +59,10 @@ class CaipiHooks(RoundHooks):
         cx_weight: training weight of a counterexample.
         burn_in: rounds before explanations are shown.
         segment_cell: side of the square grid cells that are LIME's segments (``auto``: :meth:`_segments`).
-        lime: further :class:`~common.explain.lime.LimeConfig` settings (num_samples, repeats, ...).
+        lime: further :class:`~exil.common.explain.lime.LimeConfig` settings (num_samples, repeats, ...).
         hide_color: the value of a segment LIME switches off (``None``: the segment's mean).
         values: the finite set of input values, for ``alternatives``.
-        **kwargs: :class:`~common.hooks.RoundHooks`'s explanation-metric settings.
+        **kwargs: :class:`~exil.common.hooks.RoundHooks`'s explanation-metric settings.
     """
 
     def __init__(self, k: int = 5, counterexamples: int = 3, cx_strategy: str = "randomise", cx_weight: float = 1.0,
@@ -182,7 +182,7 @@ class CaipiHooks(RoundHooks):
     sheet_items = 4
 
     def _save_sheets(self, ctx: RoundContext, x: torch.Tensor, items: list[int], questions: list) -> None:
-        from common.oracle.sheets import save_components
+        from exil.common.oracle.sheets import save_components
 
         for j, (i, q) in enumerate(zip(items[: self.sheet_items], questions)):
             save_components(x[j].cpu(), q.payload["component_masks"], q.payload["components"],
@@ -196,7 +196,7 @@ class CaipiHooks(RoundHooks):
 
     def _explain(self, ctx: RoundContext, x: torch.Tensor, target: torch.Tensor | None = None):
         """LIME explanations of ``x``: images over grid segments, feature vectors over their non-zero features."""
-        module = ctx.module.to(ctx.device)  # LIME runs the model in eval mode (common.explain.lime._predict)
+        module = ctx.module.to(ctx.device)  # LIME runs the model in eval mode (exil.common.explain.lime._predict)
         if x.dim() == 2:
             return explain_features(module, x, self.lime, baseline=0.0, valid=x != 0, target=target,
                                     generator=ctx.generator)

@@ -21,9 +21,10 @@ from typing import Any, Sequence
 
 import torch
 
-from common.oracle.base import InvalidAnswer, OracleContext, Question
-from common.oracle.kinds import QuestionKind, register
-from common.oracle.label import brief, class_list
+from exil.common.abilities import HasTexts
+from exil.common.oracle.base import InvalidAnswer, OracleContext, Question
+from exil.common.oracle.kinds import QuestionKind, register
+from exil.common.oracle.label import brief, class_list
 
 #: a component id typed at a terminal: ASCII digits, perhaps a minus (then it is not shown)
 _NUMBER = re.compile(r"-?[0-9]+")
@@ -102,7 +103,7 @@ class CorrectExplanation(QuestionKind):
                                 relevant=teacher.field(ctx, question.item, teacher.relevance_field))
 
     def terminal(self, question: Question, ctx: OracleContext, term: Any) -> Any:
-        from common.oracle.sheets import save_components
+        from exil.common.oracle.sheets import save_components
 
         term.show(question, ctx)
         p = question.payload
@@ -118,7 +119,7 @@ class CorrectExplanation(QuestionKind):
         return term.ask("which of them do NOT matter for the label? [numbers or 'none'] > ")
 
     def web(self, question: Question, ctx: OracleContext, media: Any) -> dict[str, Any]:
-        from common.web.media import item_view, label_map
+        from exil.common.web.media import item_view, label_map
 
         p = question.payload
         shown = [int(c) for c in p["components"]]
@@ -130,7 +131,7 @@ class CorrectExplanation(QuestionKind):
                 regions[m & (regions == 0)] = j + 1
             out.update(item=item_view(ctx, question.item, media), regions=label_map(regions))
         else:
-            out.update(item=item_view(ctx, question.item, media) if hasattr(ctx.datamodule, "text_of") else {},
+            out.update(item=item_view(ctx, question.item, media) if isinstance(ctx.datamodule, HasTexts) else {},
                        words=[{"id": c, "word": n} for c, n in zip(shown, self._names(shown, ctx))])
         return out
 

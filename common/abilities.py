@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, Sequence, runtime_checkable
 
-from common.errors import ConfigError
+from exil.common.errors import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 #: your own config folders (``exil --config-dir my_conf``): searched after exil's, their groups are valid keys

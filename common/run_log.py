@@ -3,7 +3,7 @@
 * **Per round** (after each evaluation and each incorporation): the metrics, with ``round``, ``n_labels``
   (labels the training set holds) and ``n_questions`` (oracle answers so far) logged beside them as values.
   The logger step is ``n_labels`` for a method that asks labels, so runs of different methods share an
-  x-axis; for a method whose rounds ask no labels (eXBL, ALICE: ``hooks.label_free_rounds``) it is
+  x-axis; for a method whose rounds ask no labels (eXBL, ALICE: their hooks' ``asks``) it is
   ``n_questions``, which grows every round — never one step for every round. W&B gets ``define_metric``
   for each axis, so its charts can be drawn against any of the three.
 * **Per epoch** inside a round's fit (:class:`EpochLog`, a Lightning callback the loop gives each fit):

@@ -15,7 +15,7 @@ class CompareOnMultirunEnd(Callback):
         self.metric, self.also = metric, list(also or [])
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
-        from common.report import compare_runs
+        from exil.common.report import compare_runs
 
         sweep_dir = Path(config.hydra.sweep.dir)
         runs = sorted({j.parent for j in sweep_dir.rglob("journal.sqlite")})

@@ -29,8 +29,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from common.modules.classifier import Classifier
-from exbl.losses import alignment_kl
+from exil.common.modules.classifier import Classifier
+from exil.exbl.losses import alignment_kl
 
 VARIANTS = ("mapping", "extractor", "joint")
 

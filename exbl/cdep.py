@@ -6,8 +6,8 @@ knowledge"), ``method=cdep``.
 
 where ``(β_i, γ_i)`` (each (C,)) is the contextual decomposition of item ``i``'s logits into the part
 due to the teacher's irrelevant region ``A_i`` (``β``, from ``x_i ⊙ A_i``) and the part due to the rest
-(``γ``), ``β + γ = f(x_i)`` (:mod:`exbl.contextual_decomposition`). Two forms of ``P``
-(:func:`~exbl.losses.cdep_penalty`):
+(``γ``), ``β + γ = f(x_i)`` (:mod:`exil.exbl.contextual_decomposition`). Two forms of ``P``
+(:func:`~exil.exbl.losses.cdep_penalty`):
 
 * ``l1`` (default): ``1/C Σ_k |β_k|`` — the paper's explanation loss, the L1 distance between the
   region's CD score and the prior explanation, which for an irrelevant region is zero importance;
@@ -32,13 +32,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from exbl.contextual_decomposition import cd_layers, decompose
-from exbl.losses import CDEP_FORMS, cdep_penalty
-from exbl.penalised import PenalisedClassifier
+from exil.exbl.contextual_decomposition import cd_layers, decompose
+from exil.exbl.losses import CDEP_FORMS, cdep_penalty
+from exil.exbl.penalised import PenalisedClassifier
 
 
 class CDEPClassifier(PenalisedClassifier):
-    """:class:`~common.modules.classifier.Classifier` trained with the CDEP loss (module docstring).
+    """:class:`~exil.common.modules.classifier.Classifier` trained with the CDEP loss (module docstring).
 
     Args:
         cd_weight: λ, the weight of the CD penalty (0 = plain cross-entropy).

@@ -15,7 +15,7 @@ CDEP) train through. The input splits into ``β⁰ = x ⊙ M`` (the masked regio
 * dropout: the identity (CD explains the evaluation-mode network).
 
 Supported: exil's ``mlp`` and ``small_cnn`` / ``tiny_cnn`` backbones under a
-:class:`~common.modules.classifier.Classifier` head; any other backbone raises a ``ConfigError``.
+:class:`~exil.common.modules.classifier.Classifier` head; any other backbone raises a ``ConfigError``.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from common.backbones.small import MLP, SmallCNN
-from common.errors import ConfigError
+from exil.common.backbones.small import MLP, SmallCNN
+from exil.common.errors import ConfigError
 
 SUPPORTED = "exil's mlp, small_cnn and tiny_cnn (source: exil)"
 

@@ -20,13 +20,13 @@ from typing import Any
 
 import torch
 
-from common.explain.gradcam import GradCAM
-from common.modules.classifier import Classifier
-from exbl.losses import DISTANCES, triplet_explanation_loss
+from exil.common.explain.gradcam import GradCAM
+from exil.common.modules.classifier import Classifier
+from exil.exbl.losses import DISTANCES, triplet_explanation_loss
 
 
 class ExBLClassifier(Classifier):
-    """:class:`~common.modules.classifier.Classifier` with eXBL's triplet explanation loss.
+    """:class:`~exil.common.modules.classifier.Classifier` with eXBL's triplet explanation loss.
 
     Args:
         layer: dotted module path of the Grad-CAM layer (``None``: the last layer with a spatial output).

@@ -15,7 +15,7 @@ loss over image regions (``Σ_{(i,j): H_i > H_j} max(0, g_j − g_i)``: a region
 get a higher Grad-CAM importance). With binary masks most pairs tie, so we implement the typology's
 form — the mean squared error between the normalised map and the mask — which is zero exactly
 when the map equals the (downsampled) mask. The map is scale-free, as in RRR-G
-(:mod:`exbl.rrr_g`): with λ ≥ 10 the alignment term wins over the labels (measured on decoy digits,
+(:mod:`exil.exbl.rrr_g`): with λ ≥ 10 the alignment term wins over the labels (measured on decoy digits,
 ``conf/method/hint.yaml``).
 """
 
@@ -25,12 +25,12 @@ from typing import Any
 
 import torch
 
-from exbl.losses import hint_loss
-from exbl.penalised import PenalisedClassifier, gradcam_of
+from exil.exbl.losses import hint_loss
+from exil.exbl.penalised import PenalisedClassifier, gradcam_of
 
 
 class HINTClassifier(PenalisedClassifier):
-    """:class:`~common.modules.classifier.Classifier` trained with the HINT loss (module docstring).
+    """:class:`~exil.common.modules.classifier.Classifier` trained with the HINT loss (module docstring).
 
     Args:
         layer: dotted module path of the Grad-CAM layer (``None``: the last layer with a spatial output).

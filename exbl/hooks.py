@@ -3,12 +3,12 @@
 * :class:`RelevanceHooks` (RRR, alternating training): every labelled item — the initial set and
   each queried one — also gets a ``relevance`` question; the teacher's masks (``relevant``,
   ``irrelevant``) become the item's annotations and reach the loss with its training batches.
-* :class:`ExemplarHooks` (eXBL): rounds ask no labels (``label_free_rounds``); after a round's fit
+* :class:`ExemplarHooks` (eXBL): rounds ask no labels (``asks``); after a round's fit
   the model's Grad-CAM maps of labelled training images are shown to the teacher
   (``choose_exemplars``: all of them, or ``candidates`` drawn at random — a person cannot look at
   thousands), and the chosen good / bad maps become the module's exemplars for the next fit.
 
-Like every :class:`~common.hooks.RoundHooks`, both can report explanation quality on the test set
+Like every :class:`~exil.common.hooks.RoundHooks`, both can report explanation quality on the test set
 each round (``explainer``: Activation Recall / Precision / F1 and the decoy share).
 """
 
@@ -19,12 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from common.abilities import MapsExplanations, Need
-from common.errors import ConfigError
-from common.hooks import Incorporation, RoundContext, RoundHooks
-from exbl.questions import exemplars_question
-from common.oracle.relevance import relevance_masks, relevance_questions
-from common.strategies.base import Selection
+from exil.common.abilities import MapsExplanations, Need
+from exil.common.hooks import Incorporation, RoundContext, RoundHooks
+from exil.common.oracle.relevance import relevance_masks, relevance_questions
+from exil.exbl.questions import exemplars_question
 
 
 class RelevanceHooks(RoundHooks):
@@ -37,13 +35,13 @@ class RelevanceHooks(RoundHooks):
         answers = ctx.ask_many(relevance_questions(ctx.datamodule, items, labels))
         return Incorporation(annotations={i: relevance_masks(a) for i, a in zip(items, answers)})
 
-    def ask(self, ctx: RoundContext, selection: Selection) -> dict[int, Any]:
+    def ask(self, ctx: RoundContext, selection: None) -> dict[int, Any]:
         labels = super().ask(ctx, selection)
         items = [int(i) for i in selection.indices]
         masks = ctx.ask_many(relevance_questions(ctx.datamodule, items, labels))
         return {i: {"label": labels[i], "relevance": m} for i, m in zip(items, masks)}
 
-    def incorporate(self, ctx: RoundContext, selection: Selection, answers: dict[int, Any]) -> Incorporation:
+    def incorporate(self, ctx: RoundContext, selection: None, answers: dict[int, Any]) -> Incorporation:
         items = [int(i) for i in selection.indices]
         return Incorporation(labels={i: int(answers[i]["label"]) for i in items},
                              annotations={i: relevance_masks(answers[i]["relevance"]) for i in items})
@@ -58,18 +56,15 @@ class ExemplarHooks(RoundHooks):
         explainer, layer, threshold, metric_items: the explanation metrics (Grad-CAM by default).
     """
 
-    label_free_rounds = True
+    asks = "exemplars"  # rounds ask no labels: no query stage, and the loop runs every round
     needs = (Need("module", MapsExplanations, "an eXBL module whose Grad-CAM maps train (method=exbl)"),)
 
     def __init__(self, candidates: int | None = None, explainer: str | None = "gradcam", **kwargs: Any):
         super().__init__(explainer=explainer, **kwargs)
         self.candidates = candidates
 
-    def query(self, ctx: RoundContext, k: int) -> Selection:
-        return Selection(np.zeros(0, dtype=np.int64), np.zeros(0))
-
-    def ask(self, ctx: RoundContext, selection: Selection) -> dict[str, Any]:
-        dm, module = ctx.datamodule, ctx.module
+    def ask(self, ctx: RoundContext, selection: None) -> dict[str, Any]:
+        dm = ctx.datamodule
         items = np.fromiter(dm.labels, dtype=np.int64)
         if self.candidates is not None and self.candidates < len(items):
             pick = torch.randperm(len(items), generator=ctx.generator)[: self.candidates].numpy()
@@ -83,7 +78,7 @@ class ExemplarHooks(RoundHooks):
     sheet_items = 16
 
     def _save_sheet(self, ctx: RoundContext, items: np.ndarray, maps: torch.Tensor, labels: list[int]) -> None:
-        from common.oracle.sheets import save_overlays
+        from exil.common.oracle.sheets import save_overlays
 
         n = min(self.sheet_items, len(items))
         names = ctx.datamodule.class_names
@@ -97,7 +92,7 @@ class ExemplarHooks(RoundHooks):
 
         return sorted((Path(run_dir) / "exbl").glob(f"round_{round:03d}_*.png")) + super().sheets(run_dir, round)
 
-    def incorporate(self, ctx: RoundContext, selection: Selection, answers: dict[str, Any]) -> Incorporation:
+    def incorporate(self, ctx: RoundContext, selection: None, answers: dict[str, Any]) -> Incorporation:
         chosen = answers["exemplars"]
         good, bad = self._maps(ctx, np.array([chosen["good"], chosen["bad"]]))
         ctx.module.set_exemplars(good, bad)

@@ -2,7 +2,7 @@
 
 * :func:`rrr_penalty` — Ross, Hughes & Doshi-Velez (2017), eq. 1, second term: per item
   ``‖A ⊙ ∂/∂x Σ_k log p(k | x)‖²`` with ``A`` the mask of irrelevant input (broadcast over channels);
-  items without an annotation contribute 0. RBR (:mod:`exbl.rbr`) applies it to influence maps.
+  items without an annotation contribute 0. RBR (:mod:`exil.exbl.rbr`) applies it to influence maps.
 * :func:`head_gradient_sq_norm` — per item ``‖∇_{W,b} CE(W a + b, y)‖² = ‖p − e_y‖² (‖a‖² + 1)``,
   the squared norm of the cross-entropy's gradient w.r.t. a linear head (RBR's influence).
 * :func:`downsample_mask` — a (B, H, W) mask as the fraction of each cell of an (h, w) grid it covers.
@@ -11,7 +11,7 @@
   ``mean (E − R↓)²`` between a Grad-CAM map and the relevant mask.
 * :func:`cdep_penalty` — CDEP (Rieger et al. 2020): per item ``1/C Σ_k |β_k|`` (the paper's form) or
   ``1/C Σ_k softmax([β_k, γ_k])_0`` (its code's) from the contextual decomposition of the logits
-  (:mod:`exbl.contextual_decomposition`).
+  (:mod:`exil.exbl.contextual_decomposition`).
 * :func:`triplet_explanation_loss` — eXBL (Hagos et al. 2023, eq. 2): per item
   ``max(d(E, E⁺) − d(E, E⁻) + margin, 0)`` between its Grad-CAM ``E`` and the good / bad exemplar
   maps ``E⁺``, ``E⁻``.

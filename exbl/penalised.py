@@ -14,13 +14,13 @@ from typing import Any
 
 import torch
 
-from common.errors import ConfigError
-from common.explain.gradcam import GradCAM
-from common.modules.classifier import Classifier
+from exil.common.errors import ConfigError
+from exil.common.explain.gradcam import GradCAM
+from exil.common.modules.classifier import Classifier
 
 
 class PenalisedClassifier(Classifier):
-    """:class:`~common.modules.classifier.Classifier` trained with ``CE + λ · penalty`` (module docstring)."""
+    """:class:`~exil.common.modules.classifier.Classifier` trained with ``CE + λ · penalty`` (module docstring)."""
 
     weight_name: str = ""
     field: str = "irrelevant"

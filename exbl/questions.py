@@ -23,9 +23,9 @@ from typing import Any, Sequence
 
 import torch
 
-from common.explain.metrics import activation_scores
-from common.oracle.base import InvalidAnswer, OracleContext, Question
-from common.oracle.kinds import QuestionKind, register
+from exil.common.explain.metrics import activation_scores
+from exil.common.oracle.base import InvalidAnswer, OracleContext, Question
+from exil.common.oracle.kinds import QuestionKind, register
 
 _DIGITS = re.compile(r"[0-9]+")
 
@@ -88,7 +88,7 @@ class ChooseExemplars(QuestionKind):
         return pick_by_activation_recall(question.payload["maps"], masks, candidates, teacher.exemplar_threshold)
 
     def terminal(self, question: Question, ctx: OracleContext, term: Any) -> Any:
-        from common.oracle.sheets import save_overlays
+        from exil.common.oracle.sheets import save_overlays
 
         cands = question.payload["candidates"]
         labels = question.payload.get("labels") or [None] * len(cands)

@@ -15,7 +15,7 @@ Choices, and why:
   a training step by its iteration count.
 * ``θ`` is the classifier head (``W``, ``b`` of ``logits = W a + b``, ``a`` the head's input), where
   the per-item parameter gradient has the closed form ``∇_W CE = (p − e_y) aᵀ``, ``∇_b CE = p − e_y``,
-  so ``‖∇_θ CE_i‖² = ‖p_i − e_{y_i}‖² (‖a_i‖² + 1)`` (:func:`~exbl.losses.head_gradient_sq_norm`):
+  so ``‖∇_θ CE_i‖² = ‖p_i − e_{y_i}‖² (‖a_i‖² + 1)`` (:func:`~exil.exbl.losses.head_gradient_sq_norm`):
   one double backward per step, as RRR. Every parameter would need per-item gradients of the
   whole network (B copies of it) and a third-order graph. Koh & Liang, too, take the influence
   w.r.t. the top layer only for their Inception experiments.
@@ -24,7 +24,7 @@ Choices, and why:
   element-wise by the input gradient ``∂/∂x Σ_k log p_k`` before masking. We keep the influence
   function's own form above.
 
-The penalty is squared and masked as RRR's (:func:`~exbl.losses.rrr_penalty`); items without an
+The penalty is squared and masked as RRR's (:func:`~exil.exbl.losses.rrr_penalty`); items without an
 annotation contribute 0.
 """
 
@@ -34,12 +34,12 @@ from typing import Any
 
 import torch
 
-from exbl.losses import head_gradient_sq_norm, rrr_penalty
-from exbl.penalised import PenalisedClassifier
+from exil.exbl.losses import head_gradient_sq_norm, rrr_penalty
+from exil.exbl.penalised import PenalisedClassifier
 
 
 class RBRClassifier(PenalisedClassifier):
-    """:class:`~common.modules.classifier.Classifier` trained with the RBR loss (module docstring).
+    """:class:`~exil.common.modules.classifier.Classifier` trained with the RBR loss (module docstring).
 
     Args:
         l2_influence: λ, the weight of the influence penalty (0 = plain cross-entropy).

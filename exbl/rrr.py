@@ -23,13 +23,13 @@ from typing import Any
 
 import torch
 
-from common.explain.gradients import log_prob_gradients_of
-from exbl.losses import rrr_penalty
-from exbl.penalised import PenalisedClassifier
+from exil.common.explain.gradients import log_prob_gradients_of
+from exil.exbl.losses import rrr_penalty
+from exil.exbl.penalised import PenalisedClassifier
 
 
 class RRRClassifier(PenalisedClassifier):
-    """:class:`~common.modules.classifier.Classifier` trained with the RRR loss (module docstring).
+    """:class:`~exil.common.modules.classifier.Classifier` trained with the RRR loss (module docstring).
 
     Args:
         l2_grads: λ, the weight of the input-gradient penalty (0 = plain cross-entropy).

@@ -4,11 +4,11 @@ explanations", §Methods; the XIL typology's RRR-G, Friedrich et al. 2023), ``me
 
     L = Σ_i w_i CE(f(x_i), y_i) / Σ_i w_i  +  λ · 1/B Σ_i Σ_cells (A↓_i ⊙ E_i)²
 
-``E_i`` is the Grad-CAM map of item ``i`` for its label (:class:`~common.explain.gradcam.GradCAM`:
+``E_i`` is the Grad-CAM map of item ``i`` for its label (:class:`~exil.common.explain.gradcam.GradCAM`:
 ReLU of the gradient-weighted activations at ``layer``, divided by its maximum, so in [0, 1]) at the
 layer's own resolution, computed from the same forward pass as the cross-entropy with
 ``create_graph=True``. ``A↓_i`` is the teacher's irrelevant mask *downsampled* to that resolution by
-area (the fraction of each cell that is irrelevant, :func:`~exbl.losses.downsample_mask`) — the
+area (the fraction of each cell that is irrelevant, :func:`~exil.exbl.losses.downsample_mask`) — the
 typology downsamples the mask too; the map is not upsampled, which would only interpolate it.
 Items without an annotation contribute 0. The typology explains the predicted class; we explain
 the label, whose evidence the teacher's mask is about.
@@ -27,12 +27,12 @@ from typing import Any
 
 import torch
 
-from exbl.losses import rrr_g_penalty
-from exbl.penalised import PenalisedClassifier, gradcam_of
+from exil.exbl.losses import rrr_g_penalty
+from exil.exbl.penalised import PenalisedClassifier, gradcam_of
 
 
 class RRRGClassifier(PenalisedClassifier):
-    """:class:`~common.modules.classifier.Classifier` trained with the RRR-G loss (module docstring).
+    """:class:`~exil.common.modules.classifier.Classifier` trained with the RRR-G loss (module docstring).
 
     Args:
         layer: dotted module path of the Grad-CAM layer (``None``: the last layer with a spatial output).

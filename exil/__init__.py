@@ -17,12 +17,14 @@ import datetime as _dt
 from pathlib import Path
 from typing import Iterable, Sequence
 
-__all__ = ["compose", "run", "results", "compare"]
+__version__ = "0.2.0"  # the one source of the version (pyproject.toml reads it; CHANGELOG.md says what changed)
+
+__all__ = ["__version__", "compose", "run", "results", "compare"]
 
 
 def compose(overrides: Sequence[str] = (), run_dir: str | Path | None = None, config_dir: str | Path | None = None):
     """The composed config of ``exil <overrides>`` (Hydra's runtime set as in a real run in ``run_dir``)."""
-    from common.cli import compose as _compose
+    from exil.common.engine import compose as _compose
 
     if run_dir is None:
         run_dir = Path("outputs") / "runs" / _dt.datetime.now().strftime("%Y-%m-%d/%H-%M-%S-%f")
@@ -31,20 +33,20 @@ def compose(overrides: Sequence[str] = (), run_dir: str | Path | None = None, co
 
 def run(cfg) -> Path:
     """Run a composed config to the end (or resume it, with ``loop.resume``); returns its run folder."""
-    from common.cli import run as _run
+    from exil.common.engine import run as _run
 
     return _run(cfg)
 
 
 def results(run_dir: str | Path) -> list[dict]:
     """The run's per-round metrics from its journal: ``[{"round": 0, "n_labels": 20, "test/acc": ...}, ...]``."""
-    from common.report import run_rows
+    from exil.common.report import run_rows
 
     return run_rows(run_dir)[1]
 
 
 def compare(run_dirs: Iterable[str | Path], out_dir: str | Path, metric: str = "test/acc") -> Path:
     """``exil compare``: mean ± std over seeds per configuration; returns the comparison PNG."""
-    from common.report import compare_runs
+    from exil.common.report import compare_runs
 
     return compare_runs(list(run_dirs), out_dir, metric=metric)

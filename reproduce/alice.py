@@ -42,7 +42,7 @@ ARMS = {
     "alice": [],
     "w/o grounding": ["method.hooks.grounding=null"],
     "w/o hierarchy": ["method.module.hierarchy=false"],
-    "random grounding": ["method.hooks.grounding._target_=alice.grounding.RandomBoxes"],
+    "random grounding": ["method.hooks.grounding._target_=exil.alice.grounding.RandomBoxes"],
     "random pairs": ["strategy=random_pairs"],
     "ALICE, pairs from the initial encoder": ["strategy.encoder=initial"],
     "ALICE, old schedule": ["method.module.finetune_lr=1"],
@@ -83,7 +83,7 @@ def reproduce(doc: str, experiment: str, test_size: int, classes: int, title: st
     out = Path(a.out or f"outputs/reproduce/{out_name}")
     base = [f"experiment={experiment}", "loop.threads=1"]
     quick = ["trainer.max_epochs=2", "dataset.test_size=300", "loop.rounds=1"] if a.quick else []
-    from common.cli import compose
+    from exil.common.engine import compose
 
     cfg = compose([*base, f"paths.data_dir={Path(a.data_dir or 'data').resolve()}"], out / "probe")
     k, rounds, b = int(cfg.dataset.images_per_class), (1 if a.quick else int(cfg.loop.rounds)), \
@@ -160,8 +160,8 @@ def cfg_coarse(cfg) -> list[int]:
 def test_labels(experiment: str, a, test_size: int) -> np.ndarray:
     from hydra.utils import instantiate
 
-    from common.cli import compose
-    from common.data.base import targets_of
+    from exil.common.data.views import targets_of
+    from exil.common.engine import compose
 
     cfg = compose([f"experiment={experiment}", f"paths.data_dir={Path(a.data_dir or 'data').resolve()}",
                    f"dataset.test_size={test_size}", "dataset.images_per_class=1"], Path("/tmp"))

@@ -33,13 +33,12 @@ LOCAL_ARMS = ["alice", "ALICE, pairs from the initial encoder"]
 def local_accuracy(run_dir: Path, data_dir: str, rounds: int) -> list[list]:
     """Per merged group of the run's final model: the local classifier's accuracy on whole test images and on
     crops of the marked part, and the end-to-end accuracy (module docstring)."""
-    from alice.grounding import PartBoxes
-    from common.cli import build_loop, compose
-    from common.data.fashion_marks import MARKED
-    from common.data.fashion_parts import GARMENT_PART_NAMES
-    from common.data.parts import crop_to_boxes
-    from common.loop import load_module_state
-    from common.run_folder import load_checkpoint
+    from exil.alice.grounding import PartBoxes
+    from exil.common.data.fashion_marks import MARKED
+    from exil.common.data.fashion_parts import GARMENT_PART_NAMES
+    from exil.common.data.parts import crop_to_boxes
+    from exil.common.engine import build_loop, compose
+    from exil.common.run_folder import load_checkpoint, load_module_state
 
     loop = build_loop(compose(["experiment=alice_fashion_marks", f"paths.data_dir={data_dir}"], run_dir / "rebuild"),
                       run_dir / "rebuild")

@@ -27,13 +27,12 @@ ENCODERS = {"fitted": "round_000_fit.pt", "initial": "init.pt"}  # the base mode
 
 
 def pair_scores(run_dir: Path, overrides: list[str]) -> dict:
-    from common.cli import build_loop, compose
-    from common.data.base import targets_of
-    from common.loop import load_module_state
-    from common.run_folder import load_checkpoint
-    from common.strategies.context import QueryContext
-    from alice.pairs import most_confusable_pairs
-    from alice.strategies import principal_components
+    from exil.alice.pairs import most_confusable_pairs
+    from exil.alice.strategies import principal_components
+    from exil.common.data.views import targets_of
+    from exil.common.engine import build_loop, compose
+    from exil.common.run_folder import load_checkpoint, load_module_state
+    from exil.common.strategies.context import QueryContext
 
     cfg = compose(overrides, run_dir / "rebuild")
     loop = build_loop(cfg, run_dir / "rebuild")

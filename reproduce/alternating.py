@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.explain.metrics import agreement
+from exil.common.explain.metrics import agreement
 from reproduce.runner import arguments, markdown, mean_std, metrics, run_all, save_figure
 
 DATASETS = {"decoy_mnist": ["dataset=decoy_mnist"], "decoy_fashion_mnist": ["dataset=decoy_fashion_mnist"]}

@@ -81,7 +81,7 @@ def run_summary(run_dir: Path) -> dict[str, float]:
     """The last round's metrics of a run, and what its teacher was asked (from the journal)."""
     from collections import Counter
 
-    from common.journal import Journal
+    from exil.common.journal import Journal
 
     j = Journal(run_dir / "journal.sqlite")
     try:
@@ -185,7 +185,7 @@ def passive_table(dirs: dict[str, Path], seeds: int, pool: int) -> None:
 
 
 def active_tables(dirs: dict[str, Path], seeds: int, out: Path) -> None:
-    from common.report import run_rows
+    from exil.common.report import run_rows
 
     print(f"\nCAIPI active on decoy Fashion-MNIST: entropy queries, last round (mean ± std over {seeds} seeds)\n")
     print(summary_table(list(ACTIVE), dirs, seeds))
@@ -199,7 +199,7 @@ def active_tables(dirs: dict[str, Path], seeds: int, out: Path) -> None:
 
 
 def colors_tables(dirs: dict[str, Path], seeds: int, out: Path) -> None:
-    from common.report import run_rows
+    from exil.common.report import run_rows
 
     arms = ("corrections", "labels only")
     color_curves = {}

@@ -1,6 +1,6 @@
 """Run many exil configurations (in parallel processes) and summarise them as mean ± std tables.
 
-Each run is ``common.cli.run`` on the composed real config (exactly what ``exil <overrides>`` does)
+Each run is ``exil.common.engine.run`` on the composed real config (exactly what ``exil <overrides>`` does)
 in its own folder under ``out``; a finished run is not run again (its journal says so), so a
 reproduction that was stopped goes on where it was.
 """
@@ -45,7 +45,7 @@ def arm_options(arms: Sequence[str], table: str = "the table") -> Callable[[argp
 
 def finished(run_dir: Path) -> bool:
     """Whether a run of :func:`run_all` finished (its journal says so)."""
-    from common.journal import read_journal
+    from exil.common.journal import read_journal
 
     db = Path(run_dir) / "journal.sqlite"
     return db.exists() and bool(read_journal(db)["meta"].get("finished"))
@@ -53,7 +53,7 @@ def finished(run_dir: Path) -> bool:
 
 def _run_one(args: tuple[list[str], str]) -> str:
     overrides, run_dir = args
-    from common.cli import compose, run
+    from exil.common.engine import compose, run
 
     path = Path(run_dir)
     db = path / "journal.sqlite"
@@ -66,7 +66,7 @@ def _run_one(args: tuple[list[str], str]) -> str:
 
     torch.set_num_threads(1)
     run(compose(overrides, path))
-    from common.journal import Journal
+    from exil.common.journal import Journal
 
     j = Journal(db)
     j.set_meta("finished", True)
@@ -90,7 +90,7 @@ def run_all(jobs: Sequence[tuple[str, list[str]]], out: Path, args: argparse.Nam
 
 
 def metrics(run_dir: Path, round: int | None = None) -> dict[str, float]:
-    from common.journal import read_journal
+    from exil.common.journal import read_journal
 
     m = read_journal(run_dir / "journal.sqlite")["metrics"]
     return m[max(m) if round is None else round]

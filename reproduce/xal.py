@@ -7,7 +7,7 @@ paper varies:
 
 * **XAL**: L_cls + 0.1 L_gen + 0.01 L_rank, selection by entropy + explanation score (λ = 0.5);
 * **w/o rank**: λ2 = 0; **w/o ME**: selection by the explanation score alone; **ME-Exp**: XAL's model, entropy selection;
-* **baselines** (from ``common.strategies``): the plain classifier (λ1 = λ2 = 0: the encoder with the same
+* **baselines** (from ``exil.common.strategies``): the plain classifier (λ1 = λ2 = 0: the encoder with the same
   head and optimiser, no decoder training) with random, entropy (ME), BALD (MC dropout), BADGE, CAL and core-set selection.
   For two classes least confidence and breaking ties rank the pool exactly as entropy does (all three are
   monotone in max_y p(y|x)), so their rows would repeat ME's.
@@ -59,7 +59,7 @@ def jobs(seeds: int, quick: list[str], arms: list[str]) -> list[tuple[str, list[
 def table(out: Path, seeds: int, arms: list[str] | None = None) -> str:
     """Mean ± std of macro-F1 per labelled-set size over the finished seeds of each arm (n = how many);
     ``arms``: their names (default: this table's)."""
-    from common.journal import read_journal
+    from exil.common.journal import read_journal
 
     header, rows = None, []
     for arm in arms or ARMS:
@@ -75,7 +75,7 @@ def table(out: Path, seeds: int, arms: list[str] | None = None) -> str:
         sizes = [n for n, _ in curves[0]]
         header = header or ["method", *map(str, sizes), "mean", "seeds"]
         f1 = np.array([[v for _, v in c] for c in curves])
-        sd = lambda j: f1[:, j].std(ddof=1) if len(f1) > 1 else 0.0  # noqa: E731
+        sd = lambda j, f1=f1: f1[:, j].std(ddof=1) if len(f1) > 1 else 0.0  # noqa: E731
         rows.append([arm, *(f"{f1[:, j].mean():.2f} ± {sd(j):.2f}" for j in range(len(sizes))), f"{f1.mean():.2f}",
                      len(curves)])
     return markdown(header, rows) if rows else "(no finished runs)"

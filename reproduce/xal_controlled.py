@@ -1,6 +1,6 @@
 """``make reproduce-xal-controlled``: XAL on its controlled text task, where explanations carry what labels do not.
 
-``experiment=xal_rationale`` (:mod:`common.data.rationale_phrases`): generated reviews whose label is decided
+``experiment=xal_rationale`` (:mod:`exil.common.data.rationale_phrases`): generated reviews whose label is decided
 by one verdict phrase among three aspect remarks that agree with the label 70 % of the time; the simulated
 teacher names the deciding verdict for the gold label and the most misleading remark for the other. 20 initial
 labels + 5 rounds × 20 (20 … 120), ``--seeds`` seeds, test macro-F1 on 1,000 generated reviews. Arms, as in
@@ -53,8 +53,8 @@ def jobs(seeds: int, quick: list[str], arms: list[str]) -> list[tuple[str, list[
 
 
 def _pool_rows(overrides: list[str]):
-    from common.cli import compose
-    from common.data.rationale_phrases import split_rows
+    from exil.common.data.rationale_phrases import split_rows
+    from exil.common.engine import compose
 
     d = compose(overrides).dataset
     task = dict(verdicts=d.verdicts, distractors=d.distractors, agreement=d.agreement, zipf=d.zipf)
@@ -63,8 +63,8 @@ def _pool_rows(overrides: list[str]):
 
 def selection_table(out: Path, seeds: int, quick: list[str], arms: list[str]) -> str:
     """Share of conflicting reviews among the queried ones, and verdicts covered by the final labelled set."""
-    from common.data.rationale_phrases import conflicting
-    from common.journal import Journal
+    from exil.common.data.rationale_phrases import conflicting
+    from exil.common.journal import Journal
 
     rows_of = _pool_rows([EXPERIMENT, *quick])
     base = np.mean([conflicting(r) for r in rows_of])
@@ -101,11 +101,11 @@ def explanation_check(run: Path, overrides: list[str], n: int = 500) -> dict[str
     from hydra.utils import instantiate
     from sklearn.metrics import roc_auc_score
 
-    from common.cli import compose
-    from common.data.rationale_phrases import conflicting
-    from common.loop import seed_init
-    from common.run_folder import load_checkpoint
-    from xal.losses import predictive_entropy
+    from exil.common.data.rationale_phrases import conflicting
+    from exil.common.engine import compose
+    from exil.common.loop import seed_init
+    from exil.common.run_folder import load_checkpoint
+    from exil.xal.losses import predictive_entropy
 
     fits = sorted((run / "checkpoints").glob("round_*_fit.pt"))
     if not fits:
@@ -132,7 +132,10 @@ def explanation_check(run: Path, overrides: list[str], n: int = 500) -> dict[str
     wrong = (logits.argmax(1).numpy() != np.array([names.index(r["label"]) for r in rows]))
     hard = np.array([conflicting(r) for r in rows])
     cited = [t.split(" because it says ", 1)[1] if " because it says " in t else "" for t in texts]
-    auroc = (lambda y, s: float(roc_auc_score(y, s)) if 0 < y.sum() < len(y) else float("nan"))
+
+    def auroc(y, s):
+        return float(roc_auc_score(y, s)) if 0 < y.sum() < len(y) else float("nan")
+
     neg_p, ent = -p.numpy(), predictive_entropy(logits).numpy()
     return {"acc": 100 * (1 - wrong.mean()),
             "class": 100 * np.mean([t.split()[:1] == [r["label"]] for t, r in zip(texts, rows)]),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from common.cli import compose  # noqa: F401  (tests import it from here)
+from exil.common.engine import compose  # noqa: F401  (tests import it from here)
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")

@@ -1,8 +1,8 @@
 """XAL — explainable active learning for text (Luo et al.; NAACL 2024).
 
-* :mod:`xal.losses`: L_cls, L_gen, L_rank, the length-normalised explanation score and the selection score;
-* :mod:`xal.module`: the encoder classifier + explaining decoder (L = L_cls + λ1·L_gen + λ2·L_rank);
-* :mod:`xal.strategy`: ``strategy=xal`` — batched generation and scoring over the pool, mixed with entropy;
-* :mod:`xal.hooks`: labels, then ``explain_label`` questions whose answers become decoder targets
-  (:mod:`xal.targets`). The teachers (bank, LLM, simulated lexicon) live in ``common.oracle``.
+* :mod:`exil.xal.losses`: L_cls, L_gen, L_rank, the length-normalised explanation score and the selection score;
+* :mod:`exil.xal.module`: the encoder classifier + explaining decoder (L = L_cls + λ1·L_gen + λ2·L_rank);
+* :mod:`exil.xal.strategy`: ``strategy=xal`` — batched generation and scoring over the pool, mixed with entropy;
+* :mod:`exil.xal.hooks`: labels, then ``explain_label`` questions whose answers become decoder targets
+  (:mod:`exil.xal.targets`). The teachers (bank, LLM, simulated lexicon) live in ``exil.common.oracle``.
 """

@@ -4,7 +4,7 @@ Every newly labelled item — the initial set included — also gets an ``explai
 after its label, which the question carries): the teacher explains every class, the gold label's
 explanation being the reasonable one and the others the unreasonable ones. They become the item's
 annotation fields, served with its training batches: ``expl_ids`` (k, L) and ``expl_mask`` (k, L), row 0
-the gold label's explanation and rows 1 … k−1 the other classes' in class order (:mod:`xal.targets`).
+the gold label's explanation and rows 1 … k−1 the other classes' in class order (:mod:`exil.xal.targets`).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from typing import Any
 
 import torch
 
-from common.abilities import Explains, HasTexts, Need
-from common.errors import ConfigError
-from common.hooks import Incorporation, RoundContext, RoundHooks
-from common.oracle.explanations import explanation_question
-from common.strategies.base import Selection
-from xal.targets import explanation_targets
+from exil.common.abilities import Explains, HasTexts, Need
+from exil.common.errors import ConfigError
+from exil.common.hooks import Incorporation, RoundContext, RoundHooks
+from exil.common.oracle.explanations import explanation_question
+from exil.common.strategies.base import Selection
+from exil.xal.targets import explanation_targets
 
 
 class XALHooks(RoundHooks):
@@ -29,8 +29,8 @@ class XALHooks(RoundHooks):
     """
 
     skip_labels = False  # every labelled item is explained / annotated next
-    needs = (Need("datamodule", HasTexts, "a text dataset (common.data.text) whose items the teacher explains"),
-             Need("module", Explains, "the encoder–decoder that learns from explanations (xal.module.XALModule)"))
+    needs = (Need("datamodule", HasTexts, "a text dataset (exil.common.data.text) whose items the teacher explains"),
+             Need("module", Explains, "the encoder–decoder that learns from explanations (exil.xal.module.XALModule)"))
 
     def __init__(self, max_explanation_length: int = 32, **kwargs: Any):
         super().__init__(**kwargs)

@@ -3,7 +3,7 @@
 The encoder reads the text; its **first token's** state ``h_0`` is the representation that a softmax
 classifier reads (``logits = W · dropout(h_0) + b``, cross-entropy ``L_cls``). The decoder, over the
 encoder's states, learns by teacher forcing to generate the reasonable explanation of the gold label
-(``L_gen``) and to score it above the unreasonable ones (``L_rank``); see :mod:`xal.losses`. Training
+(``L_gen``) and to score it above the unreasonable ones (``L_rank``); see :mod:`exil.xal.losses`. Training
 minimises ``L = L_cls + λ1 · L_gen + λ2 · L_rank`` (λ1 = 0.1, λ2 = 0.01 in the paper), the explanation
 terms over the items of the batch that have explanations (``annotated``), whatever the batch size.
 
@@ -22,16 +22,16 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from common.modules.classifier import Classifier
-from common.modules.text import text_inputs
-from xal.losses import explanation_mask, per_sequence_mean, ranking_loss, token_logprobs, token_mean_nll
+from exil.common.modules.classifier import Classifier
+from exil.common.modules.text import text_inputs
+from exil.xal.losses import explanation_mask, per_sequence_mean, ranking_loss, token_logprobs, token_mean_nll
 
 
 class XALModule(Classifier):
     """Encoder classifier + explaining decoder (module docstring).
 
     Args:
-        backbone: a :class:`~common.backbones.seq2seq.Seq2SeqBackbone` (``out_features`` from its config).
+        backbone: a :class:`~exil.common.backbones.seq2seq.Seq2SeqBackbone` (``out_features`` from its config).
         num_classes: filled in from the data module.
         optimizer: partially-applied optimizer.
         gen_weight: λ1. rank_weight: λ2 (0: the "w/o rank" ablation).

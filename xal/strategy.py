@@ -2,10 +2,10 @@
 
 For every scored pool item the model generates an explanation (greedy, or the top beam of a beam
 search) and scores it (``p_i``, length-normalised log-probability); items are ranked by
-``s_i = λ/(1+λ) · softmax(−p)_i + 1/(1+λ) · softmax(c)_i`` (:func:`xal.losses.selection_scores`),
+``s_i = λ/(1+λ) · softmax(−p)_i + 1/(1+λ) · softmax(c)_i`` (:func:`exil.xal.losses.selection_scores`),
 both softmaxes over the scored pool as in the authors' code. Everything is batched: per batch one
 encoder pass, one batched ``generate`` from its states and one teacher-forced scoring pass
-(:meth:`xal.module.XALModule.explain`), on the loop's device.
+(:meth:`exil.xal.module.XALModule.explain`), on the loop's device.
 
 Ablations: ``entropy: false`` is "w/o ME" (explanation score only); "ME-Exp" is XAL's model with
 ``strategy=entropy``. Generation is XAL's expensive part: ``loop.pool_subsample`` (exil's one way to score
@@ -14,24 +14,25 @@ fewer candidates, the same for every strategy) scores that many random unlabelle
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from common.abilities import Explains, Need
-from common.errors import ConfigError
-from common.strategies.base import ScoreStrategy, Selection
-from common.strategies.context import QueryContext
-from xal.losses import predictive_entropy, selection_scores
+from exil.common.abilities import Explains, Need
+from exil.common.errors import ConfigError
+from exil.common.strategies.base import ScoreStrategy
+from exil.common.strategies.context import QueryContext
+from exil.xal.losses import predictive_entropy, selection_scores
 
 
-def explain_pool(module, datamodule, indices: np.ndarray, device: torch.device, num_beams: int = 1,
-                 max_new_tokens: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits (N, C) and explanation scores p (N,) of the pool items ``indices``, batched."""
+def explain_pool(ctx: QueryContext, num_beams: int = 1, max_new_tokens: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (N, C) and explanation scores p (N,) of the context's candidates, in one batched pass of the
+    context's own :meth:`~exil.common.strategies.context.QueryContext.map` (its device and pool loader)."""
+    module = ctx.module
+
     def both(x):
         logits, _, p = module.explain(x, num_beams, max_new_tokens)
         return torch.cat([logits.float(), p.float()[:, None]], dim=1)
 
-    out = QueryContext(module, datamodule, indices, device).map(indices, both)
+    out = ctx.map(ctx.candidates, both)
     return out[:, :-1], out[:, -1]
 
 
@@ -61,8 +62,7 @@ class XALStrategy(ScoreStrategy):
 
     def score(self, ctx: QueryContext) -> torch.Tensor:
         if self.use_explanation:
-            logits, p = explain_pool(ctx.module, ctx.datamodule, ctx.candidates, ctx.device, self.num_beams,
-                                     self.max_new_tokens)
+            logits, p = explain_pool(ctx, self.num_beams, self.max_new_tokens)
         else:
             logits, p = ctx.logits(), None
         return selection_scores(predictive_entropy(logits) if self.use_entropy else None, p, self.lam)

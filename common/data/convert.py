@@ -8,7 +8,7 @@ with Hydra the way ``exil`` composes a run, ``--set`` overriding its keys (``--s
 ``--set seed=3``). The datamodule is set up as a run would set it up (pool cap, validation split), and
 its pool, validation and test splits are written to ``DIR`` in the order a run sees them, with every
 field *including* the oracle-only ones (marked so in ``meta.json``; the converted pool keeps them
-oracle-only). The layout is described in :mod:`common.data.stored`.
+oracle-only). The layout is described in :mod:`exil.common.data.stored`.
 
 The splits are read and written chunk by chunk (``--chunk`` items through the datasets' batch path),
 so the conversion holds one chunk, not the pool, beyond what the source dataset itself holds.
@@ -35,9 +35,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from common.data.stored import FORMAT, SPLITS, VERSION
-from common.data.views import read
-from common.errors import ConfigError
+from exil.common.data.stored import FORMAT, SPLITS, VERSION
+from exil.common.data.views import read
+from exil.common.errors import ConfigError
 
 FORMATS = ("memmap", "litdata")
 AUGMENTS = ("none", "shift")
@@ -155,7 +155,7 @@ def shift_images(chunk: dict[str, np.ndarray], shifts: np.ndarray, spatial: Sequ
 def _datamodule(dataset: str, sets: Sequence[str], data_dir: str, config_dir: str | None = None):
     from hydra.utils import instantiate
 
-    from common.cli import compose
+    from exil.common.engine import compose
 
     name = dataset.split("=", 1)[1] if dataset.startswith("dataset=") else dataset
     overrides = [f"dataset={name}", f"paths.data_dir={data_dir}"]
@@ -208,7 +208,7 @@ def convert(dm, out: str | Path, fmt: str = "memmap", repeat: int = 1, augment: 
         spatial = [k for k, s in shapes.items() if len(s) >= 2 and s[-2:] == shapes["x"][-2:]]
     trim = None
     try:
-        from common.data.text import TOKEN_FIELDS, TextItems
+        from exil.common.data.text import TOKEN_FIELDS, TextItems
 
         if isinstance(_leaf(splits["pool"]), TextItems) and "attention_mask" in specs:
             trim = {"by": "attention_mask", "fields": [k for k in ("x", *TOKEN_FIELDS) if k in specs]}

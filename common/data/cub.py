@@ -35,8 +35,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from common.data.parts import PartsDataModule, part_items
-from common.errors import ConfigError, DataMissing, ExilError
+from exil.common.data.parts import PartsDataModule, part_items
+from exil.common.errors import ConfigError, DataMissing, ExilError
 
 BIRD_PART_NAMES = ["bill", "crown", "nape", "throat", "eye", "forehead", "breast", "belly", "back", "wing", "tail",
                    "leg", "foot"]

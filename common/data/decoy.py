@@ -27,10 +27,10 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from common.data.base import TensorItems
-from common.data.digits import DigitsDataModule
-from common.data.mnist import FashionMNISTDataModule, MNISTDataModule
-from common.errors import ConfigError
+from exil.common.data.items import TensorItems
+from exil.common.data.digits import DigitsDataModule
+from exil.common.data.mnist import FashionMNISTDataModule, MNISTDataModule
+from exil.common.errors import ConfigError
 
 
 class Decoyed(NamedTuple):
@@ -104,7 +104,7 @@ class _DecoyMixin:
 
     oracle_fields = ("mask", "decoy", "decoy_y")
     #: the known confounder: what a simulated teacher marks irrelevant (``oracle.irrelevant_field=auto``), and
-    #: what the wrong-reason score and worst-group accuracy are measured on (:mod:`common.explain.confounder`)
+    #: what the wrong-reason score and worst-group accuracy are measured on (:mod:`exil.common.explain.confounder`)
     confounder_field = "decoy"
     confounder_label_field = "decoy_y"
 

@@ -10,7 +10,9 @@ import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from common.data.base import PoolDataModule, TensorItems
+from exil.common.data.base import PoolDataModule
+
+from exil.common.data.items import TensorItems
 
 
 class DigitsDataModule(PoolDataModule):

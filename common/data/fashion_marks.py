@@ -4,7 +4,7 @@ Every fine class is a pair of **sub-classes** of one real Fashion-MNIST class th
 mark at one named part: a T-shirt with a *checked* or a *striped* patch at its collar, trousers with the
 patch at the waist, sneakers at the toe, bags at the handle (:data:`MARKED`; 4 base classes → 8 fine
 classes). The mark is a ``mark`` × ``mark`` pixel square (default 6 of the 64 px image side) drawn at the
-part's silhouette location (:func:`~common.data.fashion_parts.garment_part_locations`) after upsampling:
+part's silhouette location (:func:`~exil.common.data.fashion_parts.garment_part_locations`) after upsampling:
 the *checked* patch alternates black and white pixel by pixel, the *striped* one row by row, so both have
 the same mean and the same contrast — the two sub-classes have the same low-frequency content, and the
 difference lives in 1-pixel structure inside 1 % of the image.
@@ -38,11 +38,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from common.acquire import require
-from common.data.fashion_parts import GARMENT_PART_NAMES, FashionPartsDataModule, read_contrasts
-from common.data.idx import read_idx_dataset
-from common.data.mnist import FASHION_MNIST_CLASSES
-from common.errors import ConfigError, ExilError
+from exil.common.acquire import require
+from exil.common.data.fashion_parts import GARMENT_PART_NAMES, FashionPartsDataModule, read_contrasts
+from exil.common.data.idx import read_idx_dataset
+from exil.common.data.mnist import FASHION_MNIST_CLASSES
+from exil.common.errors import ConfigError, ExilError
 
 MARKED = {0: "collar", 1: "waist", 7: "toe", 8: "handle"}  # base class → the part that carries the mark
 PATTERNS = ("checked", "striped")
@@ -80,7 +80,7 @@ class FashionMarksDataModule(FashionPartsDataModule):
     Args:
         mark: side of the mark in pixels of the ``image_size`` image.
         images_per_class, image_size, test_size, contrasts, data_dir, root, **kwargs: as
-            :class:`~common.data.fashion_parts.FashionPartsDataModule` (``test_size`` counts base-class
+            :class:`~exil.common.data.fashion_parts.FashionPartsDataModule` (``test_size`` counts base-class
             test images; default 2,000 of their 4,000).
     """
 

@@ -39,12 +39,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common.acquire import require
-from common.data.base import stratified_per_class, stratified_subset
-from common.data.idx import read_idx_dataset
-from common.data.mnist import FASHION_MNIST_CLASSES
-from common.data.parts import PartsDataModule, part_items
-from common.errors import ConfigError, ExilError
+from exil.common.acquire import require
+from exil.common.data.base import stratified_per_class, stratified_subset
+from exil.common.data.idx import read_idx_dataset
+from exil.common.data.mnist import FASHION_MNIST_CLASSES
+from exil.common.data.parts import PartsDataModule, part_items
+from exil.common.errors import ConfigError, ExilError
 
 GARMENT_PART_NAMES = ["collar", "shoulder", "sleeve", "placket", "waist", "hem", "strap", "leg",
                       "toe", "heel", "sole", "shaft", "upper", "handle"]

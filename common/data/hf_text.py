@@ -4,7 +4,7 @@ network), or one saved on disk (``Dataset.save_to_disk`` / ``DatasetDict.save_to
 ``dataset=hf_text dataset.path=imdb`` (or ``dataset.path=/data/my_dataset``) reads the ``train_split`` as the
 pool and the ``test_split`` as the test set (``test_split: null``: a stratified split of the pool), the
 columns ``text_fields`` and ``label_field``; a ``ClassLabel`` label column gives the class names. Everything
-else — tokenising, pairs, test subsets, the oracle's view of the text — is :class:`~common.data.text.TextDataModule`.
+else — tokenising, pairs, test subsets, the oracle's view of the text — is :class:`~exil.common.data.text.TextDataModule`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from common.data.text import TextDataModule
-from common.errors import ConfigError, DataMissing
+from exil.common.data.text import TextDataModule
+from exil.common.errors import ConfigError, DataMissing
 
 
 class HFTextDataModule(TextDataModule):

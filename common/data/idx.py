@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.errors import DataMissing, ExilError
+from exil.common.errors import DataMissing, ExilError
 
 DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(np.uint8),

@@ -11,7 +11,7 @@
 The out-of-core formats store each field as written (``x`` of images as uint8 when that is exact) and
 serve it as the source dataset did: a field with a ``scale`` is served as float32 divided by it
 (uint8 → [0, 1]); a field in a ``trim`` group is cut, per batch, to the longest item's
-``attention_mask`` (as :class:`~common.data.text.TextItems` does).
+``attention_mask`` (as :class:`~exil.common.data.text.TextItems` does).
 """
 
 from __future__ import annotations

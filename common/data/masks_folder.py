@@ -41,8 +41,10 @@ from PIL import Image
 from torch.utils.data import Dataset
 from sklearn.model_selection import train_test_split
 
-from common.data.base import ByteImages, PoolDataModule
-from common.errors import ConfigError, DataMissing
+from exil.common.data.base import PoolDataModule
+
+from exil.common.data.items import ByteImages
+from exil.common.errors import ConfigError, DataMissing
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 MISSING_MASK = ("error", "skip", "full")

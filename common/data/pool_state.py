@@ -1,7 +1,7 @@
 """What a run knows about its pool: the oracle's labels (in labelling order), annotations, extra examples.
 
 :class:`PoolState` is the small state that changes during a run and is rebuilt from the journal on
-resume. It holds no item: the datasets are served by the views of :mod:`common.data.views`, which read
+resume. It holds no item: the datasets are served by the views of :mod:`exil.common.data.views`, which read
 this state. The bookkeeping is O(labelled) where it can be:
 
 - ``labels`` is a dict pool index → oracle label, in labelling order; :meth:`PoolState.label` checks a
@@ -201,9 +201,6 @@ class PoolState:
         if self._unlabelled is None:
             self._unlabelled = np.flatnonzero(self._mask)
         return self._unlabelled.copy()
-
-    def is_labelled(self, i: int) -> bool:
-        return int(i) in self._labels
 
     # ------------------------------------------------------------------------- annotations, extras
     def annotate(self, annotations: dict[int, dict[str, torch.Tensor]]) -> None:

@@ -40,9 +40,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from common.data.text import TextDataModule
-from common.errors import ConfigError
-from common.oracle.base import OracleContext, Question
+from exil.common.data.text import TextDataModule
+from exil.common.errors import ConfigError
+from exil.common.oracle.base import OracleContext, Question
 
 CLASSES = ("negative", "positive")
 VERDICTS = {
@@ -104,7 +104,7 @@ def conflicting(row: dict[str, Any]) -> bool:
 
 
 class RationalePhrasesDataModule(TextDataModule):
-    """The generated reviews as a :class:`~common.data.text.TextDataModule` (module docstring).
+    """The generated reviews as a :class:`~exil.common.data.text.TextDataModule` (module docstring).
 
     Args:
         pool_items: reviews in the pool. test_items: reviews in the test set.

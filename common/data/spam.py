@@ -25,10 +25,11 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from common.acquire import require
-from common.data.base import PoolDataModule, TensorItems
-from common.data.sources import SPAM_ASSASSIN_FILE
-from common.errors import ConfigError
+from exil.common.acquire import require
+from exil.common.data.base import PoolDataModule
+from exil.common.data.items import TensorItems
+from exil.common.data.sources import SPAM_ASSASSIN_FILE
+from exil.common.errors import ConfigError
 
 WORD = re.compile(r"[a-z]{2,20}")
 DECOY_WORDS = ("decoyham", "decoyspam")

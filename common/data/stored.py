@@ -1,7 +1,7 @@
 """Pools larger than memory: a converted pool read from disk (``dataset=memmap``) or streamed by litdata
 (``dataset=litdata``).
 
-Both read a folder written by ``exil data convert`` (:mod:`common.data.convert`)::
+Both read a folder written by ``exil data convert`` (:mod:`exil.common.data.convert`)::
 
     root/meta.json             fields (dtype, shape, how x is scaled), class names, splits, oracle-only fields
     root/pool/  root/val/  root/test/
@@ -14,9 +14,9 @@ stored as uint8 comes back as float in [0, 1]), in the source's order, so a run 
 asks what a run on the source asks with the same seed. Fields that were oracle-only in the source
 (relevance masks, ...) are stored and stay oracle-only (``oracle_fields`` comes from meta.json).
 
-A pool's items are read batch by batch: :class:`~common.data.items.MemmapItems` by fancy-indexing the
-maps at the batch's sorted indices (memory bounded by the batch), :class:`~common.data.items.StreamedItems`
-by litdata's random access. The labelled-set bookkeeping of :class:`~common.data.base.PoolDataModule`
+A pool's items are read batch by batch: :class:`~exil.common.data.items.MemmapItems` by fancy-indexing the
+maps at the batch's sorted indices (memory bounded by the batch), :class:`~exil.common.data.items.StreamedItems`
+by litdata's random access. The labelled-set bookkeeping of :class:`~exil.common.data.base.PoolDataModule`
 is O(labelled), so neither holds anything of the size of the pool in memory but the labels.
 """
 
@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from common.data.base import PoolDataModule
-from common.data.items import MemmapItems, StreamedItems
-from common.errors import ConfigError, DataMissing
+from exil.common.data.base import PoolDataModule
+from exil.common.data.items import MemmapItems, StreamedItems
+from exil.common.errors import ConfigError, DataMissing
 
 FORMAT = "exil-pool"
 VERSION = 1
@@ -154,7 +154,7 @@ class LitdataDataModule(_StoredDataModule):
         cache_dir: where litdata keeps the chunks it downloads (remote roots); None = litdata's default.
         max_cache_size: litdata's cache budget (e.g. ``"50GB"``); None = litdata's default.
         batch_decode: litdata's items decoded per access; 0 (default) = one, what random access wants
-            (see :class:`~common.data.items.StreamedItems`); ``auto`` = litdata's window.
+            (see :class:`~exil.common.data.items.StreamedItems`); ``auto`` = litdata's window.
         **kwargs: :class:`PoolDataModule` arguments.
     """
 

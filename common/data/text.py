@@ -34,8 +34,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from common.data.base import PoolDataModule, TensorItems, stratified_subset
-from common.errors import ConfigError, DataMissing
+from exil.common.data.base import PoolDataModule, stratified_subset
+
+from exil.common.data.items import TensorItems
+from exil.common.errors import ConfigError, DataMissing
 
 FORMATS = ("auto", "csv", "tsv", "jsonl")
 TOKEN_FIELDS = ("attention_mask", "token_type_ids")
@@ -60,8 +62,8 @@ def load_tokenizer(tokenizer: str, data_dir: str | Path = "data"):
 
     kind, _, arg = str(tokenizer).partition(":")
     if kind == "offline" and arg:
-        from common.acquire import require
-        from common.backbones.weights import OFFLINE
+        from exil.common.acquire import require
+        from exil.common.backbones.weights import OFFLINE
 
         if arg not in OFFLINE:
             raise ConfigError(f"unknown offline tokenizer source {arg!r}; valid: {', '.join(sorted(OFFLINE))}")
@@ -149,7 +151,7 @@ class TextDataModule(PoolDataModule):
 
     def _path(self, name: str) -> Path:
         if self.source is not None:
-            from common.acquire import require
+            from exil.common.acquire import require
 
             root = require(self.source, self.data_dir)
             return root / name

@@ -15,8 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from common.data.base import ByteImages, PoolDataModule
-from common.errors import ConfigError, DataMissing
+from exil.common.data.base import PoolDataModule
+
+from exil.common.data.items import ByteImages
+from exil.common.errors import ConfigError, DataMissing
 
 #: name → (torchvision class, how its train / test splits are asked for)
 SETS = {

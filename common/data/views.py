@@ -13,8 +13,8 @@ batch of one) rather than its batch path, so that a leaf whose batches differ fr
 A base without ``__getitems__`` (items as dicts) is read item by item and collated with
 ``default_collate``; a base whose ``__getitems__`` returns a list of items is collated too. Any dataset
 with ``__len__`` and ``__getitem__`` / ``__getitems__`` serving exil item dicts plugs in below these
-views: the in-memory :class:`~common.data.items.TensorItems`, the memory-mapped
-:class:`~common.data.items.MemmapItems` and the streamed :class:`~common.data.items.StreamedItems`
+views: the in-memory :class:`~exil.common.data.items.TensorItems`, the memory-mapped
+:class:`~exil.common.data.items.MemmapItems` and the streamed :class:`~exil.common.data.items.StreamedItems`
 alike, with no special case.
 
 The views: :class:`Subset` (some items, optionally re-indexed), :class:`Hidden` (without the
@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Dataset, default_collate
 
-from common.data.pool_state import Extra, StackedAnnotations
+from exil.common.data.pool_state import Extra, StackedAnnotations
 
 
 def read(ds: Dataset, indices: Sequence[int], single: bool = False) -> dict[str, Any]:

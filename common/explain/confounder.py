@@ -11,7 +11,7 @@ about 5, and one item would swing it by 0.2: those groups count in the pooled fi
 
 **Wrong-reason score** (the XIL typology's WR, Friedrich et al. 2023): for each test item, the share
 of its explanation's absolute attribution that falls on the confounder region ``R``,
-``WR = Σ_{p ∈ R} |E_p| / Σ_p |E_p|``, averaged over items (:func:`common.explain.metrics.attribution_share`),
+``WR = Σ_{p ∈ R} |E_p| / Σ_p |E_p|``, averaged over items (:func:`exil.common.explain.metrics.attribution_share`),
 for the explanation of the *predicted* class by
 
 * ``input_gradients``: ``|∂ logit_ŷ / ∂x|`` (max over channels) — any differentiable model;
@@ -34,11 +34,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from common.data.views import read, targets_of
-from common.explain.evaluate import explainer
-from common.explain.lime import LimeConfig, explain_batch
-from common.explain.metrics import attribution_share, as_mask
-from common.explain.segmentation import grid
+from exil.common.data.views import read, targets_of
+from exil.common.explain.evaluate import explainer
+from exil.common.explain.lime import LimeConfig, explain_batch
+from exil.common.explain.metrics import as_mask, attribution_share
+from exil.common.explain.segmentation import grid
 
 EXPLAINERS = ("input_gradients", "gradcam", "lime")
 
@@ -99,7 +99,7 @@ def _explainers(module: Any, names: Sequence[str], cell: int, generator: torch.G
                 ) -> dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor | None] | None]:
     """Map makers ``(x, target) -> (B, H, W)`` for ``names``, built once (Grad-CAM finds its layer once);
     Grad-CAM's maker returns ``None`` for a model without a spatial layer. Input gradients and Grad-CAM are
-    :func:`common.explain.evaluate.explainer`'s."""
+    :func:`exil.common.explain.evaluate.explainer`'s."""
     unknown = [e for e in names if e not in EXPLAINERS]
     if unknown:
         raise ValueError(f"unknown wrong-reason explainer(s) {unknown}; choose from {', '.join(EXPLAINERS)}")

@@ -2,7 +2,7 @@
 
 For every test item the model's explanation of its *predicted* class (or of the true label, with
 ``target="label"``) is computed in batches on ``device`` and scored with
-:func:`common.explain.metrics.activation_scores` against the item's ``mask`` (relevant pixels).
+:func:`exil.common.explain.metrics.activation_scores` against the item's ``mask`` (relevant pixels).
 Returned, as means over items with a non-empty mask:
 
 * ``test/expl_recall``, ``test/expl_precision``, ``test/expl_f1`` — Activation Recall / Precision / F1;
@@ -19,9 +19,9 @@ from typing import Any, Callable
 
 import torch
 
-from common.explain.gradcam import GradCAM
-from common.explain.gradients import score_gradients
-from common.explain.metrics import activation_scores, attribution_share
+from exil.common.explain.gradcam import GradCAM
+from exil.common.explain.gradients import score_gradients
+from exil.common.explain.metrics import activation_scores, attribution_share
 
 
 def _gradcam(module: torch.nn.Module, layer: str | None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:

@@ -51,8 +51,8 @@ from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
 import torch
 from torch import nn
 
-from common.errors import ConfigError
-from common.explain.segmentation import Segmenter, grid
+from exil.common.errors import ConfigError
+from exil.common.explain.segmentation import Segmenter, grid
 
 SELECTIONS = ("auto", "forward_selection", "highest_weights")
 SAMPLINGS = ("count", "bernoulli")
@@ -415,7 +415,7 @@ def explain_batch(model: Callable[[torch.Tensor], torch.Tensor], images: torch.T
 
     Args:
         segments: segment maps (H, W) shared by all images or (B, H, W), labels 0..S_i−1; or a
-            segmenter (see :mod:`common.explain.segmentation`); a 4-pixel grid by default.
+            segmenter (see :mod:`exil.common.explain.segmentation`); a 4-pixel grid by default.
         hide_color: the value of a switched-off segment's pixels, or None for the segment's mean colour.
         model, config, target, generator: see :func:`lime`.
     """

@@ -10,7 +10,7 @@
 
 Images are tensors (C, H, W); maps come back as ``torch.long`` on the image's device, relabelled
 to consecutive labels 0..S-1. :func:`segmenter` builds any of them from a name (a Hydra config:
-``{_target_: common.explain.segmentation.segmenter, kind: grid, cell: 4}``).
+``{_target_: exil.common.explain.segmentation.segmenter, kind: grid, cell: 4}``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from common.errors import ConfigError
+from exil.common.errors import ConfigError
 
 Segmenter = Callable[[torch.Tensor], torch.Tensor]
 

@@ -7,7 +7,7 @@ the class the confounder shows: a model that reads the swatch predicts that clas
 its mean share of attribution on the confounder over the shown items (WR).
 
 The maps come from each run's ``explanations/round_RRR_test.npz`` (written every round on data with a
-confounder: :func:`common.explain.confounder.example_maps`).
+confounder: :func:`exil.common.explain.confounder.example_maps`).
 """
 
 from __future__ import annotations

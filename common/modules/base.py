@@ -20,7 +20,7 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
-from common.errors import ConfigError
+from exil.common.errors import ConfigError
 
 
 def require_dropout(module: nn.Module, dropouts: list[nn.Module]) -> None:

@@ -16,14 +16,14 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from common.modules.base import ExilModule, require_dropout
+from exil.common.modules.base import ExilModule, require_dropout
 
 
 class Classifier(ExilModule):
     """Backbone + dropout + linear head.
 
     Args:
-        backbone: a feature extractor with an ``out_features`` attribute (see ``common.backbones``).
+        backbone: a feature extractor with an ``out_features`` attribute (see ``exil.common.backbones``).
         num_classes: number of classes (filled in from the data module).
         optimizer: a partially-applied optimizer (``_partial_: true`` in YAML) taking the parameters.
         dropout: dropout before the head (MC dropout for BALD uses it).

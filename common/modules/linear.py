@@ -13,11 +13,11 @@ from typing import Any
 
 import torch
 
-from common.modules.classifier import Classifier
+from exil.common.modules.classifier import Classifier
 
 
 class LinearClassifier(Classifier):
-    """:class:`~common.modules.classifier.Classifier` without dropout, with L1 / L2 penalties on the head."""
+    """:class:`~exil.common.modules.classifier.Classifier` without dropout, with L1 / L2 penalties on the head."""
 
     def __init__(self, *args: Any, l1: float = 0.0, l2: float = 0.0, **kwargs: Any):
         super().__init__(*args, **kwargs)

@@ -1,4 +1,4 @@
-"""Text inputs for exil modules: a text batch (``common.data.text``) holds ``x`` = token ids plus the
+"""Text inputs for exil modules: a text batch (``exil.common.data.text``) holds ``x`` = token ids plus the
 tokenizer's masks; a text model's input is the dict Hugging Face models take."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from common.data.text import TOKEN_FIELDS
-from common.modules.classifier import Classifier
+from exil.common.data.text import TOKEN_FIELDS
+from exil.common.modules.classifier import Classifier
 
 
 def text_inputs(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -17,7 +17,7 @@ def text_inputs(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
 
 
 class TextClassifier(Classifier):
-    """:class:`~common.modules.classifier.Classifier` over a text backbone (``backbone=minilm``):
+    """:class:`~exil.common.modules.classifier.Classifier` over a text backbone (``backbone=minilm``):
     ``logits = W · dropout(pool(encoder(tokens))) + b``; the baselines of text experiments."""
 
     def inputs(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:

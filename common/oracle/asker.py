@@ -15,9 +15,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from common.errors import ExilError
-from common.journal import Journal
-from common.oracle.base import InvalidAnswer, Oracle, OracleContext, Question, validate
+from exil.common.errors import ExilError
+from exil.common.journal import Journal
+from exil.common.oracle.base import InvalidAnswer, Oracle, OracleContext, Question, validate
 
 
 class AnswerTaken(ExilError):

@@ -6,8 +6,8 @@ within its round and kind (the pool index for item questions), and a ``payload``
 of what to show the teacher (the model's prediction, an explanation, ...).
 
 An :class:`Oracle` answers the kinds it lists in ``kinds``. It never talks to the
-journal: :class:`~common.oracle.asker.Asker` does, and validates every answer with
-the question's kind (:mod:`common.oracle.kinds`); an invalid answer is reported back
+journal: :class:`~exil.common.oracle.asker.Asker` does, and validates every answer with
+the question's kind (:mod:`exil.common.oracle.kinds`); an invalid answer is reported back
 to the oracle (:meth:`Oracle.reject`) and asked again.
 
 A **live** oracle (``live = True``: the web page) is not asked question by question:
@@ -19,36 +19,11 @@ validates and commits each before the teacher is told it was saved.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, ContextManager
 
-from common.errors import ConfigError
-from common.oracle.kinds import kind_of
-
-
-class InvalidAnswer(ValueError):
-    """An answer that does not fit its question; the message says what would."""
-
-
-@dataclass
-class Question:
-    kind: str
-    key: str
-    item: int | None = None
-    payload: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class OracleContext:
-    """What an oracle may look at: the data (ground truth for simulated oracles), class names, a folder for files it shows."""
-
-    datamodule: Any
-    class_names: list[str]
-    out_dir: Path
-    round: int = 0
-    #: what the teacher is told about why the loop asks (the strategy's name), for its views
-    strategy: str | None = None
+from exil.common.errors import ConfigError
+from exil.common.oracle.kinds import kind_of
+from exil.common.oracle.question import InvalidAnswer, OracleContext, Question  # noqa: F401  (the protocol's types)
 
 
 class Oracle(ABC):
@@ -98,7 +73,7 @@ class Oracle(ABC):
         """The run is over (or stopped): release what the oracle holds (a server)."""
 
     def prefetch(self, questions: list[Question], ctx: OracleContext) -> None:
-        """Called by :meth:`Asker.many <common.oracle.asker.Asker.many>` with the questions it is about to ask
+        """Called by :meth:`Asker.many <exil.common.oracle.asker.Asker.many>` with the questions it is about to ask
         one by one. An oracle whose answers come from a slow service may fetch them all here, concurrently,
         into a cache of its own; the answers are still validated and journaled one at a time. Default: nothing."""
 

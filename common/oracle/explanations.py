@@ -9,7 +9,7 @@ and is asked again.
 
 Teachers that answer it: an :class:`ExplanationBank` (explanations written beforehand, e.g. by an LLM or
 by people: JSONL rows ``{"id", "label", "explanation"}``), the simulated lexicon teacher
-(:mod:`common.oracle.lexicon`), an LLM (:mod:`common.oracle.llm`) and a person at the terminal.
+(:mod:`exil.common.oracle.lexicon`), an LLM (:mod:`exil.common.oracle.llm`) and a person at the terminal.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from common.errors import ConfigError, ExilError
-from common.oracle.base import InvalidAnswer, OracleContext, Question
-from common.oracle.kinds import COMMON_VIEWS, QuestionKind, register
-from common.oracle.label import class_list, parse_label
+from exil.common.errors import ConfigError, ExilError
+from exil.common.oracle.base import InvalidAnswer, OracleContext, Question
+from exil.common.oracle.kinds import COMMON_VIEWS, QuestionKind, register
+from exil.common.oracle.label import class_list, parse_label
 
 
 @register
@@ -32,7 +32,7 @@ class ExplainLabel(QuestionKind):
     def validate(self, question: Question, answer: Any, ctx: OracleContext) -> dict[str, Any]:
         """``{"label": y, "explanations": [e_0, …, e_{C−1}]}``, each explanation a non-empty string of at most
         :data:`MAX_CHARS` characters, stripped. The label is the answer's ``"label"`` if it has one, else the
-        question's, read as :func:`~common.oracle.label.parse_label` reads a ``label`` answer (no skip)."""
+        question's, read as :func:`~exil.common.oracle.label.parse_label` reads a ``label`` answer (no skip)."""
         names = list(ctx.class_names)
         given = answer.get("explanations") if isinstance(answer, dict) else answer
         if isinstance(given, dict):
@@ -127,6 +127,6 @@ def explain_label(explainer: Any, question: Question, ctx: OracleContext) -> dic
     """The simulated oracle's ``explain_label`` answer, from its configured explainer."""
     if explainer is None:
         raise ConfigError("explain_label questions need oracle.explainer: a simulated lexicon teacher "
-                          "(common.oracle.lexicon.LexiconTeacher) or an explanation bank "
-                          "(common.oracle.explanations.ExplanationBank); or use oracle=llm")
+                          "(exil.common.oracle.lexicon.LexiconTeacher) or an explanation bank "
+                          "(exil.common.oracle.explanations.ExplanationBank); or use oracle=llm")
     return explainer.explain(question, ctx)

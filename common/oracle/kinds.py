@@ -4,7 +4,7 @@ A :class:`QuestionKind` owns everything about one kind of question:
 
 * :meth:`~QuestionKind.validate` — the one validator every teacher's answers go through (simulated,
   terminal, web, LLM): it returns the canonical answer the journal stores, or raises
-  :class:`~common.oracle.base.InvalidAnswer` with what would be valid;
+  :class:`~exil.common.oracle.base.InvalidAnswer` with what would be valid;
 * :meth:`~QuestionKind.simulate` — the simulated teacher's answer, from ground truth;
 * :meth:`~QuestionKind.terminal` — how a person answers it at the terminal;
 * :meth:`~QuestionKind.web` and ``view`` — what the web page shows (a JSON payload) and the ES module
@@ -13,8 +13,8 @@ A :class:`QuestionKind` owns everything about one kind of question:
 * :meth:`~QuestionKind.summary` — one line for the list of answers given.
 
 ``common`` registers ``label``, ``relevance`` and ``explain_label``; a method package registers its own
-(``caipi.questions``: ``correct_explanation``, ``exbl.questions``: ``choose_exemplars``,
-``alice.questions``: ``contrast_classes``) when its hooks are imported, so a new method adds a question
+(``exil.caipi.questions``: ``correct_explanation``, ``exil.exbl.questions``: ``choose_exemplars``,
+``exil.alice.questions``: ``contrast_classes``) when its hooks are imported, so a new method adds a question
 without touching common's oracles.
 """
 
@@ -23,10 +23,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from common.errors import ExilError
+from exil.common.errors import ExilError
 
-if TYPE_CHECKING:  # the views' helpers; imported lazily where used
-    from common.oracle.base import OracleContext, Question
+if TYPE_CHECKING:
+    from exil.common.oracle.question import OracleContext, Question
 
 
 #: the view modules of common's own kinds
@@ -45,17 +45,17 @@ class QuestionKind:
         raise NotImplementedError
 
     def simulate(self, question: "Question", ctx: "OracleContext", teacher: Any) -> Any:
-        """The simulated teacher's raw answer; ``teacher`` is the :class:`~common.oracle.simulated.SimulatedOracle`
+        """The simulated teacher's raw answer; ``teacher`` is the :class:`~exil.common.oracle.simulated.SimulatedOracle`
         (its settings and ground-truth access)."""
         raise ExilError(f"the simulated teacher cannot answer {self.name!r} questions")
 
     def terminal(self, question: "Question", ctx: "OracleContext", term: Any) -> Any:
-        """A person's raw answer at the terminal; ``term`` is the :class:`~common.oracle.terminal.TerminalOracle`
+        """A person's raw answer at the terminal; ``term`` is the :class:`~exil.common.oracle.terminal.TerminalOracle`
         (``term.show``, ``term.say``, ``term.ask``)."""
         raise ExilError(f"the terminal cannot ask {self.name!r} questions")
 
     def web(self, question: "Question", ctx: "OracleContext", media: Any) -> dict[str, Any]:
-        """The JSON payload of the web view; ``media`` turns images into URLs (:class:`common.web.media.Media`)."""
+        """The JSON payload of the web view; ``media`` turns images into URLs (:class:`exil.common.web.media.Media`)."""
         raise ExilError(f"the web page cannot show {self.name!r} questions")
 
     def preview(self, question: "Question", data: Any, ctx: "OracleContext") -> dict[str, Any]:

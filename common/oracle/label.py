@@ -16,8 +16,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from common.oracle.base import InvalidAnswer, OracleContext, Question
-from common.oracle.kinds import COMMON_VIEWS, QuestionKind, register
+from exil.common.oracle.base import InvalidAnswer, OracleContext, Question
+from exil.common.oracle.kinds import COMMON_VIEWS, QuestionKind, register
 
 SKIP_WORDS = ("skip", "?", "don't know", "dont know")
 
@@ -75,7 +75,7 @@ class Label(QuestionKind):
         return term.ask(f"label? [{classes}]{skip} > ")
 
     def web(self, question: Question, ctx: OracleContext, media: Any) -> dict[str, Any]:
-        from common.web.media import item_view
+        from exil.common.web.media import item_view
 
         p = question.payload
         out = {"item": item_view(ctx, question.item, media), "classes": list(ctx.class_names),

@@ -21,8 +21,8 @@ import re
 from functools import lru_cache
 from typing import Any, Mapping
 
-from common.errors import ConfigError
-from common.oracle.base import OracleContext, Question
+from exil.common.errors import ConfigError
+from exil.common.oracle.base import OracleContext, Question
 
 WORD = re.compile(r"[a-z][a-z'-]*")
 

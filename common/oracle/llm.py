@@ -21,7 +21,7 @@ Retry and deadline policy (retries through :mod:`tenacity`):
   string (``null`` content is read as ``""``, which the oracle asks again). At most ``retries`` further
   attempts; the wait before retry ``a`` (1, 2, ...) is ``min(backoff · 2^(a-1), max_backoff)`` seconds,
   or the server's ``Retry-After`` (on 429 and 503) if that is longer, still capped at ``max_backoff``.
-  When the retries are spent the run stops with an :class:`~common.errors.ExilError`; resuming it asks
+  When the retries are spent the run stops with an :class:`~exil.common.errors.ExilError`; resuming it asks
   again, the answers so far are kept.
 * **Anything else fails at once** with an ExilError that says what to fix: HTTP 400, 401, 403, 404,
   422, ... (and redirects: ``base_url`` is then wrong), an unsupported URL scheme.
@@ -55,8 +55,8 @@ from typing import Any, Mapping, Sequence
 import httpx
 import tenacity
 
-from common.errors import ConfigError, ExilError
-from common.oracle.base import SIMULATED_SETTINGS, Oracle, OracleContext, Question
+from exil.common.errors import ConfigError, ExilError
+from exil.common.oracle.base import SIMULATED_SETTINGS, Oracle, OracleContext, Question
 
 Messages = list[dict[str, str]]
 log = logging.getLogger(__name__)

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from common.oracle.base import InvalidAnswer, OracleContext, Question
-from common.oracle.kinds import COMMON_VIEWS, QuestionKind, register
-from common.oracle.label import brief
+from exil.common.oracle.base import InvalidAnswer, OracleContext, Question
+from exil.common.oracle.kinds import COMMON_VIEWS, QuestionKind, register
+from exil.common.oracle.label import brief
 
 
 def encode_mask(mask: torch.Tensor | np.ndarray) -> dict[str, Any]:
@@ -127,7 +127,7 @@ class Relevance(QuestionKind):
         return teacher.relevance(question, ctx)
 
     def terminal(self, question: Question, ctx: OracleContext, term: Any) -> Any:
-        from common.oracle.sheets import grid_mask, save_grid
+        from exil.common.oracle.sheets import grid_mask, save_grid
 
         term.show(question, ctx)
         h, w = question.payload["shape"]
@@ -147,8 +147,8 @@ class Relevance(QuestionKind):
         return {"relevant": grid_mask(cells, term.grid, h, w)}
 
     def web(self, question: Question, ctx: OracleContext, media: Any) -> dict[str, Any]:
-        from common.explain.segmentation import grid
-        from common.web.media import item_view, label_map
+        from exil.common.explain.segmentation import grid
+        from exil.common.web.media import item_view, label_map
 
         h, w = question.payload["shape"]
         cell = max(1, min(h, w) // 7)

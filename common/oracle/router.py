@@ -12,9 +12,9 @@ import csv
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Mapping
 
-from common.errors import ConfigError, ExilError
-from common.oracle.base import SIMULATED_SETTINGS, InvalidAnswer, Oracle, OracleContext, Question, check_ignored
-from common.oracle.simulated import SimulatedOracle
+from exil.common.errors import ConfigError, ExilError
+from exil.common.oracle.base import SIMULATED_SETTINGS, InvalidAnswer, Oracle, OracleContext, Question, check_ignored
+from exil.common.oracle.simulated import SimulatedOracle
 
 
 class RoutingOracle(Oracle):

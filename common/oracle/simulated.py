@@ -12,9 +12,9 @@
 * ``correct_explanation``: CAIPI's corrections — the shown components that cover the item's
   irrelevant field (as above), else that cover none of its ``relevance_field``;
 * ``contrast_classes``: ALICE's expert — the dataset's sentence for the class pair (an explanation
-  bank, or one generated from CUB's attribute annotations: :mod:`alice.questions`);
+  bank, or one generated from CUB's attribute annotations: :mod:`exil.alice.questions`);
 * ``explain_label``: XAL's explanations of every class for an item, from ``explainer`` (an explanation
-  bank, or the simulated lexicon teacher: :mod:`common.oracle.explanations`, :mod:`common.oracle.lexicon`);
+  bank, or the simulated lexicon teacher: :mod:`exil.common.oracle.explanations`, :mod:`exil.common.oracle.lexicon`);
 * ``choose_exemplars``: eXBL's automatic teacher — the candidate explanations with the highest and
   the lowest Activation Recall against the ground-truth masks (threshold ``exemplar_threshold``).
 
@@ -27,7 +27,7 @@ next, as for a person or an LLM (by default a simulated teacher's answers are co
 after a kill the uncommitted part of a batch is asked again, which costs nothing). ``call_log`` names a
 file that gets one line per answer given (``kind<TAB>key``): what the chaos test counts across kills.
 
-Each answer comes from its question kind's ``simulate`` (:mod:`common.oracle.kinds`), which reads this
+Each answer comes from its question kind's ``simulate`` (:mod:`exil.common.oracle.kinds`), which reads this
 teacher's settings and ground truth (:meth:`SimulatedOracle.field`); a method's own kinds simulate themselves.
 """
 
@@ -41,9 +41,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from common.errors import ExilError
-from common.oracle.base import Oracle, OracleContext, Question
-from common.oracle.kinds import kind_of, registered
+from exil.common.errors import ExilError
+from exil.common.oracle.base import Oracle, OracleContext, Question
+from exil.common.oracle.kinds import kind_of, registered
 
 
 class SimulatedOracle(Oracle):

@@ -4,7 +4,7 @@ For each question the item is shown — text printed, an image saved as a PNG
 (``<run dir>/oracle/round_RRR_item_N.png``, path printed) — with the model's
 prediction and top classes; the person types an answer. The Asker validates it;
 an invalid answer prints what would be valid and the question is asked again.
-What each kind shows and asks is the kind's own ``terminal`` view (:mod:`common.oracle.kinds`):
+What each kind shows and asks is the kind's own ``terminal`` view (:mod:`exil.common.oracle.kinds`):
 
 * ``label``: a class number or name (``skip`` where the method allows it).
 * ``relevance``: the image is saved with a numbered ``grid`` × ``grid`` overlay; the person types
@@ -34,10 +34,11 @@ from typing import Any, Callable, ContextManager
 import numpy as np
 import torch
 
-from common.errors import ExilError
-from common.oracle.base import Oracle, OracleContext, Question, check_ignored
-from common.oracle.kinds import kind_of, registered
-from common.oracle.sheets import save_image
+from exil.common.abilities import HasTexts
+from exil.common.errors import ExilError
+from exil.common.oracle.base import Oracle, OracleContext, Question, check_ignored
+from exil.common.oracle.kinds import kind_of, registered
+from exil.common.oracle.sheets import save_image
 
 
 class InputEnded(ExilError):
@@ -80,7 +81,7 @@ class TerminalOracle(Oracle):
         stage = "initial set" if ctx.round < 0 else f"round {ctx.round}"
         self.say(f"\n── {stage} · {question.kind} · item {question.key} ──")
         item = ctx.datamodule.pool_item(question.item) if question.item is not None else {}
-        if hasattr(ctx.datamodule, "text_of") and question.item is not None:
+        if isinstance(ctx.datamodule, HasTexts) and question.item is not None:
             for n, part in enumerate(ctx.datamodule.text_of(question.item)):
                 self.say(f"{'text' if n == 0 else 'text b'}: {part}")
         elif "x" in item and torch.is_tensor(item["x"]) and item["x"].dim() in (2, 3):

@@ -1,6 +1,6 @@
 """A person in the browser: ``oracle=web`` serves a page on which the loop's questions are answered.
 
-The server (Starlette on uvicorn, :mod:`common.web.app`) runs in a thread of the loop's own process and
+The server (Starlette on uvicorn, :mod:`exil.common.web.app`) runs in a thread of the loop's own process and
 starts with the run; ``exil`` prints one URL with a token and the loop waits for answers. Each round's
 questions are offered at once (:meth:`offer`); answers are validated by their kind and committed to the
 journal by the asker before the page is told they were saved; until the round is settled the person may
@@ -27,10 +27,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from common.errors import ConfigError
-from common.oracle.base import Oracle, OracleContext, Question, check_ignored
-from common.oracle.kinds import registered
-from common.web.session import WebSession
+from exil.common.errors import ConfigError
+from exil.common.oracle.base import Oracle, OracleContext, Question, check_ignored
+from exil.common.oracle.kinds import registered
+from exil.common.web.session import WebSession
 
 
 def is_loopback(host: str) -> bool:
@@ -56,7 +56,7 @@ class WebOracle(Oracle):
         max_body: the largest request accepted, in bytes.
         print_fn: where the URL is printed.
         **ignored: settings of the simulated / LLM teacher an experiment sets (``irrelevant_field``, ...):
-            the person is the teacher here, so they are ignored (:data:`~common.oracle.base.MACHINE_TEACHER_SETTINGS`).
+            the person is the teacher here, so they are ignored (:data:`~exil.common.oracle.base.MACHINE_TEACHER_SETTINGS`).
     """
 
     live = True
@@ -90,7 +90,7 @@ class WebOracle(Oracle):
             return
         import uvicorn
 
-        from common.web.app import LOOPBACK, build_app
+        from exil.common.web.app import LOOPBACK, build_app
 
         self.session.ctx = ctx
         state_path = Path(ctx.out_dir) / "web.json"

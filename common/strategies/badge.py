@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from common.strategies import heuristics
-from common.strategies.base import QueryStrategy, Selection
-from common.strategies.context import QueryContext
+from exil.common.strategies import heuristics
+from exil.common.strategies.base import QueryStrategy, Selection
+from exil.common.strategies.context import QueryContext
 
 
 def gradient_kmeans_pp(
@@ -18,10 +18,10 @@ def gradient_kmeans_pp(
     The first centre is the largest ``‖g_i‖`` (as in the BADGE code); every next one is drawn with
     probability ∝ ``D²(i)``, the squared distance to the nearest centre so far (drawn on the CPU
     with ``generator``; uniformly among the rest if every ``D²`` is 0). Distances to a new centre
-    use :func:`~common.strategies.heuristics.gradient_sq_distances`: O(N·(C + d)) per step.
+    use :func:`~exil.common.strategies.heuristics.gradient_sq_distances`: O(N·(C + d)) per step.
 
     ``h`` may be compact (float16, a read-only memory map): it is then read ``block_rows`` rows at a time
-    in float32 (:class:`~common.strategies.heuristics.RowBlocks`), so the extra memory is O(N·C) + O(N) +
+    in float32 (:class:`~exil.common.strategies.heuristics.RowBlocks`), so the extra memory is O(N·C) + O(N) +
     O(block_rows × d), never a float32 copy of ``h``; a float32 ``h`` is used as it is.
 
     Returns:

@@ -1,7 +1,7 @@
 """Query strategies: choose which pool items to ask the oracle about.
 
 A strategy is one class plus one YAML file in ``conf/strategy/``. It receives a
-:class:`~common.strategies.context.QueryContext` (the model, the data module, the
+:class:`~exil.common.strategies.context.QueryContext` (the model, the data module, the
 candidate pool indices after optional subsampling, the device and a seeded
 generator) and returns a :class:`Selection` of pool indices.
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from common.strategies.context import QueryContext
+from exil.common.strategies.context import QueryContext
 
 
 @dataclass

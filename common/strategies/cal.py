@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import torch
 
-from common.strategies import heuristics
-from common.strategies.base import ScoreStrategy
-from common.strategies.context import QueryContext
+from exil.common.strategies import heuristics
+from exil.common.strategies.base import ScoreStrategy
+from exil.common.strategies.context import QueryContext
 
 
 class CAL(ScoreStrategy):
     """Candidates whose predictions diverge most from those of their nearest labelled neighbours.
 
     ``s(x) = 1/k Σ_{j ∈ kNN(x)} KL(p(y|x_j^l) ‖ p(y|x))`` over the ``k`` labelled items nearest to
-    ``x`` in feature space (see :func:`~common.strategies.heuristics.contrastive_scores`).
+    ``x`` in feature space (see :func:`~exil.common.strategies.heuristics.contrastive_scores`).
 
     Args:
         neighbours: k, the number of labelled neighbours (fewer if fewer are labelled).

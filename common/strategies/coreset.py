@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from common.strategies import heuristics
-from common.strategies.base import QueryStrategy, Selection
-from common.strategies.context import QueryContext
+from exil.common.strategies import heuristics
+from exil.common.strategies.base import QueryStrategy, Selection
+from exil.common.strategies.context import QueryContext
 
 
 def k_center_greedy(
@@ -27,7 +27,7 @@ def k_center_greedy(
         generator: CPU generator for the first draw when there are no centres.
         chunk_size: block size of the initial N × M distances (never held at once).
         block_rows: rows of a compact ``x`` converted to float32 at a time (see
-            :class:`~common.strategies.heuristics.RowBlocks`); a float32 ``x`` is used as it is.
+            :class:`~exil.common.strategies.heuristics.RowBlocks`); a float32 ``x`` is used as it is.
 
     Returns:
         (k,) positions in ``x`` in the order chosen, and (k,) their distance to the nearest centre

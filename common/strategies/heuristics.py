@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import torch
 
-
 #: items per block of a per-item score over a big pool: its temporaries are O(ROWS · C), not O(N · C)
 ROWS = 65536
 

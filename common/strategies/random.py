@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from common.strategies.base import QueryStrategy, Selection
-from common.strategies.context import QueryContext
+from exil.common.strategies.base import QueryStrategy, Selection
+from exil.common.strategies.context import QueryContext
 
 
 class RandomSampling(QueryStrategy):

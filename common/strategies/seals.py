@@ -41,9 +41,9 @@ from typing import Any
 
 import numpy as np
 
-from common.errors import ConfigError
-from common.strategies.base import QueryStrategy, Selection
-from common.strategies.context import QueryContext
+from exil.common.errors import ConfigError
+from exil.common.strategies.base import QueryStrategy, Selection
+from exil.common.strategies.context import QueryContext
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class SEALS(QueryStrategy):
     """A base strategy over the labelled set's nearest neighbours only (module docstring).
 
     Args:
-        base: the strategy run on the restricted candidates (default: :class:`~common.strategies.uncertainty.Entropy`).
+        base: the strategy run on the restricted candidates (default: :class:`~exil.common.strategies.uncertainty.Entropy`).
         neighbours: k, the neighbours of each labelled item that join the candidates (paper: 100).
         index: ``flat`` (exact) | ``hnsw`` | ``ivf``.
         metric: ``cosine`` | ``l2``.
@@ -88,7 +88,7 @@ class SEALS(QueryStrategy):
         if metric not in METRICS:
             raise ConfigError(f"strategy.metric={metric!r}; valid: {', '.join(METRICS)}")
         if base is None:
-            from common.strategies.uncertainty import Entropy
+            from exil.common.strategies.uncertainty import Entropy
 
             base = Entropy()
         self.base = base
@@ -179,9 +179,8 @@ class SEALS(QueryStrategy):
         """The fixed embedding's module: the run's initial weights if the context names a run folder."""
         run_dir = getattr(ctx, "run_dir", None)
         if run_dir is not None and (Path(run_dir) / "journal.sqlite").exists():
-            from common.journal import recorded_hash
-            from common.loop import load_module_state
-            from common.run_folder import load_checkpoint
+            from exil.common.journal import recorded_hash
+            from exil.common.run_folder import load_checkpoint, load_module_state
 
             run_dir = Path(run_dir)
             ckpt = load_checkpoint(run_dir / "checkpoints" / "init.pt", recorded_hash(run_dir / "journal.sqlite", "init.pt"),
@@ -221,7 +220,7 @@ class _Embedder:
     """The fixed embedding of pool items: float32 rows (L2-normalised for ``cosine``), C-contiguous for FAISS."""
 
     def __init__(self, encoder, ctx: QueryContext, metric: str):
-        from common.strategies import context
+        from exil.common.strategies import context
 
         self.ctx = QueryContext(encoder, ctx.datamodule, np.empty(0, dtype=np.int64), ctx.device,
                                 ctx.generator, ctx.seed)

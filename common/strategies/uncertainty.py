@@ -1,16 +1,16 @@
 """Uncertainty sampling on the predictive distribution p(y|x) (Settles 2009, §3.1).
 
-Three classic scores of the softmax output, each a :mod:`~common.strategies.heuristics`
-function ranked by :class:`~common.strategies.base.ScoreStrategy` (highest first).
+Three classic scores of the softmax output, each a :mod:`~exil.common.strategies.heuristics`
+function ranked by :class:`~exil.common.strategies.base.ScoreStrategy` (highest first).
 """
 
 from __future__ import annotations
 
 import torch
 
-from common.strategies import heuristics
-from common.strategies.base import ScoreStrategy
-from common.strategies.context import QueryContext
+from exil.common.strategies import heuristics
+from exil.common.strategies.base import ScoreStrategy
+from exil.common.strategies.context import QueryContext
 
 
 class Entropy(ScoreStrategy):

@@ -29,11 +29,11 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Redire
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from common.errors import ExilError
-from common.oracle.asker import AnswerInUse, AnswerTaken
-from common.oracle.base import InvalidAnswer
-from common.oracle.kinds import kind_of
-from common.web.session import WebSession
+from exil.common.errors import ExilError
+from exil.common.oracle.asker import AnswerInUse, AnswerTaken
+from exil.common.oracle.base import InvalidAnswer
+from exil.common.oracle.kinds import kind_of
+from exil.common.web.session import WebSession
 
 STATIC = Path(__file__).parent / "static"
 COOKIE = "exil_token"

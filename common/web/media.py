@@ -15,7 +15,8 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-from common.oracle.sheets import as_display
+from exil.common.abilities import HasTexts
+from exil.common.oracle.sheets import as_display
 
 
 class Media:
@@ -71,7 +72,7 @@ def label_map(m: np.ndarray | torch.Tensor) -> dict:
 def item_view(ctx, item: int, media: Media) -> dict:
     """What a person sees of a pool item: ``{"text": [parts]}`` for text data, else ``{"image": {...}}``."""
     dm = ctx.datamodule
-    if hasattr(dm, "text_of"):
+    if isinstance(dm, HasTexts):
         return {"text": list(dm.text_of(item))}
     x = dm.pool_item(item).get("x")
     if torch.is_tensor(x) and x.dim() in (2, 3):

@@ -18,9 +18,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.oracle.base import OracleContext, Question
-from common.oracle.kinds import kind_of
-from common.web.media import Media
+from exil.common.oracle.base import OracleContext, Question
+from exil.common.oracle.kinds import kind_of
+from exil.common.web.media import Media
 
 STAGE_TEXT = {
     "initial": "labelling the initial set",

@@ -64,7 +64,7 @@ class Run:
         env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "EXIL_TRACEBACK": "1"}
         args = [f"loop.resume={self.dir}"] if resume else [*self.args, f"hydra.run.dir={self.dir}"]
         (self.dir / "oracle" / "web.json").unlink(missing_ok=True) if not resume else None
-        self.proc = subprocess.Popen([sys.executable, "-m", "common.cli", *args], cwd=ROOT, env=env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "exil.common.cli", *args], cwd=ROOT, env=env,
                                      stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while not (self.dir / "oracle" / "web.json").exists():
@@ -88,7 +88,7 @@ class Run:
             code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            raise AssertionError(f"exil did not finish:\n{self.log.read_text()[-3000:]}")
+            raise AssertionError(f"exil did not finish:\n{self.log.read_text()[-3000:]}") from None
         assert code == 0, self.log.read_text()[-3000:]
         return code
 

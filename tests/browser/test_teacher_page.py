@@ -8,7 +8,7 @@ from __future__ import annotations
 import httpx
 import numpy as np
 
-from common.oracle.relevance import decode_mask
+from exil.common.oracle.relevance import decode_mask
 from tests.browser.conftest import Labeller, open_page, wait_question
 from tests.text_fixtures import rotten_tomatoes, tiny_backbone_overrides, tokenizer_folder
 from tests.unit.test_data import write_idx_folder

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from hydra.utils import instantiate
@@ -71,7 +70,7 @@ def test_cpu_trainers_build(run_cfg, name):
 
 
 def test_baseline_builds_on_digits(run_cfg, tmp_path):
-    from common.cli import build_loop
+    from exil.common.engine import build_loop
 
     loop = build_loop(run_cfg([]), tmp_path)
     assert loop.dm.num_classes == 10 and loop.dm.input_shape == (1, 8, 8)
@@ -79,7 +78,7 @@ def test_baseline_builds_on_digits(run_cfg, tmp_path):
 
 
 def exil(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "common.cli", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "exil.common.cli", *args], cwd=ROOT, capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=str(ROOT), **(env or {})), timeout=300)
 
 
@@ -108,7 +107,8 @@ def test_missing_value_is_named(tmp_path):
 def test_missing_mandatory_value_message(run_cfg, tmp_path):
     from omegaconf import OmegaConf
 
-    from common.cli import _user_error, build_loop
+    from exil.common.cli import _user_error
+    from exil.common.engine import build_loop
 
     cfg = run_cfg([])
     OmegaConf.update(cfg, "method.module.optimizer.lr", "???")

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from common.cli import _guard, run
+from exil.common.cli import _guard
+from exil.common.engine import run
 from tests.conftest import ROOT, compose
 
 BAD = {
@@ -63,7 +64,7 @@ def test_a_method_that_changes_its_model_is_refused_a_reset_before_round_0(tmp_p
 
 def test_the_command_line_exits_2_with_one_line(tmp_path):
     env = dict(os.environ, WANDB_MODE="offline", PYTHONPATH=str(ROOT))
-    p = subprocess.run([sys.executable, "-m", "common.cli", "loop.rounds=-1", f"hydra.run.dir={tmp_path}/r"],
+    p = subprocess.run([sys.executable, "-m", "exil.common.cli", "loop.rounds=-1", f"hydra.run.dir={tmp_path}/r"],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert [ln for ln in p.stderr.splitlines() if ln.strip()] == ["error: loop.rounds=-1: must be a whole number ≥ 0"]

@@ -9,12 +9,12 @@ import json
 import numpy as np
 import torch
 
-from common.cli import run
-from common.journal import Journal, read_journal
+from exil.common.engine import run
+from exil.common.journal import Journal, read_journal
+from exil.common.run_folder import load_checkpoint
 from tests.conftest import compose
 from tests.smoke.test_resume_after_kill import query, reference_and_resumed
 from tests.unit.test_data import write_idx_folder
-from common.run_folder import load_checkpoint
 
 
 def alice_args(root) -> list[str]:
@@ -53,7 +53,7 @@ def test_a_killed_alice_run_resumes_without_asking_again(tmp_path):
 def test_the_marks_task_runs_end_to_end_and_its_expert_names_the_marked_part(tmp_path):
     """experiment=alice_fashion_marks through the real configs: 8 sub-classes, every asked pair answered, a pair
     of sub-classes of one garment parsed to exactly its marked part and cropped there."""
-    from common.data.fashion_marks import MARKED
+    from exil.common.data.fashion_marks import MARKED
 
     write_idx_folder(tmp_path / "fm", n_train=200, n_test=60)
     args = ["experiment=alice_fashion_marks", f"dataset.root={tmp_path / 'fm'}", "dataset.images_per_class=4",
@@ -75,9 +75,9 @@ def test_the_marks_task_runs_end_to_end_and_its_expert_names_the_marked_part(tmp
 def test_pairs_from_the_initial_encoder_are_the_lowest_jsd_of_its_features(tmp_path):
     """strategy.encoder=initial: the pairs asked after round 1's fit are the lowest-JSD pairs of the features
     that the checkpointed initial weights give (recomputed here from init.pt), not of the fitted encoder's."""
-    from alice.pairs import most_confusable_pairs
-    from alice.strategies import principal_components
-    from common.backbones import build_backbone
+    from exil.alice.pairs import most_confusable_pairs
+    from exil.alice.strategies import principal_components
+    from exil.common.backbones import build_backbone
 
     write_idx_folder(tmp_path / "fm", n_train=60, n_test=30)
     args = [*alice_args(tmp_path / "fm"), "strategy.encoder=initial", "method.hooks.saliency=0"]

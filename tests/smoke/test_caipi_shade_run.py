@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from common.cli import run
-from common.journal import Journal, read_journal
+from exil.common.engine import run
+from exil.common.journal import Journal, read_journal
 
 
 def test_shade_counterexamples_are_one_new_shade_on_the_swatch(run_cfg):
@@ -17,7 +17,7 @@ def test_shade_counterexamples_are_one_new_shade_on_the_swatch(run_cfg):
     j = Journal(run_dir / "journal.sqlite")
     extras = j.extras()
     assert extras and all(e.kind == "counterexample" for e in extras)
-    from common.data.decoy import DecoyDigitsDataModule
+    from exil.common.data.decoy import DecoyDigitsDataModule
 
     dm = DecoyDigitsDataModule(patch_size=2)
     dm.setup()

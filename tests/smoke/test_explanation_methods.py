@@ -6,13 +6,12 @@ import csv
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from common.cli import run
-from common.journal import Journal, read_journal
+from exil.common.engine import run
+from exil.common.journal import Journal, read_journal
+from exil.common.run_folder import load_checkpoint
 from tests.conftest import compose
 from tests.smoke.test_resume_after_kill import query, reference_and_resumed
-from common.run_folder import load_checkpoint
 
 DECOY_DIGITS = ["experiment=rrr_decoy_mnist", "dataset=decoy_digits", "dataset.min_epoch_size=0", "loop.threads=1"]
 

@@ -49,8 +49,11 @@ def test_the_wheel_carries_every_config_and_runs_from_anywhere(fresh_venv, tmp_p
     (wheel,) = (fresh_venv.parent / "dist").glob("exil-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     ours = sorted(str(p.relative_to(ROOT / "common")) for p in (ROOT / "common" / "conf").rglob("*.yaml"))
-    assert sorted(n[len("common/"):] for n in names if n.startswith("common/conf/")) == ours
+    assert sorted(n[len("exil/common/"):] for n in names if n.startswith("exil/common/conf/")) == ours
     assert "exil/__init__.py" in names and any(n.endswith("views/label.js") for n in names)
+    # one name at the top: exil (and its metadata, the licence among it)
+    assert {n.split("/")[0] for n in names} == {"exil", wheel.name.split("-py3")[0] + ".dist-info"}
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names) and "exil/py.typed" in names
 
     elsewhere = tmp_path / "somewhere"
     elsewhere.mkdir()
@@ -61,8 +64,8 @@ def test_the_wheel_carries_every_config_and_runs_from_anywhere(fresh_venv, tmp_p
     assert (elsewhere / "run" / "journal.sqlite").exists() and "learning curve" in p.stdout
 
     script = textwrap.dedent(f"""
-        import common, exil
-        assert {str(fresh_venv)!r} in common.__file__, common.__file__  # the wheel's copy, not the repository
+        import exil.common, exil
+        assert {str(fresh_venv)!r} in exil.common.__file__, exil.common.__file__  # the wheel's copy, not the repository
         cfg = exil.compose({TINY!r} + ["strategy=margin"], run_dir={str(elsewhere / 'api')!r})
         rows = exil.results(exil.run(cfg))
         print("rows", [(r["round"], r["n_labels"]) for r in rows])
@@ -76,7 +79,7 @@ def test_the_wheel_carries_every_config_and_runs_from_anywhere(fresh_venv, tmp_p
 PROJECT = {
     "my_strategies.py": '''
         """A user's strategy: the smallest margin between the two most likely classes."""
-        from common.strategies.base import ScoreStrategy
+        from exil.common.strategies.base import ScoreStrategy
 
 
         class SmallestMargin(ScoreStrategy):
@@ -88,7 +91,7 @@ PROJECT = {
         ''',
     "my_method.py": '''
         """A user's method: plain active learning that also reports how many labels each class holds."""
-        from common.hooks import RoundHooks
+        from exil.common.hooks import RoundHooks
 
 
         class CountingHooks(RoundHooks):
@@ -108,6 +111,74 @@ PROJECT = {
 }
 
 
+#: a user project whose own package names are the ones exil's folders have (and PyPI's `common`): the wheel
+#: installs only `exil`, so neither shadows the other
+NAMESAKES = {
+    "common/__init__.py": "",
+    "common/utils.py": '''
+        def margin(probs):
+            top2 = probs.topk(2, dim=1).values
+            return top2[:, 0] - top2[:, 1]
+        ''',
+    "alice/__init__.py": "WHO = 'the user\'s own alice'\n",
+    "utils/__init__.py": "",
+    "my_strategies.py": '''
+        from common.utils import margin  # the user's own `common`, not exil's
+        from exil.common.strategies.base import ScoreStrategy
+
+
+        class SmallestMargin(ScoreStrategy):
+            name = "smallest_margin"
+
+            def score(self, ctx):
+                return -margin(ctx.probs())
+        ''',
+    "my_conf/strategy/smallest_margin.yaml": "_target_: my_strategies.SmallestMargin\n",
+}
+
+
+def test_the_wheel_beside_a_project_with_its_own_common_alice_and_utils(fresh_venv, tmp_path):
+    project = tmp_path / "proj"
+    for rel, text in NAMESAKES.items():
+        (project / rel).parent.mkdir(parents=True, exist_ok=True)
+        (project / rel).write_text(textwrap.dedent(text).lstrip())
+    exe = fresh_venv / "bin" / "exil"
+    p = subprocess.run([str(exe), "-m", "--config-dir", str(project / "my_conf"), "strategy=smallest_margin",
+                        "loop.seed=0,1", *TINY, f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=project,
+                       env=clean_env(), capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    journals = sorted((tmp_path / "sweep").rglob("journal.sqlite"))
+    assert len(journals) == 2
+    from exil.common.journal import read_journal
+
+    for j in journals:
+        meta = read_journal(j)["meta"]
+        assert meta["config"]["strategy"]["_target_"] == "my_strategies.SmallestMargin"
+    # from Python in the project's folder: both packages importable side by side
+    p = subprocess.run([str(fresh_venv / "bin" / "python"), "-c",
+                        "import alice, common.utils, exil.alice.hooks, exil; print(alice.WHO, exil.__version__)"],
+                       cwd=project, env=clean_env(), capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout.startswith("the user's own alice ")
+
+
+def test_a_target_that_fails_to_import_names_its_cause_in_one_line(tmp_path):
+    """A ``_target_`` whose module fails inside (here: an import of a missing module) is reported with that
+    cause, in one line, not as Hydra's "Error locating target" alone."""
+    conf = tmp_path / "conf" / "strategy"
+    conf.mkdir(parents=True)
+    (conf / "broken.yaml").write_text("_target_: broken_strategy.Broken\n")
+    (tmp_path / "broken_strategy.py").write_text("import not_installed_anywhere\n")
+    p = subprocess.run([str(Path(sys.executable).parent / "exil"), "--config-dir", str(tmp_path / "conf"),
+                        "strategy=broken", *TINY, f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path,
+                       env=clean_env(), capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2, p.stderr[-3000:]
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+    assert "broken_strategy.Broken" in lines[0] and "No module named 'not_installed_anywhere'" in lines[0]
+    assert "EXIL_TRACEBACK=1" in lines[0]
+
+
 def test_your_own_strategy_and_method_outside_the_repository(tmp_path):
     project = tmp_path / "my_project"
     for rel, text in PROJECT.items():
@@ -120,7 +191,7 @@ def test_your_own_strategy_and_method_outside_the_repository(tmp_path):
                         "method=counting", *TINY, f"hydra.run.dir={tmp_path / 'run'}"], cwd=elsewhere,
                        env=clean_env(), capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
-    from common.journal import read_journal
+    from exil.common.journal import read_journal
 
     j = read_journal(tmp_path / "run" / "journal.sqlite")
     assert j["meta"]["config"]["choices"]["strategy"] == "smallest_margin"

@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from common.journal import Journal
+from exil.common.journal import Journal
 from tests.smoke.test_resume_after_kill import exil, finish
 from tests.text_fixtures import rotten_tomatoes, tiny_backbone_overrides, tokenizer_folder
 

@@ -38,11 +38,11 @@ def _free_port() -> int:
 
 def torchrun(args: list[str], nproc: int = 2, nnodes: int = 1, node_rank: int = 0, port: int | None = None,
              cwd: Path = ROOT) -> subprocess.Popen:
-    """``torchrun … -m common.cli <args>``."""
+    """``torchrun … -m exil.common.cli <args>``."""
     env = dict(os.environ, WANDB_MODE="offline", PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nnodes={nnodes}", f"--nproc-per-node={nproc}",
            f"--node-rank={node_rank}", "--master-addr=127.0.0.1", f"--master-port={port or _free_port()}",
-           "-m", "common.cli", *args]
+           "-m", "exil.common.cli", *args]
     return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -69,7 +69,7 @@ def kill_tree(pid: int) -> None:
 
 def single(args: list[str]) -> subprocess.Popen:
     env = dict(os.environ, WANDB_MODE="offline", PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "common.cli", *args], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "exil.common.cli", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -94,15 +94,15 @@ def test_two_processes_score_in_shards_and_write_once(tmp_path):
     assert query(db, "SELECT value FROM meta WHERE key = 'config'")[0][0].count('"strategy": "ddp"') == 1
 
     # round 1's queries against a single-process scoring of round 1's weights
-    from common.cli import build_parts
-    from common.run_folder import load_checkpoint
-    from common.loop import load_module_state
-    from common.strategies.context import QueryContext
-    from common.strategies import heuristics
-    from omegaconf import OmegaConf
-
     import json
     import sqlite3
+
+    from omegaconf import OmegaConf
+
+    from exil.common.engine import build_parts
+    from exil.common.run_folder import load_checkpoint, load_module_state
+    from exil.common.strategies import heuristics
+    from exil.common.strategies.context import QueryContext
 
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     config = json.loads(con.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()[0])
@@ -185,7 +185,7 @@ def test_processes_started_by_srun_form_one_run(tmp_path):
                    SLURM_NTASKS_PER_NODE="2", SLURM_JOB_ID="4242", SLURM_JOB_NAME="exil",
                    SLURM_NODELIST="127.0.0.1", MASTER_PORT=str(port))
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "common.cli", *ARGS, "trainer=ddp_multi_cpu", "strategy=random",
+            [sys.executable, "-m", "exil.common.cli", *ARGS, "trainer=ddp_multi_cpu", "strategy=random",
              f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True))
     for p in procs:

@@ -20,7 +20,7 @@ def exil(*args: str, cwd: Path = ROOT, columns: int | None = None) -> subprocess
     env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", PYTHONPATH=str(ROOT))
     if columns:
         env["COLUMNS"] = str(columns)
-    return subprocess.run([sys.executable, "-m", "common.cli", *args], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "exil.common.cli", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=600)
 
 
@@ -92,7 +92,7 @@ def test_a_label_free_method_logs_each_round_on_its_own_step(tmp_path):
 def test_a_three_trial_optuna_search_optimises_the_area_under_the_learning_curve(tmp_path):
     import yaml
 
-    from common.cli import optimized_value
+    from exil.common.engine import optimized_value
 
     sweep = tmp_path / "search"
     p = exil("-m", "hparams_search=digits_optuna", "hydra.sweeper.n_trials=3", *TINY, f"hydra.sweep.dir={sweep}")
@@ -146,12 +146,12 @@ def test_resume_refuses_overrides_that_change_the_run_and_keeps_its_config_file_
 def test_debug_modes_and_the_printed_config(tmp_path, capsys):
     import csv
 
-    from common.cli import compose, run
+    from exil.common.engine import compose, run
 
     for mode in ("fdr", "limit", "profiler"):
         assert (run(compose([f"debug={mode}", "loop.threads=1", "logger=csv"], tmp_path / mode)) / "journal.sqlite").exists()
     out = capsys.readouterr().out
-    assert "config" in out and "├── dataset" in out and "_target_: common.data.digits.DigitsDataModule" in out
+    assert "config" in out and "├── dataset" in out and "_target_: exil.common.data.digits.DigitsDataModule" in out
     run(compose(["debug=overfit", "loop.threads=1", "logger=csv", "print_config=false"], tmp_path / "overfit"))
     assert "├── dataset" not in capsys.readouterr().out
     with open(tmp_path / "overfit" / "csv" / "metrics.csv") as f:

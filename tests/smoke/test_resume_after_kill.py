@@ -23,7 +23,7 @@ ARGS = [
 
 def exil(*args: str) -> subprocess.Popen:
     env = dict(os.environ, WANDB_MODE="offline", PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "common.cli", *args], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "exil.common.cli", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from common.cli import _guard, run
-from common.run_folder import RunFolderDamaged, check_journal, sha256_file
+from exil.common.cli import _guard
+from exil.common.engine import run
+from exil.common.run_folder import RunFolderDamaged, check_journal, sha256_file
 from tests.conftest import ROOT, compose
 
 ARGS = ["loop.rounds=2", "loop.query_size=3", "loop.initial_per_class=1", "trainer.max_epochs=1",
@@ -166,7 +167,7 @@ def test_the_command_line_prints_one_line_and_exits_2(copy):
     d = copy()
     (d / "journal.sqlite").write_bytes(b"not a database at all" * 100)
     env = dict(os.environ, WANDB_MODE="offline", PYTHONPATH=str(ROOT))
-    p = subprocess.run([sys.executable, "-m", "common.cli", f"loop.resume={d}"], cwd=ROOT, env=env,
+    p = subprocess.run([sys.executable, "-m", "exil.common.cli", f"loop.resume={d}"], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 2, p.stderr
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]

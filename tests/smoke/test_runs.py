@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from common.cli import run
-from common.journal import Journal, read_journal
+from exil.common.engine import run
+from exil.common.journal import Journal, read_journal
+from exil.common.run_folder import load_checkpoint
 from tests.conftest import ROOT, compose
-from common.run_folder import load_checkpoint
 
 #: strategies that need their method's model (an explaining encoder-decoder) run in that method's smoke test
 # strategies that need their method's model: tests/smoke/test_xal_run.py, tests/smoke/test_alice_run.py
@@ -68,7 +68,7 @@ def test_budget_caps_oracle_labels(run_cfg):
 
 def test_pool_subsample_limits_candidates(run_cfg):
     """Every queried item lies in that round's seeded 50-item subsample of the unlabelled pool."""
-    from common.loop import seed_for
+    from exil.common.loop import seed_for
 
     run_dir = run(run_cfg(["loop.pool_subsample=50", "strategy=entropy", "loop.threads=1", "loop.seed=5"]))
     j = Journal(run_dir / "journal.sqlite")
@@ -91,7 +91,7 @@ def test_loggers_tensorboard_and_wandb_offline(run_cfg, monkeypatch):
 
 def exil(*args: str, stdin: str | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     env = dict(os.environ, WANDB_MODE="offline", PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "common.cli", *args], cwd=cwd, env=env, input=stdin,
+    return subprocess.run([sys.executable, "-m", "exil.common.cli", *args], cwd=cwd, env=env, input=stdin,
                           capture_output=True, text=True, timeout=600)
 
 

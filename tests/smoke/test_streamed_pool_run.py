@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-from common.cli import run
-from common.data.convert import main as convert
-from common.journal import Journal, read_journal
+from exil.common.data.convert import main as convert
+from exil.common.engine import run
+from exil.common.journal import Journal, read_journal
 from tests.conftest import ROOT, TINY, compose
 
 SEED = 3
@@ -47,7 +47,7 @@ def test_the_exil_command_converts_and_runs_a_memmap_pool(tmp_path):
     out = tmp_path / "digits_memmap"
 
     def exil(*args):
-        return subprocess.run([sys.executable, "-m", "common.cli", *args], cwd=ROOT, env=env, capture_output=True,
+        return subprocess.run([sys.executable, "-m", "exil.common.cli", *args], cwd=ROOT, env=env, capture_output=True,
                               text=True, timeout=600)
 
     p = exil("data", "convert", "digits", "--out", str(out), "--set", "pool_size=200")

@@ -4,9 +4,9 @@ the finished run."""
 
 from __future__ import annotations
 
-from common.cli import run
-from common.data.rationale_phrases import split_rows
-from common.journal import Journal
+from exil.common.data.rationale_phrases import split_rows
+from exil.common.engine import run
+from exil.common.journal import Journal
 from tests.conftest import compose
 from tests.text_fixtures import tiny_backbone_overrides, tokenizer_folder
 

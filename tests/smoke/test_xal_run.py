@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from common.cli import run
-from common.journal import Journal
+from exil.common.engine import run
+from exil.common.journal import Journal
 from tests.conftest import compose
 from tests.text_fixtures import rotten_tomatoes, tiny_backbone_overrides, tokenizer_folder
 

@@ -12,7 +12,7 @@ import csv
 
 import numpy as np
 
-from common.cli import run
+from exil.common.engine import run
 from tests.conftest import compose
 
 LOOP = ["dataset=decoy_digits", "loop.rounds=2", "loop.query_size=10", "loop.threads=1", "logger=csv",

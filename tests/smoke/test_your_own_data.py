@@ -9,8 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from common.cli import _guard, run
-from common.journal import Journal
+from exil.common.cli import _guard
+from exil.common.engine import run
+from exil.common.journal import Journal
 from tests.conftest import compose
 from tests.unit.test_data import write_idx_folder
 

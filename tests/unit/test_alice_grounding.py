@@ -9,19 +9,23 @@ import numpy as np
 import pytest
 import torch
 
-from alice.grounding import PartBoxes, RandomBoxes, crop_extras
-from alice.parser import GARMENT_PARTS, SemanticParser
-from alice.strategies import JSDPairs, RandomPairs
-from common.data.fashion_parts import (GARMENT_PART_NAMES, FashionPartsDataModule, garment_part_locations,
-                                       read_contrasts)
-from common.data.mnist import FASHION_MNIST_CLASSES
-from common.data.parts import PartsDataModule, part_items
-from common.errors import ConfigError, ExilError
-from common.oracle.base import InvalidAnswer, OracleContext, validate
-from alice.questions import contrast_question
-from common.oracle.simulated import SimulatedOracle
-from common.oracle.terminal import TerminalOracle
-from common.strategies.context import QueryContext
+from exil.alice.grounding import PartBoxes, RandomBoxes, crop_extras
+from exil.alice.parser import GARMENT_PARTS, SemanticParser
+from exil.alice.questions import contrast_question
+from exil.alice.strategies import JSDPairs, RandomPairs
+from exil.common.data.fashion_parts import (
+    GARMENT_PART_NAMES,
+    FashionPartsDataModule,
+    garment_part_locations,
+    read_contrasts,
+)
+from exil.common.data.mnist import FASHION_MNIST_CLASSES
+from exil.common.data.parts import PartsDataModule, part_items
+from exil.common.errors import ConfigError, ExilError
+from exil.common.oracle.base import InvalidAnswer, OracleContext, validate
+from exil.common.oracle.simulated import SimulatedOracle
+from exil.common.oracle.terminal import TerminalOracle
+from exil.common.strategies.context import QueryContext
 
 
 class TinyParts(PartsDataModule):
@@ -80,7 +84,7 @@ def test_garment_parts_on_hand_drawn_silhouettes():
 
 
 def test_the_explanation_bank_covers_every_pair_and_every_sentence_names_located_parts():
-    from common.data.fashion_parts import CONTRASTS_FILE
+    from exil.common.data.fashion_parts import CONTRASTS_FILE
 
     bank = read_contrasts(CONTRASTS_FILE, FASHION_MNIST_CLASSES)
     assert len(bank) == 45

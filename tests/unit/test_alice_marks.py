@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from alice.model import AliceClassifier
-from alice.parser import GARMENT_PARTS, SemanticParser
-from common.backbones import build_backbone
-from common.data.fashion_marks import MARKED, FashionMarksDataModule, draw_marks, mark_pattern
-from common.errors import ConfigError
+from exil.alice.model import AliceClassifier
+from exil.alice.parser import GARMENT_PARTS, SemanticParser
+from exil.common.backbones import build_backbone
+from exil.common.data.fashion_marks import MARKED, FashionMarksDataModule, draw_marks, mark_pattern
+from exil.common.errors import ConfigError
 
 
 def test_the_two_patterns_have_the_same_mean_and_contrast_and_differ_only_in_fine_structure():
@@ -52,7 +52,7 @@ def test_sub_classes_are_distinct_real_images_each_with_its_own_mark_at_the_name
     x = (batch["x"][:, 0] * 255).round().byte()
     for n in range(len(y)):  # the patch at the part's location is the sub-class's pattern
         base = sorted(MARKED)[y[n] // 2]
-        from common.data.fashion_parts import GARMENT_PART_NAMES
+        from exil.common.data.fashion_parts import GARMENT_PART_NAMES
 
         cx, cy = batch["parts"][n, GARMENT_PART_NAMES.index(MARKED[base]), :2].tolist()
         c0, r0 = int(min(max(round(cx - 2), 0), 28)), int(min(max(round(cy - 2), 0), 28))
@@ -105,8 +105,8 @@ def test_later_rounds_fine_tune_the_encoder_at_a_lower_rate_and_new_heads_at_the
 
 
 def test_the_crop_of_the_named_part_holds_the_whole_mark_magnified(tmp_path):
-    from alice.grounding import PartBoxes
-    from common.data.parts import crop_to_boxes
+    from exil.alice.grounding import PartBoxes
+    from exil.common.data.parts import crop_to_boxes
 
     dm = _dm(tmp_path)
     items = np.arange(8)  # the T-shirts: 4 checked, 4 striped

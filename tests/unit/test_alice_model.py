@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from alice.model import AliceClassifier, LatentQueryAttention
-from alice.morph import merge_groups, super_classes
-from common.backbones import build_backbone
-from common.data.parts import crop_to_boxes
+from exil.alice.model import AliceClassifier, LatentQueryAttention
+from exil.alice.morph import merge_groups, super_classes
+from exil.common.backbones import build_backbone
+from exil.common.data.parts import crop_to_boxes
 
 
 def test_pairs_merge_transitively_into_m_ary_groups_whatever_their_order():

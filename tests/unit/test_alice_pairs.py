@@ -10,7 +10,7 @@ import torch
 from sklearn.covariance import ledoit_wolf_shrinkage as sk_shrinkage
 from torch.distributions import MultivariateNormal
 
-from alice.pairs import class_gaussians, jsd_dense, ledoit_wolf_shrinkage, most_confusable_pairs, pair_jsd
+from exil.alice.pairs import class_gaussians, jsd_dense, ledoit_wolf_shrinkage, most_confusable_pairs, pair_jsd
 
 
 @pytest.mark.parametrize("n, d", [(15, 40), (400, 6)])

@@ -1,6 +1,6 @@
 """ALICE's semantic parser on the paper's examples and on what an expert might type."""
 
-from alice.parser import GARMENT_PARTS, SemanticParser
+from exil.alice.parser import GARMENT_PARTS, SemanticParser
 
 
 def test_the_papers_examples():

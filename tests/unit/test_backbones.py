@@ -17,10 +17,10 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from torch import nn
 
-from common.backbones import build_backbone
-from common.backbones.factory import parameterised_layers
-from common.backbones.weights import map_state_dict_by_order
-from common.errors import ConfigError, DataMissing
+from exil.common.backbones import build_backbone
+from exil.common.backbones.factory import parameterised_layers
+from exil.common.backbones.weights import map_state_dict_by_order
+from exil.common.errors import ConfigError, DataMissing
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
@@ -234,7 +234,7 @@ def test_transformers_file_weights_from_a_folder_or_a_state_dict(tmp_path):
 
 # --------------------------------------------------------------------------- configs
 
-#: encoder-decoders (common.backbones.seq2seq.build_seq2seq, for XAL): checked in tests/unit/test_xal_module.py
+#: encoder-decoders (exil.common.backbones.seq2seq.build_seq2seq, for XAL): checked in tests/unit/test_xal_module.py
 SEQ2SEQ_YAMLS = {"minilm_bert2bert", "flan_t5_large", "flan_t5_base", "t5_small"}
 BACKBONE_YAMLS = sorted(p.stem for p in (CONF / "backbone").glob("*.yaml") if p.stem not in SEQ2SEQ_YAMLS)
 BUILDABLE = {"mlp", "pairwise_equal", "small_cnn", "tiny_cnn"}  # the others need fetched files or a network
@@ -254,7 +254,7 @@ def test_every_backbone_yaml_is_listed():
 @pytest.mark.parametrize("name", BACKBONE_YAMLS)
 def test_backbone_yaml_composes(name, tmp_path):
     cfg = _compose(name, tmp_path).backbone
-    assert cfg._target_ == "common.backbones.build_backbone"
+    assert cfg._target_ == "exil.common.backbones.build_backbone"
     assert cfg.source in ("exil", "torchvision", "timm", "transformers")
     assert cfg.input_shape is None and cfg.data_dir == str(tmp_path)
     # only configs for weights that cannot be had offline
@@ -288,7 +288,7 @@ def _chelsea(mean, std) -> torch.Tensor:
 
 
 def _needs(name: str) -> None:
-    from common.acquire import is_present
+    from exil.common.acquire import is_present
 
     if not is_present(name, DATA):
         pytest.skip(f"{name} is not fetched into {DATA} (run: exil data fetch {name})")
@@ -309,7 +309,7 @@ CATS = {281, 282, 283, 284, 285, 286, 287}  # ImageNet tabby, tiger cat, Persian
 )
 def test_offline_imagenet_weights_see_a_cat(source, name, weights, file, head, mean, std):
     """Backbone features + the file's own ImageNet head put a cat class first for skimage's chelsea."""
-    from common.backbones.weights import read_state_dict
+    from exil.common.backbones.weights import read_state_dict
 
     _needs(weights)
     bb = build_backbone(source, name, f"offline:{weights}", data_dir=DATA).eval()

@@ -3,15 +3,15 @@
 import pytest
 import torch
 
-from caipi.counterexamples import alternatives, randomise, substitute
-from common.data.decoy import DecoyDigitsDataModule
-from common.journal import Journal
-from common.oracle.asker import Asker
-from common.oracle.base import InvalidAnswer, OracleContext, validate
-from caipi.questions import component_masks, correction_question, wrongly_relevant
-from common.oracle.simulated import SimulatedOracle
-from common.oracle.terminal import TerminalOracle
-from common.explain.segmentation import grid
+from exil.caipi.counterexamples import alternatives, randomise, substitute
+from exil.caipi.questions import component_masks, correction_question, wrongly_relevant
+from exil.common.data.decoy import DecoyDigitsDataModule
+from exil.common.explain.segmentation import grid
+from exil.common.journal import Journal
+from exil.common.oracle.asker import Asker
+from exil.common.oracle.base import InvalidAnswer, OracleContext, validate
+from exil.common.oracle.simulated import SimulatedOracle
+from exil.common.oracle.terminal import TerminalOracle
 
 
 def test_randomise_changes_only_the_masked_entries():
@@ -94,8 +94,8 @@ def test_correction_validator_and_terminal(dm, tmp_path):
 
 
 def test_patched_extras_store_only_what_changed_and_train_as_whole_items(tmp_path):
-    from common.data.base import Extra, patch
-    from common.journal import Journal
+    from exil.common.data.pool_state import Extra, patch
+    from exil.common.journal import Journal
 
     dm = DecoyDigitsDataModule(patch_size=2)
     dm.setup()

@@ -2,8 +2,8 @@
 
 import torch
 
-from caipi.counterexamples import randomise, shade
-from caipi.diagnostics import decoy_diagnostics
+from exil.caipi.counterexamples import randomise, shade
+from exil.caipi.diagnostics import decoy_diagnostics
 
 
 def _swatch_case():

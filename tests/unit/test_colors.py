@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from common.backbones import build_backbone
-from common.data.colors import ColorsDataModule, generate, rule0, rule1, rule_mask
-from common.modules.linear import LinearClassifier
+from exil.common.backbones import build_backbone
+from exil.common.data.colors import ColorsDataModule, generate, rule0, rule1, rule_mask
+from exil.common.modules.linear import LinearClassifier
 
 
 def test_rules_by_hand():

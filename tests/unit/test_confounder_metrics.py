@@ -1,4 +1,4 @@
-"""Worst-group accuracy and the wrong-reason score (common.explain.confounder), against closed forms and
+"""Worst-group accuracy and the wrong-reason score (exil.common.explain.confounder), against closed forms and
 hand-counted cases; the simulated teacher's default irrelevant mask on decoy data."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from common.data.decoy import DecoyDigitsDataModule
-from common.explain.confounder import confounder_metrics, group_accuracy, wrong_reason
-from common.oracle.base import OracleContext
-from common.oracle.relevance import relevance_masks, relevance_question
-from common.oracle.simulated import SimulatedOracle
+from exil.common.data.decoy import DecoyDigitsDataModule
+from exil.common.explain.confounder import confounder_metrics, group_accuracy, wrong_reason
+from exil.common.oracle.base import OracleContext
+from exil.common.oracle.relevance import relevance_masks, relevance_question
+from exil.common.oracle.simulated import SimulatedOracle
 
 
 def test_group_accuracy_counts_by_hand():
@@ -110,6 +110,6 @@ def test_the_simulated_teacher_marks_the_confounder_by_default(setting, irreleva
 
 
 def _encode(answer):
-    from common.oracle.relevance import encode_mask
+    from exil.common.oracle.relevance import encode_mask
 
     return {k: encode_mask(v) for k, v in answer.items()}

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alice.parser import BIRD_PARTS, SemanticParser
-from common.data.cub import BIRD_PART_NAMES, CUBDataModule, attribute_part
-from common.errors import ConfigError, DataMissing
+from exil.alice.parser import BIRD_PARTS, SemanticParser
+from exil.common.data.cub import BIRD_PART_NAMES, CUBDataModule, attribute_part
+from exil.common.errors import ConfigError, DataMissing
 
 CLASSES = ["001.Black_footed_Albatross", "059.California_Gull", "064.Ring_billed_Gull", "147.Least_Tern"]
 PARTS = ["back", "beak", "belly", "breast", "crown", "forehead", "left eye", "left leg", "left wing", "nape",

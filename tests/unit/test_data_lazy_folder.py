@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from common.data.masks_folder import FolderImages
+from exil.common.data.masks_folder import FolderImages
 from tests.unit.test_mask_folder import module, write_folder
 
 

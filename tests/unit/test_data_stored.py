@@ -14,9 +14,9 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from common.data.convert import main as convert
-from common.data.stored import LitdataDataModule, MemmapDataModule
-from common.errors import DataMissing
+from exil.common.data.convert import main as convert
+from exil.common.data.stored import LitdataDataModule, MemmapDataModule
+from exil.common.errors import DataMissing
 from tests.conftest import ROOT, compose
 
 FASHION = ROOT / "data" / "fashion_mnist"
@@ -106,7 +106,7 @@ def test_repeated_pool_is_the_source_then_shifted_copies(tmp_path):
 
 
 def test_missing_or_wrong_pool_names_the_convert_command(tmp_path, run_cfg):
-    from common.cli import run
+    from exil.common.engine import run
 
     with pytest.raises(DataMissing, match=r"exil data convert DATASET --out /nonexistent/pool"):
         run(run_cfg(["dataset=memmap", "dataset.root=/nonexistent/pool"]))
@@ -122,7 +122,7 @@ def test_missing_or_wrong_pool_names_the_convert_command(tmp_path, run_cfg):
 
 RSS_SCRIPT = """
 import json, sys
-from common.data.stored import MemmapDataModule
+from exil.common.data.stored import MemmapDataModule
 
 def hwm():
     return {l.split(":")[0]: int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(("VmHWM", "RssFile"))}
@@ -149,8 +149,8 @@ def test_reading_the_whole_pool_keeps_memory_bounded_by_the_batch(tmp_path):
 
 
 def test_tokenised_texts_convert_and_batches_are_trimmed_as_the_source_trims_them(tmp_path):
-    from common.data.convert import convert as write
-    from common.data.text import TextDataModule
+    from exil.common.data.convert import convert as write
+    from exil.common.data.text import TextDataModule
     from tests.text_fixtures import rotten_tomatoes, tokenizer_folder
 
     rotten_tomatoes(tmp_path, n=60)

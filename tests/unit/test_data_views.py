@@ -10,9 +10,10 @@ import pytest
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from common.data.base import Extra, PoolDataModule, TensorItems, patch, targets_of
-from common.data.pool_state import PoolState
-from common.data.views import Concat, ExtrasView, Hidden, LabelledView, Subset, unbatch
+from exil.common.data.base import PoolDataModule
+from exil.common.data.items import TensorItems
+from exil.common.data.pool_state import Extra, PoolState, patch
+from exil.common.data.views import Concat, ExtrasView, Hidden, LabelledView, Subset, targets_of, unbatch
 
 N = 60
 

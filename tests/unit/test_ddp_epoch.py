@@ -10,7 +10,8 @@ import torch
 from lightning.pytorch.trainer.connectors.data_connector import _get_distributed_sampler
 from torch.utils.data import RandomSampler
 
-from common.data.base import PoolDataModule, TensorItems
+from exil.common.data.base import PoolDataModule
+from exil.common.data.items import TensorItems
 
 
 class _Pool(PoolDataModule):

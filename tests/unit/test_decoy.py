@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from common.data.base import targets_of
-from common.data.decoy import DecoyFashionMNISTDataModule, DecoyMNISTDataModule, add_decoys
-from common.errors import ConfigError, DataMissing
+from exil.common.data.decoy import DecoyFashionMNISTDataModule, DecoyMNISTDataModule, add_decoys
+from exil.common.data.views import targets_of
+from exil.common.errors import ConfigError, DataMissing
 
 STANDARD = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
@@ -95,9 +95,9 @@ def test_swatch_lies_in_a_random_corner_and_masks_are_correct():
 
 def test_patch_size_and_offset_are_configurable_and_decoys_deterministic():
     x, y = images(100)
-    run = lambda seed: add_decoys(
-        x, y, torch.Generator().manual_seed(seed), randomize=True, patch_size=3, corner_offset=2, shade_step=20
-    )
+    def run(seed):
+        return add_decoys(x, y, torch.Generator().manual_seed(seed), randomize=True, patch_size=3, corner_offset=2,
+                          shade_step=20)
     a, b, c = run(5), run(5), run(6)
     corners(a.decoy, size=3, offset=2)
     torch.testing.assert_close(patch_shade(a.x, a.decoy), (255 - 20 * a.decoy_y).float() / 255)

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from common.backbones import build_backbone
-from common.data.digits import DigitsDataModule
-from common.hooks import RoundHooks
-from common.loop import ActiveLoop, LoopConfig, seed_init
-from common.modules.classifier import Classifier
-from common.oracle.simulated import SimulatedOracle
-from common.strategies.bald import BALD
-from common.strategies.random import RandomSampling
+from exil.common.backbones import build_backbone
+from exil.common.data.digits import DigitsDataModule
+from exil.common.hooks import RoundHooks
+from exil.common.loop import ActiveLoop, LoopConfig, seed_init
+from exil.common.modules.classifier import Classifier
+from exil.common.oracle.simulated import SimulatedOracle
+from exil.common.strategies.bald import BALD
+from exil.common.strategies.random import RandomSampling
 
 
 class Busy(RoundHooks):

@@ -7,14 +7,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from common.backbones import build_backbone
-from common.data.decoy import DecoyDigitsDataModule
-from common.journal import pack_tensors, unpack_tensors
-from common.loop import load_module_state
-from exbl.alternating import AlternatingClassifier
-from exbl.exbl import ExBLClassifier
-from exbl.losses import alignment_kl, map_distance, rrr_penalty, triplet_explanation_loss
-from exbl.rrr import RRRClassifier
+from exil.common.backbones import build_backbone
+from exil.common.data.decoy import DecoyDigitsDataModule
+from exil.common.journal import pack_tensors, unpack_tensors
+from exil.common.run_folder import load_module_state
+from exil.exbl.alternating import AlternatingClassifier
+from exil.exbl.exbl import ExBLClassifier
+from exil.exbl.losses import alignment_kl, map_distance, rrr_penalty, triplet_explanation_loss
+from exil.exbl.rrr import RRRClassifier
 
 
 def mlp(shape=(1, 8, 8), hidden=(16,)):

@@ -3,10 +3,10 @@
 import torch
 from torch import nn
 
-from common.backbones import build_backbone
-from common.explain.gradcam import GradCAM, last_spatial_layer
-from common.explain.gradients import log_prob_gradients, saliency_map, score_gradients
-from common.modules.classifier import Classifier
+from exil.common.backbones import build_backbone
+from exil.common.explain.gradcam import GradCAM, last_spatial_layer
+from exil.common.explain.gradients import log_prob_gradients, saliency_map, score_gradients
+from exil.common.modules.classifier import Classifier
 
 
 def linear(k_in=6, k_out=4, seed=0):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from common.explain.metrics import activation_scores, agreement, attribution_share
+from exil.common.explain.metrics import activation_scores, agreement, attribution_share
 
 
 def test_thresholded_activation_scores_by_hand():

@@ -4,16 +4,16 @@ import numpy as np
 import pytest
 import torch
 
-from common.data.decoy import DecoyDigitsDataModule
-from common.errors import ExilError
-from common.journal import Journal
-from common.oracle.asker import Asker
-from common.oracle.base import InvalidAnswer, OracleContext, Question, validate
-from exbl.questions import exemplars_question, pick_by_activation_recall
-from common.oracle.relevance import decode_mask, encode_mask, relevance_masks, relevance_question
-from common.oracle.simulated import SimulatedOracle
-from common.oracle.sheets import grid_mask
-from common.oracle.terminal import TerminalOracle
+from exil.common.data.decoy import DecoyDigitsDataModule
+from exil.common.errors import ExilError
+from exil.common.journal import Journal
+from exil.common.oracle.asker import Asker
+from exil.common.oracle.base import InvalidAnswer, OracleContext, Question, validate
+from exil.common.oracle.relevance import decode_mask, encode_mask, relevance_masks, relevance_question
+from exil.common.oracle.sheets import grid_mask
+from exil.common.oracle.simulated import SimulatedOracle
+from exil.common.oracle.terminal import TerminalOracle
+from exil.exbl.questions import exemplars_question, pick_by_activation_recall
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_simulated_relevance_is_the_ground_truth_object_and_the_decoy(dm, ctx):
 
 
 def test_simulated_relevance_without_masks_says_which_datasets_have_them(tmp_path):
-    from common.data.digits import DigitsDataModule
+    from exil.common.data.digits import DigitsDataModule
 
     plain = DigitsDataModule()
     plain.setup()

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from common.strategies import heuristics as H
-from common.strategies.badge import gradient_kmeans_pp
-from common.strategies.coreset import k_center_greedy
+from exil.common.strategies import heuristics as H
+from exil.common.strategies.badge import gradient_kmeans_pp
+from exil.common.strategies.coreset import k_center_greedy
 
 LN2 = math.log(2)
 

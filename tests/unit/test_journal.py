@@ -3,8 +3,8 @@ import sqlite3
 import pytest
 import torch
 
-from common.data.base import Extra
-from common.journal import Journal, read_journal
+from exil.common.data.pool_state import Extra
+from exil.common.journal import Journal, read_journal
 
 
 def test_stage_rows_commit_together_or_not_at_all(tmp_path):

@@ -8,8 +8,8 @@ from sklearn.linear_model import Ridge
 from sklearn.metrics import pairwise_distances
 from torch import nn
 
-from common.errors import ConfigError
-from common.explain.lime import (
+from exil.common.errors import ConfigError
+from exil.common.explain.lime import (
     LimeConfig,
     Moments,
     explain_batch,
@@ -23,7 +23,7 @@ from common.explain.lime import (
     sample_masks,
     vote,
 )
-from common.explain.segmentation import grid, quickshift, segmenter, slic
+from exil.common.explain.segmentation import grid, quickshift, segmenter, slic
 
 
 def gen(seed=0):

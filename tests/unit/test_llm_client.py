@@ -11,10 +11,11 @@ import socket
 import socketserver
 import threading
 import time
+
 import pytest
 
-from common.errors import ConfigError, ExilError
-from common.oracle.llm import ChatClient, InvalidReply, parse_reply, redact
+from exil.common.errors import ConfigError, ExilError
+from exil.common.oracle.llm import ChatClient, InvalidReply, parse_reply, redact
 
 MSGS = [{"role": "user", "content": "why fresh"}]
 KEY = "sk-secret-0123456789abcdef"
@@ -199,7 +200,7 @@ def test_a_redirect_fails_at_once_and_names_the_new_address(stand):
 
 
 def test_the_api_key_never_appears_in_an_error(stand, monkeypatch, caplog):
-    caplog.set_level(logging.INFO, logger="common.oracle.llm")
+    caplog.set_level(logging.INFO, logger="exil.common.oracle.llm")
     monkeypatch.setenv("TEST_LLM_KEY", KEY)
 
     def echo(sock, req):  # a server that quotes the credentials it was sent

@@ -10,15 +10,15 @@ import pytest
 import torch
 from torch import nn
 
-from common.backbones import build_backbone
-from common.data.digits import DigitsDataModule
-from common.hooks import RoundHooks
-from common.journal import read_journal
-from common.loop import ActiveLoop, LoopConfig, load_module_state, seed_for, seed_init
-from common.modules.classifier import Classifier
-from common.oracle.simulated import SimulatedOracle
-from common.strategies.uncertainty import Entropy
-from common.run_folder import load_checkpoint
+from exil.common.backbones import build_backbone
+from exil.common.data.digits import DigitsDataModule
+from exil.common.hooks import RoundHooks
+from exil.common.journal import read_journal
+from exil.common.loop import ActiveLoop, LoopConfig, seed_for, seed_init
+from exil.common.modules.classifier import Classifier
+from exil.common.oracle.simulated import SimulatedOracle
+from exil.common.run_folder import load_checkpoint, load_module_state
+from exil.common.strategies.uncertainty import Entropy
 
 
 class GrowingClassifier(Classifier):
@@ -128,8 +128,8 @@ def test_stage_seeds_depend_only_on_seed_round_and_stage():
 
 
 def test_a_person_s_initial_set_is_random_and_skipped_items_are_never_asked_again(tmp_path):
-    from common.cli import build_loop
-    from common.journal import Journal
+    from exil.common.engine import build_loop
+    from exil.common.journal import Journal
     from tests.conftest import compose
 
     class Person(SimulatedOracle):

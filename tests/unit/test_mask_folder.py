@@ -11,8 +11,8 @@ import torch
 from hydra.utils import instantiate
 from PIL import Image
 
-from common.data.masks_folder import MaskFolderDataModule
-from common.errors import DataMissing
+from exil.common.data.masks_folder import MaskFolderDataModule
+from exil.common.errors import DataMissing
 from tests.conftest import compose
 
 CLASSES = ["COVID", "Normal", "Viral Pneumonia"]  # sorted; one name with a space, as in the Kaggle archive

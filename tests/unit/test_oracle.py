@@ -1,14 +1,14 @@
-import numpy as np
 import pytest
 import torch
 
-from common.data.base import PoolDataModule, TensorItems
-from common.errors import ExilError
-from common.journal import Journal
-from common.oracle.asker import Asker
-from common.oracle.base import InvalidAnswer, Oracle, OracleContext, Question, validate
-from common.oracle.simulated import SimulatedOracle
-from common.oracle.terminal import TerminalOracle
+from exil.common.data.base import PoolDataModule
+from exil.common.data.items import TensorItems
+from exil.common.errors import ExilError
+from exil.common.journal import Journal
+from exil.common.oracle.asker import Asker
+from exil.common.oracle.base import InvalidAnswer, Oracle, OracleContext, Question, validate
+from exil.common.oracle.simulated import SimulatedOracle
+from exil.common.oracle.terminal import TerminalOracle
 
 
 class Tiny(PoolDataModule):

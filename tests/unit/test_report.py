@@ -1,4 +1,4 @@
-from common.report import comparison_labels
+from exil.common.report import comparison_labels
 
 
 def meta(strategy, query_size, seed, **strategy_args):

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from common.data import sources
-from common.data.arff import parse_instance, read_arff
-from common.data.text import TextDataModule
-from common.errors import ExilError
+from exil.common.data import sources
+from exil.common.data.arff import parse_instance, read_arff
+from exil.common.data.text import TextDataModule
+from exil.common.errors import ExilError
 from tests.text_fixtures import tokenizer_folder
 
 HEADER = "% a comment\n@relation 'Reuters-21578 Corn ModApte Train'\n\n@attribute Text string\n@attribute class-att {0,1}\n\n@data\n\n"
@@ -60,7 +60,7 @@ def test_fetch_reuters_writes_labelled_jsonl_and_the_datasets_read_it(tmp_path, 
     assert len(rows) == 12 and rows[0] == {"id": "train-0", "text": "GRAIN story 0, it's about grain\n Reuter",
                                            "label": "grain"}
     assert [r["label"] for r in rows].count("grain") == 4 and {r["label"] for r in rows} == {"grain", "other"}
-    from common.cli import compose
+    from exil.common.engine import compose
 
     cfg = compose(["dataset=reuters_corn", f"paths.data_dir={tmp_path / 'data'}"], tmp_path / "run")
     tok = f"file:{tokenizer_folder(tmp_path)}"
@@ -78,7 +78,7 @@ def test_label_map_groups_raw_labels_into_classes(tmp_path):
     with open(folder / "spam_assassin.jsonl", "w") as f:
         for i, g in enumerate(groups):
             f.write(json.dumps({"id": f"m{i}", "group": g, "text": f"mail {i}"}) + "\n")
-    from common.cli import compose
+    from exil.common.engine import compose
 
     cfg = compose(["dataset=spam_text", f"paths.data_dir={tmp_path}"], tmp_path / "run")
     dm = TextDataModule(**{k: v for k, v in cfg.dataset.items() if k != "_target_"}

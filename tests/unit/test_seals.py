@@ -15,15 +15,15 @@ from omegaconf import OmegaConf
 
 pytest.importorskip("faiss")
 
-from common.errors import ConfigError  # noqa: E402
-from common.journal import Journal  # noqa: E402
-from common.modules.classifier import Classifier  # noqa: E402
-from common.run_folder import RunFolderDamaged, save_checkpoint  # noqa: E402
-from common.strategies import heuristics as H  # noqa: E402
-from common.strategies.bald import BALD  # noqa: E402
-from common.strategies.context import QueryContext  # noqa: E402
-from common.strategies.seals import SEALS, import_faiss  # noqa: E402
-from common.strategies.uncertainty import Entropy  # noqa: E402
+from exil.common.errors import ConfigError  # noqa: E402
+from exil.common.journal import Journal  # noqa: E402
+from exil.common.modules.classifier import Classifier  # noqa: E402
+from exil.common.run_folder import RunFolderDamaged, save_checkpoint  # noqa: E402
+from exil.common.strategies import heuristics as H  # noqa: E402
+from exil.common.strategies.bald import BALD  # noqa: E402
+from exil.common.strategies.context import QueryContext  # noqa: E402
+from exil.common.strategies.seals import SEALS, import_faiss  # noqa: E402
+from exil.common.strategies.uncertainty import Entropy  # noqa: E402
 from tests.unit.test_strategies import Mlp, TinyPool  # noqa: E402  (the strategies' small pool and model)
 
 
@@ -128,7 +128,7 @@ def test_fewer_near_candidates_than_asked_falls_back_to_all_candidates_with_a_no
     dm, model = make(labelled=[])
     ctx = ctx_of(dm, model)
     s = SEALS(neighbours=4)
-    with caplog.at_level(logging.INFO, logger="common.strategies.seals"):
+    with caplog.at_level(logging.INFO, logger="exil.common.strategies.seals"):
         sel = s.select(ctx, 5)
     assert s.last["fallback"] and "fewer than the 5 asked for" in caplog.text
     assert np.array_equal(sel.indices, Entropy().select(ctx_of(dm, model), 5).indices)
@@ -170,6 +170,6 @@ def test_bad_values_are_refused_and_the_yaml_builds_a_nested_base():
     with pytest.raises(ConfigError, match="metric"):
         SEALS(metric="dot")
     cfg = OmegaConf.load(Path(__file__).resolve().parents[2] / "conf" / "strategy" / "seals.yaml")
-    cfg.base = {"_target_": "common.strategies.bald.BALD", "passes": 4}
+    cfg.base = {"_target_": "exil.common.strategies.bald.BALD", "passes": 4}
     s = instantiate(cfg)
     assert isinstance(s, SEALS) and isinstance(s.base, BALD) and s.base.passes == 4 and s.neighbours == 100

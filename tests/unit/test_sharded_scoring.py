@@ -1,28 +1,27 @@
 """Pool scoring sharded over gloo processes equals one process's scoring, item for item, and is checked.
 
 Two (and three) real processes join a gloo group; rank 0 asks the others for their shards through
-:class:`common.distributed.Team` exactly as a launched run does, and compares the gathered outputs with
+:class:`exil.common.distributed.Team` exactly as a launched run does, and compares the gathered outputs with
 ``map_pool`` run over the whole list in one process."""
 
 from __future__ import annotations
 
 import os
 import socket
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
-
-from types import SimpleNamespace
-
 from torch import nn
 
-from common.data.base import PoolDataModule, TensorItems
-from common.distributed import Team, shard_bounds
-from common.modules.classifier import Classifier
-from common.errors import ExilError
-from common.strategies.context import PoolOutput, QueryContext, check_served, map_pool
+from exil.common.data.base import PoolDataModule
+from exil.common.data.items import TensorItems
+from exil.common.distributed import Team, shard_bounds
+from exil.common.errors import ExilError
+from exil.common.modules.classifier import Classifier
+from exil.common.strategies.context import PoolOutput, QueryContext, check_served, map_pool
 
 
 def _free_port() -> int:

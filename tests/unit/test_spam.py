@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from common.data.spam import DECOY_WORDS, SpamAssassinDataModule, body_words
-from common.errors import DataMissing
+from exil.common.data.spam import DECOY_WORDS, SpamAssassinDataModule, body_words
+from exil.common.errors import DataMissing
 
 SPAMMY, HAMMY = ["free", "money", "winner", "offer"], ["meeting", "project", "thanks", "lunch"]
 
@@ -49,8 +49,8 @@ def test_missing_corpus_says_how_to_fetch(tmp_path):
 
 
 def test_caipi_on_words_drops_the_decoy_word(tmp_path):
-    from common.cli import run
-    from common.journal import Journal
+    from exil.common.engine import run
+    from exil.common.journal import Journal
     from tests.conftest import compose
 
     corpus(tmp_path / "data", n=300)

@@ -10,16 +10,17 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
-from common.data.base import PoolDataModule, TensorItems
-from common.modules.classifier import Classifier
-from common.strategies import heuristics as H
-from common.strategies.badge import BADGE
-from common.strategies.bald import BALD
-from common.strategies.cal import CAL
-from common.strategies.context import QueryContext
-from common.strategies.coreset import CoreSet
-from common.strategies.random import RandomSampling
-from common.strategies.uncertainty import Entropy, LeastConfidence, Margin
+from exil.common.data.base import PoolDataModule
+from exil.common.data.items import TensorItems
+from exil.common.modules.classifier import Classifier
+from exil.common.strategies import heuristics as H
+from exil.common.strategies.badge import BADGE
+from exil.common.strategies.bald import BALD
+from exil.common.strategies.cal import CAL
+from exil.common.strategies.context import QueryContext
+from exil.common.strategies.coreset import CoreSet
+from exil.common.strategies.random import RandomSampling
+from exil.common.strategies.uncertainty import Entropy, LeastConfidence, Margin
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "strategy"
 
@@ -121,7 +122,7 @@ def test_bald_uses_mc_dropout_passes():
 
 def test_bald_refuses_a_model_without_active_dropout():
     """With p = 0 every pass is the same and BALD would score all zeros: a config error, not a silent top-k."""
-    from common.errors import ConfigError
+    from exil.common.errors import ConfigError
 
     ctx = make_ctx()
     ctx.module.dropout.p = 0.0

@@ -8,9 +8,9 @@ import csv
 import pytest
 import torch
 
-from common.data import text as text_data
-from common.data.text import TextDataModule
-from common.errors import ConfigError, DataMissing
+from exil.common.data import text as text_data
+from exil.common.data.text import TextDataModule
+from exil.common.errors import ConfigError, DataMissing
 from tests.text_fixtures import CLS, SEP, rotten_tomatoes, tokenizer_folder
 
 

@@ -7,7 +7,7 @@ negative indices, a bool where an int is expected, ``2.0`` for a label) — a va
 canonical answer (checked here: type, shape, range; JSON as the journal stores it; validating it again gives
 it back) or raises :class:`InvalidAnswer` with a short, non-empty message. Anything else is a bug.
 
-The label decisions (documented in :meth:`common.oracle.label.Label.validate`) are asserted by example at the end.
+The label decisions (documented in :meth:`exil.common.oracle.label.Label.validate`) are asserted by example at the end.
 """
 
 from __future__ import annotations
@@ -23,18 +23,20 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import alice.questions  # noqa: F401  (registers contrast_classes)
-import caipi.questions  # noqa: F401  (registers correct_explanation)
-import common.oracle  # noqa: F401  (registers label, relevance, explain_label)
-import exbl.questions  # noqa: F401  (registers choose_exemplars)
-from alice.questions import MAX_CHARS as CONTRAST_MAX, contrast_question
-from caipi.questions import correction_question
-from common.explain.segmentation import grid
-from common.oracle.base import InvalidAnswer, OracleContext, Question, validate
-from common.oracle.explanations import MAX_CHARS as EXPLAIN_MAX, explanation_question
-from common.oracle.kinds import registered
-from common.oracle.relevance import decode_mask, encode_mask, relevance_question
-from exbl.questions import exemplars_question
+import exil.alice.questions  # noqa: F401  (registers contrast_classes)
+import exil.caipi.questions  # noqa: F401  (registers correct_explanation)
+import exil.common.oracle  # noqa: F401  (registers label, relevance, explain_label)
+import exil.exbl.questions  # noqa: F401  (registers choose_exemplars)
+from exil.alice.questions import MAX_CHARS as CONTRAST_MAX
+from exil.alice.questions import contrast_question
+from exil.caipi.questions import correction_question
+from exil.common.explain.segmentation import grid
+from exil.common.oracle.base import InvalidAnswer, OracleContext, Question, validate
+from exil.common.oracle.explanations import MAX_CHARS as EXPLAIN_MAX
+from exil.common.oracle.explanations import explanation_question
+from exil.common.oracle.kinds import registered
+from exil.common.oracle.relevance import decode_mask, encode_mask, relevance_question
+from exil.exbl.questions import exemplars_question
 
 #: modest and reproducible: the whole file runs in well under a minute on two slow cores
 PROPERTY = settings(max_examples=120, deadline=None, database=None, derandomize=True,

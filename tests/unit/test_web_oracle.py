@@ -10,13 +10,13 @@ import time
 import httpx
 import pytest
 
-from common.errors import ConfigError
-from common.journal import Journal
-from common.oracle.asker import Asker
-from common.oracle.base import OracleContext, Question
-from common.oracle.router import LabelFile, RoutingOracle
-from common.oracle.simulated import SimulatedOracle
-from common.oracle.web import WebOracle
+from exil.common.errors import ConfigError
+from exil.common.journal import Journal
+from exil.common.oracle.asker import Asker
+from exil.common.oracle.base import OracleContext, Question
+from exil.common.oracle.router import LabelFile, RoutingOracle
+from exil.common.oracle.simulated import SimulatedOracle
+from exil.common.oracle.web import WebOracle
 from tests.unit.test_oracle import Tiny
 
 

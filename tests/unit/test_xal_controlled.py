@@ -10,10 +10,19 @@ import numpy as np
 import pytest
 import torch
 
-from common.data.rationale_phrases import (ASPECTS, CLASSES, QUALITIES, VERDICTS, RationalePhrasesDataModule,
-                                           RationaleTeacher, conflicting, generate, split_rows)
-from common.errors import ConfigError
-from common.oracle.explanations import explanation_question
+from exil.common.data.rationale_phrases import (
+    ASPECTS,
+    CLASSES,
+    QUALITIES,
+    VERDICTS,
+    RationalePhrasesDataModule,
+    RationaleTeacher,
+    conflicting,
+    generate,
+    split_rows,
+)
+from exil.common.errors import ConfigError
+from exil.common.oracle.explanations import explanation_question
 
 VERDICT_CLASS = {v: c for c in CLASSES for v in VERDICTS[c]}
 
@@ -105,9 +114,9 @@ def test_the_data_module_serves_the_generated_reviews(tmp_path):
 
 
 def test_frozen_embeddings_stay_and_the_rest_trains():
-    from common.backbones.seq2seq import build_seq2seq
+    from exil.common.backbones.seq2seq import build_seq2seq
+    from exil.xal.module import XALModule
     from tests.text_fixtures import TINY_BERT
-    from xal.module import XALModule
 
     torch.manual_seed(0)
     bb = build_seq2seq(name="tiny", weights="none", architecture="bert2bert", config=dict(TINY_BERT))
@@ -133,7 +142,7 @@ def test_frozen_embeddings_stay_and_the_rest_trains():
 def test_the_experiment_and_its_arms_compose(arm):
     from hydra.utils import instantiate
 
-    from common.cli import compose
+    from exil.common.engine import compose
 
     cfg = compose(["experiment=xal_rationale", *arm])
     assert cfg.experiment_name == "xal_rationale"

@@ -7,8 +7,14 @@ import math
 import pytest
 import torch
 
-from xal.losses import (explanation_mask, generation_loss, predictive_entropy, ranking_loss, selection_scores,
-                        sequence_logprob)
+from exil.xal.losses import (
+    explanation_mask,
+    generation_loss,
+    predictive_entropy,
+    ranking_loss,
+    selection_scores,
+    sequence_logprob,
+)
 
 
 def test_ranking_loss_hand_computed():

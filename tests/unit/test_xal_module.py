@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from common.backbones.seq2seq import build_seq2seq
-from common.data.text import TextDataModule
-from common.errors import ConfigError
-from common.strategies.context import QueryContext
+from exil.common.backbones.seq2seq import build_seq2seq
+from exil.common.data.text import TextDataModule
+from exil.common.errors import ConfigError
+from exil.common.strategies.context import QueryContext
+from exil.xal.losses import explanation_mask, predictive_entropy, ranking_loss, selection_scores
+from exil.xal.module import XALModule
+from exil.xal.strategy import XALStrategy, explain_pool
 from tests.text_fixtures import SEP, TINY_BERT, TINY_T5, rotten_tomatoes, tokenizer_folder
-from xal.losses import explanation_mask, ranking_loss, selection_scores, predictive_entropy
-from xal.module import XALModule
-from xal.strategy import XALStrategy, explain_pool
 
 
 def model(kind: str = "t5", seed: int = 0) -> XALModule:
@@ -120,7 +120,7 @@ def test_strategy_ranks_by_the_mixed_score(pool):
     cand = pool.unlabelled_indices[:21]  # a partial last batch (eval batches of 16)
     ctx = QueryContext(m, pool, cand, "cpu", torch.Generator().manual_seed(0))
     sel = XALStrategy(lam=0.5, max_new_tokens=4).select(ctx, 5)
-    logits, p = explain_pool(m, pool, cand, torch.device("cpu"), 1, 4)
+    logits, p = explain_pool(QueryContext(m, pool, cand, "cpu"), 1, 4)
     s = selection_scores(predictive_entropy(logits), p, 0.5)
     assert np.array_equal(sel.indices, cand[torch.topk(s, 5).indices.numpy()])
     assert np.allclose(sel.scores, torch.topk(s, 5).values.double().numpy())
@@ -129,12 +129,12 @@ def test_strategy_ranks_by_the_mixed_score(pool):
 
 
 def test_strategy_needs_an_explaining_model(pool):
-    from common.backbones import build_backbone
-    from common.modules.text import TextClassifier
+    from exil.common.backbones import build_backbone
+    from exil.common.modules.text import TextClassifier
 
     enc = build_backbone("transformers", "tiny", "none", config={k: v for k, v in TINY_BERT.items()
                                                                   if k not in ("cls_token_id", "sep_token_id")})
-    from common.abilities import check_composition
+    from exil.common.abilities import check_composition
 
     strategy = XALStrategy()
     parts = {"module": TextClassifier(enc, 2), "datamodule": pool, "strategy": strategy}
@@ -148,7 +148,7 @@ def test_strategy_needs_an_explaining_model(pool):
 @pytest.mark.parametrize("name", ["minilm_bert2bert", "flan_t5_large", "flan_t5_base", "t5_small"])
 def test_seq2seq_backbone_yamls(name, run_cfg, tmp_path):
     cfg = run_cfg([f"backbone={name}", f"paths.data_dir={tmp_path}"]).backbone
-    assert cfg._target_ == "common.backbones.seq2seq.build_seq2seq" and cfg.data_dir == str(tmp_path)
+    assert cfg._target_ == "exil.common.backbones.seq2seq.build_seq2seq" and cfg.data_dir == str(tmp_path)
     assert (cfg.weights, cfg.architecture) == (("offline:minilm_l6", "bert2bert") if name == "minilm_bert2bert"
                                                else ("hub", "seq2seq"))
     if name == "minilm_bert2bert":  # not fetched here: the error names the fetch command

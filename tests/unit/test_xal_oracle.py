@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from common.errors import ExilError
-from common.journal import Journal
-from common.oracle.asker import Asker
-from common.oracle.base import InvalidAnswer, OracleContext, Question, validate
-from common.oracle.explanations import ExplanationBank, explanation_question
-from common.oracle.lexicon import LexiconTeacher
-from common.oracle.llm import ChatClient, LLMOracle
-from common.oracle.simulated import SimulatedOracle
+from exil.common.errors import ExilError
+from exil.common.journal import Journal
+from exil.common.oracle.asker import Asker
+from exil.common.oracle.base import InvalidAnswer, OracleContext, Question, validate
+from exil.common.oracle.explanations import ExplanationBank, explanation_question
+from exil.common.oracle.lexicon import LexiconTeacher
+from exil.common.oracle.llm import ChatClient, LLMOracle
+from exil.common.oracle.simulated import SimulatedOracle
 
 
 class FakeTexts:
@@ -213,7 +213,7 @@ def test_asking_many_explanations_runs_requests_concurrently_across_items(server
 
 
 def test_a_person_at_the_terminal_explains_every_label_and_is_reasked_on_an_empty_one(tmp_path):
-    from common.oracle.terminal import TerminalOracle
+    from exil.common.oracle.terminal import TerminalOracle
 
     typed = iter(["so much fun", "", "so much fun", "some might find it silly"])
     prompts, printed = [], []

@@ -6,14 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from common.backbones import build_backbone
-from common.errors import ConfigError
-from exbl.cdep import CDEPClassifier
-from exbl.contextual_decomposition import cd_layers, decompose
-from exbl.hint import HINTClassifier
-from exbl.losses import cdep_penalty, downsample_mask, head_gradient_sq_norm, hint_loss, rrr_g_penalty
-from exbl.rbr import RBRClassifier
-from exbl.rrr_g import RRRGClassifier
+from exil.common.backbones import build_backbone
+from exil.common.errors import ConfigError
+from exil.exbl.cdep import CDEPClassifier
+from exil.exbl.contextual_decomposition import decompose
+from exil.exbl.hint import HINTClassifier
+from exil.exbl.losses import cdep_penalty, downsample_mask, head_gradient_sq_norm, hint_loss, rrr_g_penalty
+from exil.exbl.rbr import RBRClassifier
+from exil.exbl.rrr_g import RRRGClassifier
 
 
 def mlp(hidden=(16,), shape=(1, 8, 8)):

@@ -1,0 +1,453 @@
+"""The run engine: what ``exil <overrides>`` does, as a library. :func:`compose` builds the config a command
+line would run, :func:`run` runs it to the end (or resumes it) and returns the run folder; :func:`build_loop` and
+:func:`build_parts` instantiate what a run is made of. The command line (:mod:`exil.common.cli`) only turns argv
+into these calls and their errors into messages; the Python API (:mod:`exil`), the reproductions and the tests
+call them directly (as lightning-hydra-template's ``train(cfg)`` beside its ``main()``).
+
+A resumed run is rebuilt from the config stored in its journal (:func:`_resumed_config`); the command line may
+only add what never changes what is computed (:data:`SAFE_ON_RESUME`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+from exil.common.abilities import USER_CONF_DIRS  # your --config-dir folders; the loop's checks read them
+
+CONF_DIR = str(Path(__file__).resolve().parent / "conf")  # inside the package: a wheel carries every config
+
+
+def register_resolvers() -> None:
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("exil_run_dir"):
+        # the run directory: the resumed run's own folder, else a fresh one
+        OmegaConf.register_new_resolver("exil_run_dir", lambda resume, fresh: resume if resume else fresh)
+    if not OmegaConf.has_resolver("exil_job_name"):
+        # a W&B run's name: the job's own overrides (a sweep's jobs differ by them), else the run folder's name
+        OmegaConf.register_new_resolver("exil_job_name", _job_name)
+    if not OmegaConf.has_resolver("exil_sweep_group"):
+        # a W&B group: the experiment, and in a multirun the sweep's folder, so a sweep's jobs sit together
+        OmegaConf.register_new_resolver("exil_sweep_group", _sweep_group)
+    if not OmegaConf.has_resolver("exil_devices_per_node"):
+        # trainer=ddp_multi: processes per node and nodes, from torchrun's or SLURM's environment (1 without)
+        from exil.common import distributed
+
+        OmegaConf.register_new_resolver("exil_devices_per_node", distributed.devices_per_node)
+        OmegaConf.register_new_resolver("exil_num_nodes", distributed.num_nodes)
+    if not OmegaConf.has_resolver("exil_run_id"):
+        # a stable id per run directory (a resumed run continues the same W&B run)
+        OmegaConf.register_new_resolver(
+            "exil_run_id", lambda path: hashlib.sha1(str(Path(path).resolve()).encode()).hexdigest()[:16])
+
+
+def _job_name() -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        hc = HydraConfig.get()
+    except ValueError:  # no Hydra runtime (a config built by hand)
+        return "exil"
+    swept = _swept_keys(hc)
+    if swept:  # a sweep's job: the values of what the sweep varies (loop.seed=1,strategy=random)
+        parts = [o for o in hc.overrides.task if o.split("=", 1)[0].lstrip("+~") in swept]
+        if parts:
+            return ",".join(sorted(parts))
+    return hc.job.override_dirname or Path(hc.runtime.output_dir).name
+
+
+def _swept_keys(hc) -> set[str]:
+    """The keys a multirun sweeps over (``key=a,b`` or a sweep function), from its ``multirun.yaml``."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    if hc.mode != RunMode.MULTIRUN:
+        return set()
+    path = Path(hc.sweep.dir) / "multirun.yaml"
+    try:
+        task = OmegaConf.load(path).hydra.overrides.task
+        parsed = OverridesParser.create().parse_overrides([str(o) for o in task])
+    except Exception:  # no multirun.yaml (another launcher) or one Hydra cannot parse: name by all overrides
+        return set()
+    return {o.key_or_group for o in parsed if o.is_sweep_override()}
+
+
+def _sweep_group(experiment: str | None) -> str:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    group = experiment or "default"
+    try:
+        hc = HydraConfig.get()
+    except ValueError:
+        return group
+    if hc.mode == RunMode.MULTIRUN:
+        sweep = Path(hc.sweep.dir)
+        group += f"/{sweep.parent.name}_{sweep.name}"
+    return group
+
+
+def use_config_dir(path: str | Path) -> Path:
+    """Make a user's config folder usable: its YAML is searched (Hydra's ``--config-dir``) and the folder it sits
+    in — the user's project — is importable, so a ``_target_: my_strategies.SmallestMargin`` next to it is found
+    without ``PYTHONPATH``."""
+    path = Path(path).expanduser().resolve()
+    if not path.is_dir():
+        from exil.common.errors import ConfigError
+
+        raise ConfigError(f"--config-dir {path}: no such folder")
+    for p in (str(path.parent), str(path)):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    if path not in USER_CONF_DIRS:
+        USER_CONF_DIRS.append(path)
+    return path
+
+
+def compose(overrides: list[str], run_dir: Path | None = None, config_dir: str | Path | None = None):
+    """The config ``exil <overrides>`` would run, composed in-process, with Hydra's runtime set as in a
+    real run in ``run_dir``: what tests and the reproduction scripts pass to :func:`run`. ``config_dir``:
+    a folder of your own configs, as ``exil --config-dir``."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    register_resolvers()
+    overrides = list(overrides)
+    if config_dir is not None:
+        overrides.append(f"hydra.searchpath=[file://{use_config_dir(config_dir)}]")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = hydra_compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    if run_dir is not None:
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = str(run_dir)
+            cfg.paths.log_dir = str(Path(run_dir).parent)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]  # as in a real run: the task sees the config without the hydra node
+    return cfg
+
+
+def run(cfg) -> Path:
+    """Build everything from the composed config and run the loop; returns the run directory. In a launched
+    multi-process run (``trainer=ddp_multi``) rank 0 does this and the other ranks follow it
+    (:mod:`exil.common.distributed`)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from exil.common import distributed
+    from exil.common.errors import ConfigError
+
+    _quiet()
+    team = distributed.join(cfg.trainer)  # once, where the run starts; passed to everything that uses it
+    if team is not None and team.rank > 0:  # a follower: rank 0 sends the run's config and its commands
+        return Path(team.follow(lambda config, run_dir: build_parts(OmegaConf.create(config), team)) or ".")
+    hydra = HydraConfig.get()
+    run_dir = Path(hydra.runtime.output_dir)
+    if cfg.loop.resume:
+        if hydra.mode == RunMode.MULTIRUN:
+            raise ConfigError("loop.resume resumes one run: drop -m")
+        run_dir = Path(cfg.loop.resume)  # whatever hydra.run.dir says, the resumed run's own folder
+        cfg = _resumed_config(cfg, run_dir)
+    else:
+        OmegaConf.set_struct(cfg, False)
+        cfg.choices = dict(HydraConfig.get().runtime.choices)
+        OmegaConf.set_struct(cfg, True)
+    if team is not None:
+        team.send_config(OmegaConf.to_container(cfg, resolve=True), str(run_dir))
+        try:
+            return _run_loop(cfg, run_dir, team)
+        finally:
+            team.done()
+    return _run_loop(cfg, run_dir, None)
+
+
+def _run_loop(cfg, run_dir: Path, team) -> Path:
+    from exil.common.report import run_report
+
+    loop = build_loop(cfg, run_dir, team)
+    from rich.console import Console
+
+    from exil.common.progress import RoundProgress
+
+    console = Console()
+    if cfg.get("print_config"):
+        print_config(cfg, console)
+    status = "failed"
+    try:
+        try:
+            with RoundProgress(console, cfg.loop.rounds) as progress:
+                loop.on_stage = progress
+                loop.oracle.attach_display(progress.paused)
+                loop.run()
+        finally:
+            loop.oracle.close()
+        png = run_report(run_dir, console, loggers=loop.loggers)
+        loop.run_log.final(final_metrics(run_dir))
+        status = "success"
+    finally:
+        loop.run_log.finish(status)  # a W&B run is finished: the next job of a multirun opens its own
+    console.print(f"[bold]learning curve:[/bold] {png}")
+    if loop.stopped_early:
+        console.print(f"[bold yellow]note:[/bold yellow] {loop.stopped_early}")
+    return run_dir
+
+
+def print_config(cfg, console) -> None:
+    """The resolved config as a tree, one branch per group (``print_config=false`` turns it off)."""
+    from omegaconf import OmegaConf
+    from rich.syntax import Syntax
+    from rich.tree import Tree
+
+    tree = Tree("config", guide_style="dim")
+    first = ["dataset", "backbone", "method", "strategy", "oracle", "loop", "trainer", "logger"]
+    for key in first + sorted(k for k in cfg if k not in first):
+        if key not in cfg:
+            continue
+        node = cfg[key]
+        text = OmegaConf.to_yaml(node, resolve=True) if OmegaConf.is_config(node) else str(node)
+        tree.add(key, guide_style="dim").add(Syntax(text.rstrip(), "yaml", theme="ansi_dark", background_color="default"))
+    console.print(tree)
+
+
+def final_metrics(run_dir: Path) -> dict[str, float]:
+    """The last round's test metrics and, for each, the area under its learning curve (``<metric>_auc``)."""
+    from exil.common.report import area_under_curve, run_rows
+
+    _, rows = run_rows(run_dir)
+    if not rows:
+        return {}
+    out = {}
+    for name in sorted(k for k in rows[-1] if k.startswith("test/")):
+        out[f"final/{name}"] = float(rows[-1][name])
+        out[f"final/{name}_auc"] = area_under_curve(rows, name)
+    return out
+
+
+def optimized_value(run_dir: Path, metric: str) -> float:
+    """``metric`` of a finished run: ``test/acc`` (its last round) or ``test/acc_auc`` (the normalised area under
+    its learning curve, :func:`exil.common.report.area_under_curve`)."""
+    from exil.common.errors import ConfigError
+
+    final = final_metrics(run_dir)
+    key = f"final/{metric}"
+    if key not in final:
+        valid = sorted(k[len("final/"):] for k in final)
+        raise ConfigError(f"optimized_metric={metric!r} is not a metric of this run; valid: {', '.join(valid)}")
+    return final[key]
+
+
+def build_loop(cfg, run_dir: Path, team=None):
+    """Instantiate data, backbone, module, strategy, oracle, hooks, loggers and the loop from ``cfg``; ``team``:
+    the run's processes when a launcher started several (:func:`exil.common.distributed.join`), else None."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from exil.common.loop import ActiveLoop
+
+    parts = build_parts(cfg, team)
+    strategy = instantiate(cfg.strategy)
+    oracle = instantiate(cfg.oracle)
+    parts.hooks.check_loop(parts.loop_cfg, cfg.get("choices", {}).get("method", cfg.method.name))
+    loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
+    loop = ActiveLoop(parts.loop_cfg, parts.module, parts.dm, strategy, oracle, parts.hooks, parts.make_trainer,
+                      run_dir, loggers=loggers, device=parts.device, config=journal_config(cfg),
+                      overrides=_task_overrides(), team=team if team is not None and team.world_size > 1 else None)
+    loop.check_composition()  # before any training (the loop checks again when it runs)
+    loop.run_log.start(OmegaConf.to_container(cfg, resolve=True))
+    return loop
+
+
+def build_parts(cfg, team=None):
+    """What every process of a run builds from ``cfg``: the typed loop settings, the data module, the module,
+    the method's hooks, the round trainers' factory and the scoring device (the other ranks of a multi-process
+    run build only these: :mod:`exil.common.distributed`). ``team``: this process's place in such a run."""
+    from types import SimpleNamespace
+
+    import torch
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+    from omegaconf.errors import ConfigKeyError, ValidationError
+
+    from exil.common import distributed
+    from exil.common.errors import ConfigError
+    from exil.common.loop import LoopConfig, seed_init
+
+    check_missing(cfg)
+    check_top_level(cfg)
+    try:  # typed and checked first: loop.seed=abc or loop.rounds=-1 is one clear error before any work
+        loop_cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(LoopConfig), cfg.loop))
+    except (ValidationError, ConfigKeyError) as e:
+        key = f"loop.{e.full_key}" if getattr(e, "full_key", None) else "loop"
+        raise ConfigError(f"{key}: {str(e.msg).splitlines()[0]}") from None
+    dm = instantiate(cfg.dataset)
+    dm.setup()
+    seed_init(loop_cfg.seed)  # the initial weights depend on the seed only
+    backbone = instantiate(cfg.backbone, input_shape=list(dm.input_shape))
+    module = instantiate(cfg.method.module, backbone=backbone, num_classes=dm.num_classes)
+    hooks = instantiate(cfg.method.hooks)
+    accel = str(cfg.trainer.get("accelerator", "cpu"))
+    device = loop_cfg.device
+    if device == "auto":
+        device = "cuda" if accel in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu"
+    if team is None:
+        distributed.check_launch(cfg.trainer)  # a launched run's trainer, or a ddp_multi trainer without one
+    if team is not None and device == "cuda":
+        device = str(team.device)
+
+    def make_trainer(round: int, root: Path, single_device: bool = False):
+        one = {"devices": 1, "num_nodes": 1, "strategy": "auto"} if single_device else {}
+        extra = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+        return instantiate(cfg.trainer, default_root_dir=str(root), callbacks=[hooks, *extra], logger=False, **one)
+
+    return SimpleNamespace(loop_cfg=loop_cfg, dm=dm, module=module, hooks=hooks, make_trainer=make_trainer,
+                           device=device)
+
+
+#: ``???`` values that the code fills in before instantiation (from the data module and the backbone)
+FILLED_IN_CODE = {"method.module.backbone", "method.module.num_classes"}
+
+
+def check_missing(cfg) -> None:
+    """Stop with one message naming every ``???`` value the user must set."""
+    from omegaconf import OmegaConf
+
+    from exil.common.errors import ConfigError
+
+    missing = sorted(OmegaConf.missing_keys(cfg) - FILLED_IN_CODE)
+    if missing:
+        raise ConfigError("missing values: " + ", ".join(missing) + " — set them on the command line, e.g. "
+                          + " ".join(f"{k}=..." for k in missing[:3]))
+
+
+#: top-level keys besides the config groups (``conf/<group>/``): config.yaml's own, what experiments set,
+#: and what ``run`` adds
+TOP_LEVEL_KEYS = {"task_name", "experiment_name", "choices", "hydra", "defaults", "tags", "optimized_metric",
+                  "print_config"}
+
+
+def check_top_level(cfg) -> None:
+    """Refuse a top-level key nothing reads (``+foo=1``, a misspelt group): it would be silently ignored."""
+    from difflib import get_close_matches
+
+    from exil.common.errors import ConfigError
+
+    known = TOP_LEVEL_KEYS | {p.name for d in (Path(CONF_DIR), *USER_CONF_DIRS) for p in d.iterdir() if p.is_dir()}
+    unknown = sorted(set(cfg) - known)
+    if unknown:
+        near = {k: get_close_matches(k, known, n=1) for k in unknown}
+        said = ", ".join(f"{k}" + (f" (did you mean {near[k][0]}?)" if near[k] else "") for k in unknown)
+        raise ConfigError(f"unknown top-level key {said}: nothing reads it; valid keys: {', '.join(sorted(known - {'defaults', 'hydra'}))}")
+
+
+def journal_config(cfg) -> dict[str, Any]:
+    """The config a run is identified by: everything but where it lives and whether it is resumed."""
+    from omegaconf import OmegaConf
+
+    c = OmegaConf.to_container(cfg, resolve=True)
+    c.pop("paths", None)
+    c.get("loop", {}).pop("resume", None)
+    for lg in (c.get("logger") or {}).values():
+        lg.pop("save_dir", None)
+    return c
+
+
+#: what a resumed run may change: where its logs go (the loggers never change what is computed)
+SAFE_ON_RESUME = ("logger", "tags")
+
+
+def _resumed_config(cfg, run_dir: Path):
+    """The stored config of the run in ``loop.resume``. The command line's other overrides are refused, naming
+    them, unless they are safe to change (:data:`SAFE_ON_RESUME`: a different logger, tags), which are applied.
+    The run's ``.hydra/config.yaml`` (which Hydra just overwrote with the command line's) is rewritten to the
+    config the run really uses."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from exil.common.errors import ConfigError, ExilError
+    from exil.common.journal import read_journal
+    from exil.common.run_folder import check_journal
+
+    resume = Path(cfg.loop.resume)
+    journal = resume / "journal.sqlite"
+    if not resume.is_dir():
+        raise ExilError(f"loop.resume={resume}: no such folder; give the folder of the run to resume")
+    check_journal(journal)
+    meta = read_journal(journal)["meta"]
+    stored = OmegaConf.create(meta["config"])
+    others = [o for o in HydraConfig.get().overrides.task if _override_key(o) != "loop.resume"]
+    # an override that gives what the run has anyway is harmless (a launched run names its trainer=ddp_multi
+    # again, since every process must know it is one of many before it reads the run)
+    safe = [o for o in others if _override_key(o).startswith(SAFE_ON_RESUME)]
+    unsafe = [o for o in others if o not in safe and not _same_as_stored(cfg, stored, o)]
+    others = safe
+    if unsafe:
+        raise ConfigError(f"loop.resume continues {resume} with the config it was started with; "
+                          f"{', '.join(unsafe)} would change what it computes and {'is' if len(unsafe) == 1 else 'are'} "
+                          f"refused. Resume with `exil loop.resume={resume}` alone (a logger=... or tags=... may be "
+                          "added), or start a new run with these settings")
+    if others:  # a different logger or tags: applied, and said
+        OmegaConf.set_struct(stored, False)
+        stored.logger, stored.tags = cfg.logger, cfg.get("tags", [])
+        print(f"resuming {resume} with its own config; applied: {', '.join(others)}")
+    stored.paths = cfg.paths
+    stored.loop.resume = str(resume)
+    for name, lg in (stored.get("logger") or {}).items():
+        if "save_dir" in cfg.logger.get(name, {}) or "save_dir" in lg:
+            lg.save_dir = str(run_dir)
+    hydra_dir = resume / ".hydra"
+    if hydra_dir.is_dir():  # Hydra wrote the command line's config and overrides here: put the run's back
+        OmegaConf.save(stored, hydra_dir / "config.yaml")
+        if meta.get("overrides") is not None:
+            OmegaConf.save(OmegaConf.create(list(meta["overrides"])), hydra_dir / "overrides.yaml")
+    return stored
+
+
+def _same_as_stored(cfg, stored, override: str) -> bool:
+    """Whether ``override`` gives what the stored run has anyway: the same choice of a config group
+    (``trainer=ddp_multi_cpu``), or the same value of a key."""
+    from omegaconf import OmegaConf
+
+    key, _, value = override.partition("=")
+    key = key.lstrip("+~").replace("/", ".")
+    choices = stored.get("choices") or {}
+    if key in choices:
+        return str(choices[key]) == value
+    now, then = OmegaConf.select(cfg, key, default=None), OmegaConf.select(stored, key, default=None)
+    if OmegaConf.is_config(now) or OmegaConf.is_config(then):
+        return False
+    return now is not None and now == then
+
+
+def _task_overrides() -> list[str] | None:
+    """The command line's overrides of this job (what ``.hydra/overrides.yaml`` says), if Hydra is running."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        return [str(o) for o in HydraConfig.get().overrides.task]
+    except ValueError:
+        return None
+
+
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _quiet() -> None:
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
+                 "lightning.fabric.utilities.seed", "lightning.pytorch.trainer.connectors.signal_connector"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*number of training batches.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*across ranks is zero.*")  # no validation set
