@@ -120,7 +120,7 @@ NAMESAKES = {
             top2 = probs.topk(2, dim=1).values
             return top2[:, 0] - top2[:, 1]
         ''',
-    "alice/__init__.py": "WHO = 'the user\'s own alice'\n",
+    "alice/__init__.py": 'WHO = "the user\'s own alice"\n',
     "utils/__init__.py": "",
     "my_strategies.py": '''
         from common.utils import margin  # the user's own `common`, not exil's
