@@ -155,8 +155,8 @@ class Labeller:
         self.answered: dict[str, int] = {}
         self.last: str | None = None
 
-    def __call__(self, page, key: int) -> str:
-        qid = wait_question(page, "label", other_than=self.last)
+    def __call__(self, page, key: int, timeout: float = 120_000) -> str:
+        qid = wait_question(page, "label", other_than=self.last, timeout=timeout)
         assert qid not in self.answered, f"{qid} was answered already and is shown again"
         page.keyboard.press(str(key))
         page.wait_for_function("id => document.querySelector('#question').dataset.id !== id", arg=qid,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import httpx
 import numpy as np
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from exil.common.oracle.relevance import decode_mask
 from tests.browser.conftest import Labeller, open_page, wait_question
@@ -69,12 +70,11 @@ def test_a_killed_loop_resumes_with_the_page_still_open(browser, exil_run, shots
 
     run.start(resume=True)  # same address and token: the open page carries on
     answer.last = None  # the question shown before the kill may be shown again: it was not answered
-    while run.proc.poll() is None:
+    while run.proc.poll() is None:  # short waits: once the last question is answered the run ends by itself
         try:
-            answer(page, 7)
-        except Exception:
-            if run.proc.poll() is None:
-                raise
+            answer(page, 7, timeout=3_000)
+        except PlaywrightTimeout:  # the run trains between questions, or has just ended
+            continue
     run.wait()
     rows = run.answers("label")
     assert len(rows) == 10 + 3 and len({(r, k) for r, k, _ in rows}) == 13  # each asked once, none lost
@@ -108,8 +108,8 @@ def test_caipi_corrections_by_clicking_segments(browser, exil_run, shots):
     last = qid
     while run.proc.poll() is None:  # the other corrections: right for the right reasons
         try:
-            last = wait_question(page, "correct_explanation", other_than=last, timeout=20_000)
-        except Exception:
+            last = wait_question(page, "correct_explanation", other_than=last, timeout=3_000)
+        except PlaywrightTimeout:
             continue
         page.locator("#question button.right-reasons").click()
     run.wait()
