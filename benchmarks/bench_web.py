@@ -85,7 +85,7 @@ def measure(kind: str, answers: int, rounds: int) -> dict:
         t = ask(0, range(answers + 1))
         while not oracle.session.entries:
             time.sleep(0.001)
-        q = c.post("/api/next").json()["question"]
+        q = c.post("/api/next", json={}).json()["question"]
         per_answer = []
         for _ in range(answers):
             t0 = time.perf_counter()
@@ -106,7 +106,7 @@ def measure(kind: str, answers: int, rounds: int) -> dict:
                 c2 = httpx.Client(base_url=f"http://127.0.0.1:{oracle.port}", timeout=30,
                                   headers={"X-Exil-Token": oracle.token, "X-Exil-Tab": "bench"})
                 c2.get(f"/api/state?since={v}&wait=10")
-                shown["q"] = c2.post("/api/next").json()["question"]
+                shown["q"] = c2.post("/api/next", json={}).json()["question"]
                 shown["t"] = time.perf_counter()
 
             p = threading.Thread(target=page)
@@ -117,7 +117,7 @@ def measure(kind: str, answers: int, rounds: int) -> dict:
             p.join()
             first.append(shown["t"] - t0)
             for _ in range(2):
-                q = c.post("/api/next").json()["question"]
+                q = c.post("/api/next", json={}).json()["question"]
                 c.post("/api/answer", json={"id": q["id"], "answer": 2})
             t.join()
             start += 2

@@ -1,7 +1,8 @@
 """A person in the browser: ``oracle=web`` serves a page on which the loop's questions are answered.
 
 The server (Starlette on uvicorn, :mod:`exil.common.web.app`) runs in a thread of the loop's own process and
-starts with the run; ``exil`` prints one URL with a token and the loop waits for answers. Each round's
+starts with the run; ``exil`` says where the page is (:func:`announce`: the link with its token goes to the
+terminal only, never into a log or a logger's copy of the console) and the loop waits for answers. Each round's
 questions are offered at once (:meth:`offer`); answers are validated by their kind and committed to the
 journal by the asker before the page is told they were saved; until the round is settled the person may
 revise any of them. A killed and resumed run keeps its address and token (``<run dir>/oracle/web.json``,
@@ -9,7 +10,8 @@ readable by its owner only), so a page left open reconnects.
 
 Secure by default: the server binds ``127.0.0.1``; every request needs the token (a fresh random one per
 run unless ``$EXIL_WEB_TOKEN`` — never the config, which the journal stores — gives one); binding any
-other address without a token is refused; request bodies are bounded; nothing is logged per request.
+other address without a token is refused; request bodies are bounded; nothing is logged per request;
+cross-site requests, framing and cookies shared between runs are refused (:mod:`exil.common.web.app`).
 To let a colleague answer, bind ``host=0.0.0.0`` (keep the token) and send them the printed URL with
 your machine's name, or better keep loopback and forward the port over SSH (README).
 """
@@ -54,7 +56,8 @@ class WebOracle(Oracle):
         review_seconds: after a round's last answer, how long the person may still revise before the model
             trains (``0``: at once; the page's "hold" waits until "train now").
         max_body: the largest request accepted, in bytes.
-        print_fn: where the URL is printed.
+        print_fn: where the page's address is said (default :func:`announce`: the link with its token on the
+            controlling terminal only, never into a log).
         **ignored: settings of the simulated / LLM teacher an experiment sets (``irrelevant_field``, ...):
             the person is the teacher here, so they are ignored (:data:`~exil.common.oracle.base.MACHINE_TEACHER_SETTINGS`).
     """
@@ -73,7 +76,7 @@ class WebOracle(Oracle):
         self.host, self.port, self.use_token, self.token_env = host, int(port), bool(token), token_env
         self.max_body = int(max_body)
         self.session = WebSession(claim_seconds=claim_seconds, review_seconds=review_seconds)
-        self.print_fn = print_fn or (lambda s: print(s, file=sys.stderr, flush=True))
+        self.print_fn = print_fn
         self.token: str | None = None
         self.url: str | None = None
         self._server = None
@@ -103,7 +106,9 @@ class WebOracle(Oracle):
         if sock is None:  # the saved port is taken: any free one
             sock = _bind(self.host, 0)
         port = sock.getsockname()[1]
-        _write_private(state_path, {"port": port, **({"token": token} if token else {})})
+        shown = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+        _write_private(state_path, {"port": port, **({"token": token} if token else {}), "url": url})
         hosts = LOOPBACK if is_loopback(self.host) else None
         title = f"exil · {Path(ctx.out_dir).parent.name}"
         app = build_app(self.session, token, title=title, hosts=hosts, max_body=self.max_body)
@@ -115,10 +120,11 @@ class WebOracle(Oracle):
         deadline = time.monotonic() + 10
         while not self._server.started and time.monotonic() < deadline:
             time.sleep(0.01)
-        shown = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
-        self.token, self.port = token, port
-        self.url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
-        self.print_fn(f"exil teacher page: {self.url}  (open it in a browser; the run waits for your answers)")
+        self.token, self.port, self.url = token, port, url
+        if self.print_fn is not None:
+            self.print_fn(f"exil teacher page: {url}  (open it in a browser; the run waits for your answers)")
+        else:
+            announce(url, f"http://{shown}:{port}/", state_path)
 
     def close(self) -> None:
         if self._server is not None:
@@ -140,6 +146,23 @@ class WebOracle(Oracle):
 
     def answer(self, question: Question, ctx: OracleContext) -> Any:
         raise NotImplementedError("the web oracle is live: the asker offers it questions (Asker.many)")
+
+
+def announce(url: str, address: str, state_path: Path) -> None:
+    """Say where the page is without letting its token reach a log: the link with the token goes to the
+    controlling terminal (``/dev/tty``), which no logger captures (W&B's console capture, a SLURM output file,
+    Hydra's job log read stdout and stderr); stderr gets the address without the token and where the full link
+    is kept (``web.json``, readable by its owner only)."""
+    said = False
+    try:
+        with open("/dev/tty", "w") as tty:
+            tty.write(f"exil teacher page: {url}  (open it in a browser; the run waits for your answers)\n")
+            said = True
+    except OSError:  # no controlling terminal (a batch job, a service)
+        pass
+    where = "printed on your terminal above; also" if said else "with its token"
+    print(f"exil teacher page: {address}  (the link {where} in {state_path}, readable only by you)",
+          file=sys.stderr, flush=True)
 
 
 def _bind(host: str, port: int) -> socket.socket | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from exil.common.oracle.base import OracleContext, Question
 from exil.common.oracle.kinds import kind_of
@@ -79,11 +79,17 @@ class WebSession:
         self.ctx: OracleContext | None = None
         self.desk: Any = None
         self._order = 0
+        #: called (under the lock, from any thread) whenever the version moves: the page server's async long
+        #: polls are woken through it without a thread waiting for each
+        self.listeners: list[Callable[[], None]] = []
+        self.waiting = 0  # long polls waiting right now (the page server's count)
 
     # ------------------------------------------------------------ the loop's side
     def _bump(self) -> None:
         self.version += 1
         self.cond.notify_all()
+        for listener in self.listeners:
+            listener()
 
     def set_status(self, info: dict[str, Any]) -> None:
         with self.cond:
@@ -132,22 +138,31 @@ class WebSession:
     # ---------------------------------------------------------- the page's side
     def wait(self, since: int, timeout: float) -> None:
         """Block until the version moves past ``since`` (or ``timeout`` seconds). A claim that lapses meanwhile
-        (its tab was closed) is released and bumps the version, so waiting pages learn the question is free."""
+        (its tab was closed) is released and bumps the version, so waiting pages learn the question is free.
+        (The page server waits without blocking a thread: :class:`~exil.common.web.app.LongPolls`.)"""
         deadline = time.monotonic() + timeout
         with self.cond:
             while self.version == since:
+                next_lapse = self.release_lapsed()
                 now = time.monotonic()
-                claimed = [e for e in self.entries.values() if e.claimed_by is not None and not e.answered]
-                lapsed = [e for e in claimed if now - e.claimed_at > self.claim_seconds]
-                if lapsed:
-                    for e in lapsed:
-                        e.claimed_by = None
-                    self._bump()
+                if self.version != since or now >= deadline:
                     return
-                if now >= deadline:
-                    return
-                wake = min([deadline, *(e.claimed_at + self.claim_seconds for e in claimed)])
+                wake = min(deadline, next_lapse if next_lapse is not None else deadline)
                 self.cond.wait(timeout=max(0.01, wake - now))
+
+    def release_lapsed(self) -> float | None:
+        """Release the claims whose tab stopped renewing them (bumping the version if any); return when the
+        next open claim lapses (``time.monotonic()`` seconds), or None when none is claimed."""
+        with self.cond:
+            now = time.monotonic()
+            claimed = [e for e in self.entries.values() if e.claimed_by is not None and not e.answered]
+            lapsed = [e for e in claimed if now - e.claimed_at > self.claim_seconds]
+            for e in lapsed:
+                e.claimed_by = None
+            if lapsed:
+                self._bump()
+            held = [e.claimed_at + self.claim_seconds for e in claimed if e not in lapsed]
+            return min(held) if held else None
 
     def touch(self, tab: str) -> None:
         """The tab is alive: its claims stay."""

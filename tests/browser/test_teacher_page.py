@@ -231,3 +231,110 @@ def test_xal_explanations_typed_and_empty_ones_refused(browser, exil_run, shots,
     assert first["explanations"][1 - gold] == "someone might miss that the words are positive"
     assert sorted(second["explanations"]) == ["reason 0", "reason 1"]
     assert not page.errors
+
+
+EVIL = """<!doctype html><title>another site</title>
+<iframe id="framed" src="{target}"></iframe>
+<form id="f" method="POST" action="{target}api/review" enctype="text/plain" target="sink">
+  <input name='{{"action": "hold", "x": "' value='"}}'></form>
+<iframe name="sink"></iframe>
+<script>
+(async () => {{
+  const tries = [["/api/answer", JSON.stringify({{id: "{qid}", answer: 3}}), "text/plain"],
+                 ["/api/review", JSON.stringify({{action: "hold"}}), "text/plain"],
+                 ["/api/answer", JSON.stringify({{id: "{qid}", answer: 3}}), "application/x-www-form-urlencoded"]];
+  for (const [path, body, type] of tries) {{
+    try {{ await fetch("{target}" + path.slice(1), {{method: "POST", mode: "no-cors", credentials: "include",
+                                                   headers: {{"Content-Type": type}}, body}}); }} catch (e) {{}}
+  }}
+  // a JSON request with the page's header needs a preflight this server never grants
+  try {{ await fetch("{target}api/answer", {{method: "POST", credentials: "include",
+      headers: {{"Content-Type": "application/json", "X-Exil-Tab": "evil"}},
+      body: JSON.stringify({{id: "{qid}", answer: 3}})}}); }} catch (e) {{ window.blocked = String(e); }}
+  document.getElementById("f").submit();
+  setTimeout(() => {{ window.done = true; }}, 1500);
+}})();
+</script>"""
+
+
+def serve_once(html: str):
+    """A page served from another loopback port (another origin, the same site): an attacker's tab."""
+    import http.server
+    import threading
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(html.encode())
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_page_from_another_origin_can_neither_answer_nor_frame_the_teacher_page(browser, exil_run):
+    run = exil_run(["oracle=web", "oracle.review_seconds=1", "loop.rounds=0", "loop.initial_per_class=1", *TINY])
+    page = open_page(browser, run)  # the person's tab: its cookie is in this browser
+    qid = wait_question(page, "label")
+    target = f"http://127.0.0.1:{run.port}/"
+    server = serve_once(EVIL.format(target=target, qid=qid))
+    try:
+        evil = page.context.new_page()  # the same browser, the same cookies, another origin
+        evil.goto(f"http://127.0.0.1:{server.server_port}/")
+        evil.wait_for_function("window.done === true", timeout=20_000)
+        assert run.answers("label") == []  # nothing the other origin sent was taken as the person's answer
+        assert "Failed to fetch" in evil.evaluate("window.blocked")  # the preflight was refused
+        framed = next(f for f in evil.frames if f.name != "sink" and f != evil.main_frame)
+        assert framed.evaluate("document.querySelector('#question') === null")  # framing refused (CSP)
+        evil.close()
+    finally:
+        server.shutdown()
+    answer = Labeller()
+    answer.last = None
+    page.bring_to_front()
+    answer(page, 2)  # the person's own tab still answers
+    assert [a for _, _, a in run.answers("label")] == [2]
+    run.stop()
+
+
+def test_opening_another_run_does_not_lock_this_run_s_tab_out(browser, exil_run):
+    a = exil_run(["oracle=web", "loop.rounds=0", "loop.initial_per_class=1", *TINY], name="a")
+    b = exil_run(["oracle=web", "loop.rounds=0", "loop.initial_per_class=1", *TINY], name="b")
+    page_a = open_page(browser, a)
+    wait_question(page_a, "label")
+    page_b = page_a.context.new_page()  # the same browser: one cookie jar for 127.0.0.1, whatever the port
+    page_b.goto(b.url)
+    wait_question(page_b, "label")
+    page_a.reload()
+    Labeller()(page_a, 1)
+    assert [x for _, _, x in a.answers("label")] == [1] and b.answers("label") == []
+    a.stop()
+    b.stop()
+
+
+def test_the_page_s_token_reaches_no_log_and_no_file_but_its_own(exil_run):
+    """With W&B (offline) logging the console, the token is in no file of the run folder but ``oracle/web.json``
+    (readable by its owner only), and not in what the process printed."""
+    import os
+    import stat
+
+    run = exil_run(["oracle=web", "oracle.review_seconds=0", "loop.rounds=0", "loop.initial_per_class=1",
+                    "loop.threads=1", "trainer.max_epochs=1", "logger=many"])
+    c = httpx.Client(base_url=f"http://127.0.0.1:{run.port}", timeout=30,
+                     headers={"X-Exil-Token": run.token, "X-Exil-Tab": "t"})
+    q = c.post("/api/next", json={}).json()["question"]
+    while q is not None:
+        q = c.post("/api/answer", json={"id": q["id"], "answer": 0}).json()["next"]
+    run.wait()
+    web_json = run.dir / "oracle" / "web.json"
+    assert stat.S_IMODE(os.stat(web_json).st_mode) == 0o600
+    holders = [str(p.relative_to(run.dir)) for p in run.dir.rglob("*") if p.is_file()
+               and run.token.encode() in p.read_bytes()]
+    assert holders == ["oracle/web.json"], holders
+    assert list(run.dir.rglob("*.wandb")) and run.token not in run.log.read_text()
+    assert f"http://127.0.0.1:{run.port}/" in run.log.read_text() and "web.json" in run.log.read_text()

@@ -71,7 +71,9 @@ def test_every_request_needs_the_token_and_the_first_visit_trades_it_for_a_cooki
         r = c.get(f"/?token={oracle.token}")
         assert r.status_code == 303 and r.headers["location"] == "/"
         assert "httponly" in r.headers["set-cookie"].lower() and "samesite=strict" in r.headers["set-cookie"].lower()
-        assert c.get("/api/state").status_code == 200  # the cookie now
+        assert c.get("/").status_code == 200 and c.get("/static/app.js").status_code == 200  # the cookie now
+        # ... but never for the API, which another site's request could carry it to: the header only
+        assert c.get("/api/state").status_code == 403 and "X-Exil-Token" in c.get("/api/state").json()["error"]
     assert client(oracle).get("/api/state").status_code == 200
 
 
@@ -95,9 +97,9 @@ def test_answers_are_validated_journaled_then_saved_and_tabs_get_different_quest
     oracle, asker, journal = served
     job = ask_in_background(asker, 0, labels(3, {"probs": [0.2, 0.5, 0.3], "strategy": "entropy", "score": 1.2}))
     a, b = client(oracle, "a"), client(oracle, "b")
-    qa, qb = a.post("/api/next").json()["question"], b.post("/api/next").json()["question"]
+    qa, qb = a.post("/api/next", json={}).json()["question"], b.post("/api/next", json={}).json()["question"]
     assert qa["id"] != qb["id"] and qa["kind"] == "label"
-    assert a.post("/api/next").json()["question"]["id"] == qa["id"]  # a reloaded tab gets its own back
+    assert a.post("/api/next", json={}).json()["question"]["id"] == qa["id"]  # a reloaded tab gets its own back
     view = qa["view"]
     assert view["predictions"][0] == {"class": 1, "name": "dog", "p": 0.5} and "entropy" in view["why"]
     assert view["item"]["image"]["src"].startswith("media/") and a.get("/" + view["item"]["image"]["src"]).content[:4] == b"\x89PNG"
@@ -122,7 +124,7 @@ def test_a_revision_before_the_round_settles_counts_and_after_it_is_refused(serv
     oracle, asker, journal = served
     job = ask_in_background(asker, 1, labels(2))
     c = client(oracle)
-    q0 = c.post("/api/next").json()["question"]
+    q0 = c.post("/api/next", json={}).json()["question"]
     q1 = c.post("/api/answer", json={"id": q0["id"], "answer": 0}).json()["next"]
     c.post("/api/answer", json={"id": q1["id"], "answer": 1})
     deadline = time.monotonic() + 5
@@ -177,8 +179,8 @@ def test_a_closed_tab_s_claim_lapses_and_wakes_the_waiting_pages(tmp_path):
     try:
         job = ask_in_background(asker, 0, labels(1))
         a, b = client(oracle, "a"), client(oracle, "b")
-        q = a.post("/api/next").json()["question"]
-        assert b.post("/api/next").json()["question"] is None  # held by tab a ...
+        q = a.post("/api/next", json={}).json()["question"]
+        assert b.post("/api/next", json={}).json()["question"] is None  # held by tab a ...
         a.close()  # ... which is closed
         state = b.get("/api/state").json()
         assert state["in_other_tabs"] == 1
@@ -200,7 +202,7 @@ def test_keeping_the_shown_question_gives_back_other_claims(served):
     oracle, asker, _ = served
     ask_in_background(asker, 0, labels(3))
     a, b = client(oracle, "a"), client(oracle, "b")
-    first = a.post("/api/next").json()["question"]
+    first = a.post("/api/next", json={}).json()["question"]
     third = {"id": "0:label:2"}
     assert a.post("/api/next", json={"keep": third["id"]}).json()["question"]["id"] == third["id"]
-    assert b.post("/api/next").json()["question"]["id"] == first["id"]  # a's earlier claim went back
+    assert b.post("/api/next", json={}).json()["question"]["id"] == first["id"]  # a's earlier claim went back

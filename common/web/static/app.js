@@ -146,7 +146,7 @@ async function sync() {
   }
   verify = false;
   if (s.open > s.in_other_tabs) {
-    const r = await call("POST", "/api/next");
+    const r = await call("POST", "/api/next", {});
     if (r.status === 200) return show(r.data.question || null);
   }
 }
