@@ -126,6 +126,10 @@ def exil_run(tmp_path):
         r.stop()
 
 
+#: the page drops clicks and keys this soon after a new question appears (app.js GUARD_MS, plus a margin)
+GUARD_MS = 350
+
+
 def wait_question(page, kind: str, other_than: str | None = None, timeout: float = 120_000) -> str:
     """Wait until a question of ``kind`` (whose id differs from ``other_than``) is shown; return its id."""
     sel = f'#question[data-kind="{kind}"]'
@@ -133,6 +137,7 @@ def wait_question(page, kind: str, other_than: str | None = None, timeout: float
         """([sel, other]) => { const q = document.querySelector(sel);
                return q && q.dataset.id && q.dataset.id !== other && q.querySelector('button, textarea, canvas'); }""",
         arg=[sel, other_than or ""], timeout=timeout)
+    page.wait_for_timeout(GUARD_MS)  # as a person does: look before answering (the page ignores faster input)
     return page.get_attribute("#question", "data-id")
 
 

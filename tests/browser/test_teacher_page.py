@@ -338,3 +338,22 @@ def test_the_page_s_token_reaches_no_log_and_no_file_but_its_own(exil_run):
     assert holders == ["oracle/web.json"], holders
     assert list(run.dir.rglob("*.wandb")) and run.token not in run.log.read_text()
     assert f"http://127.0.0.1:{run.port}/" in run.log.read_text() and "web.json" in run.log.read_text()
+
+
+def test_a_double_click_answers_one_question_not_the_next_one_too(browser, exil_run):
+    """Two clicks 150 ms apart on a class: the first answers the shown question; the second lands on the next
+    question, which the person has not seen, and is dropped (app.js's input guard). The same for a doubled key."""
+    run = exil_run(["oracle=web", "oracle.review_seconds=1", "loop.rounds=0", "loop.initial_per_class=1", *TINY])
+    page = open_page(browser, run)
+    first = wait_question(page, "label")
+    page.locator("#question button.class").nth(3).dblclick(delay=150)
+    page.wait_for_function("id => document.querySelector('#question').dataset.id !== id", arg=first)
+    page.wait_for_timeout(1000)
+    assert [a for _, _, a in run.answers("label")] == [3]  # one answer: the next question is still open
+    second = wait_question(page, "label")
+    page.keyboard.press("5")
+    page.keyboard.press("5", delay=0)  # the same key twice in quick succession
+    page.wait_for_function("id => document.querySelector('#question').dataset.id !== id", arg=second)
+    page.wait_for_timeout(1000)
+    assert [a for _, _, a in run.answers("label")] == [3, 5]
+    run.stop()

@@ -18,6 +18,7 @@ let offline = false;
 let busy = false; // an answer is being posted
 let fresh = false; // a state has come since the connection was last lost
 let reviewDeadline = 0;
+let shownAt = -Infinity; // when the shown question appeared (the input guard below)
 
 function newTabId() {
   const b = crypto.getRandomValues(new Uint8Array(12));
@@ -202,6 +203,7 @@ async function show(q, revise = false) {
   box.classList.toggle("revising", revise);
   document.body.classList.add("has-question");
   current = { q, revise, handler: null };
+  shownAt = performance.now();
   try {
     current.handler = mod.render(root, q, makeApi(q, revise)) || null;
   } catch (e) {
@@ -494,9 +496,19 @@ function toast(text) {
   toastTimer = setTimeout(() => el.classList.remove("show"), 1400);
 }
 
+// ---------------------------------------------------------------- input guard
+// A double-click or a doubled key press must not answer the next question, which the person has not seen yet:
+// clicks and keys within GUARD_MS of a new question appearing are dropped.
+const GUARD_MS = 300;
+const tooSoon = () => performance.now() - shownAt < GUARD_MS;
+$("#question").addEventListener("click", (e) => {
+  if (tooSoon()) { e.stopImmediatePropagation(); e.preventDefault(); }
+}, true);
+
 // ---------------------------------------------------------------- keyboard
 document.addEventListener("keydown", (e) => {
   if (e.repeat || busy || e.isComposing) return;
+  if (tooSoon() && current) { e.preventDefault(); return; }
   const handler = current?.handler;
   if (handler?.keydown && handler.keydown(e)) { e.preventDefault(); return; }
   if (!current && e.key === "Enter" && state?.review && !e.target.closest?.("button, textarea, input")) {
