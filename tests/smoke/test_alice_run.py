@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from exil.common.engine import run
@@ -41,6 +42,7 @@ def test_alice_rounds_ask_pairs_add_crops_and_morph(tmp_path):
     assert np.load(run_dir / "predictions" / "round_002.npy").shape == (30,)
 
 
+@pytest.mark.slow  # an ALICE run killed mid-round; CI keeps the in-process crash-after-morph resume (tests/unit/test_loop.py)
 def test_a_killed_alice_run_resumes_without_asking_again(tmp_path):
     write_idx_folder(tmp_path / "fm", n_train=60, n_test=30)
     args = [*alice_args(tmp_path / "fm"), "oracle.latency=0.1", "loop.seed=2"]

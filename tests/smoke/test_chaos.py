@@ -72,6 +72,7 @@ def chaos(tmp_path: Path, args: list[str], kills: int, seed: int) -> None:
     assert repeats <= landed, f"{repeats} answers were asked twice over {landed} kills: {got.most_common(5)}"
 
 
+@pytest.mark.slow  # three kills at random moments; the kill-and-resume promise itself is in CI through test_resume_after_kill (kills at two stages and a copied folder)
 def test_a_run_killed_three_times_ends_as_if_never_killed(tmp_path):
     chaos(tmp_path, BASELINE, kills=3, seed=0)
 

@@ -141,6 +141,7 @@ def test_two_nodes_of_two_processes_ask_what_one_process_asks(tmp_path):
     assert len(accs) == 4 and all(np.isfinite(accs))
 
 
+@pytest.mark.slow  # a launched run killed and resumed; CI keeps the multi-process runs and the single-process kills
 def test_killed_multi_process_run_resumes_like_a_single_one(tmp_path):
     args = [*ARGS, "trainer=ddp_multi_cpu", "strategy=entropy", "oracle.latency=0.15", "loop.rounds=3",
             "loop.query_size=4"]

@@ -20,20 +20,6 @@ from exil.common.oracle.web import WebOracle
 from tests.unit.test_oracle import Tiny
 
 
-@pytest.fixture
-def served(tmp_path):
-    dm = Tiny()
-    dm.setup()
-    ctx = OracleContext(dm, dm.class_names, tmp_path / "oracle", strategy="entropy")
-    oracle = WebOracle(review_seconds=0.3, claim_seconds=60, max_body=20_000, print_fn=lambda s: None)
-    journal = Journal(tmp_path / "journal.sqlite")
-    asker = Asker(oracle, journal, ctx)
-    oracle.start(ctx)
-    yield oracle, asker, journal
-    oracle.close()
-    journal.close()
-
-
 def client(oracle: WebOracle, tab: str = "a", token: str | None = "ok") -> httpx.Client:
     headers = {"X-Exil-Tab": tab}
     if token is not None:

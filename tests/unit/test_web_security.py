@@ -11,7 +11,7 @@ import time
 import httpx
 
 from exil.common.web.app import MAX_DEPTH, cookie_name
-from tests.unit.test_web_oracle import ask_in_background, client, labels, served  # noqa: F401  (fixture)
+from tests.unit.test_web_oracle import ask_in_background, client, labels
 
 
 def base(oracle) -> str:

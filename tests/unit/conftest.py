@@ -1,0 +1,26 @@
+"""Fixtures shared by the unit tests' modules."""
+
+from __future__ import annotations
+
+import pytest
+
+from exil.common.journal import Journal
+from exil.common.oracle.asker import Asker
+from exil.common.oracle.base import OracleContext
+from exil.common.oracle.web import WebOracle
+from tests.unit.test_oracle import Tiny
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A web teacher serving over real HTTP on a free loopback port, with its asker and journal."""
+    dm = Tiny()
+    dm.setup()
+    ctx = OracleContext(dm, dm.class_names, tmp_path / "oracle", strategy="entropy")
+    oracle = WebOracle(review_seconds=0.3, claim_seconds=60, max_body=20_000, print_fn=lambda s: None)
+    journal = Journal(tmp_path / "journal.sqlite")
+    asker = Asker(oracle, journal, ctx)
+    oracle.start(ctx)
+    yield oracle, asker, journal
+    oracle.close()
+    journal.close()
