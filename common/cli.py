@@ -8,7 +8,9 @@
 * ``exil --version`` — exil's version (``exil.__version__``).
 
 Errors the user can fix (a missing dataset, a bad value, an unknown choice) are
-printed as one message and exit with status 2; set ``EXIL_TRACEBACK=1`` for the traceback.
+printed as one message and exit with status 2; set ``EXIL_TRACEBACK=1`` for the traceback. A run stopped by
+Ctrl-C, by Ctrl-D at the terminal teacher's prompt or by SIGTERM ends with one line naming the command that
+resumes it, and exits with status 130 (interrupt) or 143 (SIGTERM).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sys
 from pathlib import Path
 
 from exil.common.engine import CONF_DIR, optimized_value, register_resolvers, run, use_config_dir
+from exil.common.errors import RunStopped
 
 
 def main() -> None:
@@ -45,6 +48,14 @@ def main() -> None:
         own = f"{tempfile.gettempdir()}/exil-rank-{rank}"
         sys.argv += [f"hydra.run.dir={own}", f"hydra.sweep.dir={own}-sweep", "hydra.output_subdir=null",
                      "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
+    _stop_on_signals()
+    resume = next((a.split("=", 1)[1] for a in argv if a.lstrip("+").startswith("loop.resume=")), None)
+    if resume:  # a live run is refused before Hydra rewrites anything in its folder (.hydra/, the job log)
+        from exil.common.run_folder import refuse_if_live
+
+        code = _guard(refuse_if_live, Path(resume))
+        if code:
+            sys.exit(code)
     missing = missing_plugin(argv)
     if missing:
         from rich.console import Console
@@ -52,7 +63,11 @@ def main() -> None:
 
         Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/bold red] {escape(missing)}", highlight=False)
         sys.exit(2)
-    _hydra_main()
+    try:
+        _hydra_main()
+    except RunStopped as stop:  # before a run had started (Hydra composing, imports)
+        print(f"stopped ({stop.how}) before the run started", file=sys.stderr)
+        sys.exit(stop.status)
 
 
 #: Hydra plugins a choice needs: (module, the extra that installs it)
@@ -116,13 +131,55 @@ def _hydra_main() -> None:
     @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
     def task(cfg) -> float | None:
         done: list[Path] = []
-        code = _guard(lambda c: done.append(run(c)), cfg)
+        try:
+            code = _guard(lambda c: done.append(run(c)), cfg)
+        except RunStopped as stop:
+            _say_stopped(stop, _run_dir_of(cfg))
+            sys.exit(stop.status)
         if code:
             sys.exit(code)
         # what a sweeper optimises (Optuna): the run's value of `optimized_metric`, if one is set
         return optimized_value(done[0], cfg.get("optimized_metric")) if cfg.get("optimized_metric") else None
 
     task()
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM stop a run as :class:`RunStopped` (not as KeyboardInterrupt, which Lightning turns
+    into a silent ``exit(1)`` mid-fit): the run's journal holds every answer, and the command line says how to
+    go on."""
+    import signal
+
+    def stop(how: str, status: int):
+        def handler(signum, frame):
+            raise RunStopped(how, status)
+
+        return handler
+
+    signal.signal(signal.SIGINT, stop("Ctrl-C", 130))
+    signal.signal(signal.SIGTERM, stop("SIGTERM", 143))
+
+
+def _run_dir_of(cfg) -> Path:
+    from hydra.core.hydra_config import HydraConfig
+
+    if cfg.loop.get("resume"):
+        return Path(cfg.loop.resume).resolve()
+    return Path(HydraConfig.get().runtime.output_dir).resolve()
+
+
+def _say_stopped(stop: RunStopped, run_dir: Path) -> None:
+    """One line: what stopped the run, and the command that continues it (or, when nothing was journaled yet,
+    that it can simply be started again)."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    if (run_dir / "journal.sqlite").exists():
+        said = (f"stopped ({stop.how}); every answer given so far is in the journal. Continue with: "
+                f"exil loop.resume={run_dir}")
+    else:
+        said = f"stopped ({stop.how}) before the run had journaled anything; start it again with the same command"
+    Console(stderr=True, soft_wrap=True).print(f"\n[bold yellow]{escape(said)}[/bold yellow]", highlight=False)
 
 
 def _guard(fn, *args) -> int:

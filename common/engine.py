@@ -254,11 +254,13 @@ def build_loop(cfg, run_dir: Path, team=None):
     from omegaconf import OmegaConf
 
     from exil.common.loop import ActiveLoop
+    from exil.common.run_folder import refuse_if_live
 
     parts = build_parts(cfg, team)
     strategy = instantiate(cfg.strategy)
     oracle = instantiate(cfg.oracle)
     parts.hooks.check_loop(parts.loop_cfg, cfg.get("choices", {}).get("method", cfg.method.name))
+    refuse_if_live(run_dir)  # before a logger opens (and Lightning's CSV writer truncates) anything in it
     loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
     loop = ActiveLoop(parts.loop_cfg, parts.module, parts.dm, strategy, oracle, parts.hooks, parts.make_trainer,
                       run_dir, loggers=loggers, device=parts.device, config=journal_config(cfg),
@@ -402,8 +404,8 @@ def _resumed_config(cfg, run_dir: Path):
         print(f"resuming {resume} with its own config; applied: {', '.join(others)}")
     stored.paths = cfg.paths
     stored.loop.resume = str(resume)
-    for name, lg in (stored.get("logger") or {}).items():
-        if "save_dir" in cfg.logger.get(name, {}) or "save_dir" in lg:
+    for lg in (stored.get("logger") or {}).values():
+        if _takes_save_dir(lg):  # where a logger writes is not stored (journal_config): the run's own folder
             lg.save_dir = str(run_dir)
     hydra_dir = resume / ".hydra"
     if hydra_dir.is_dir():  # Hydra wrote the command line's config and overrides here: put the run's back
@@ -411,6 +413,19 @@ def _resumed_config(cfg, run_dir: Path):
         if meta.get("overrides") is not None:
             OmegaConf.save(OmegaConf.create(list(meta["overrides"])), hydra_dir / "overrides.yaml")
     return stored
+
+
+def _takes_save_dir(logger_cfg) -> bool:
+    """Whether a logger's class takes ``save_dir`` (CSV, TensorBoard, W&B, MLflow, Comet do): a resumed run's
+    loggers write into its folder whichever logger the resume command names (none: the stored ones)."""
+    import inspect
+
+    from hydra.utils import get_class
+
+    try:
+        return "save_dir" in inspect.signature(get_class(str(logger_cfg.get("_target_", "")))).parameters
+    except Exception:  # noqa: BLE001 - a logger that cannot be located is reported when it is built
+        return "save_dir" in logger_cfg
 
 
 def _same_as_stored(cfg, stored, override: str) -> bool:
@@ -451,3 +466,6 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", message=".*number of training batches.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*across ranks is zero.*")  # no validation set
+    # a resumed run's logs: exil keeps their rows (RunLog.start, the journal's replay), so Lightning's notice
+    # that the previous files "will be deleted" is not true of them
+    warnings.filterwarnings("ignore", message=".*Previous log files in this directory will be deleted.*")

@@ -25,6 +25,7 @@ is output, rebuilt by a resumed run.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import pickle
@@ -77,6 +78,20 @@ def save_checkpoint(path: Path, arch: dict[str, Any], state_dict: dict[str, torc
     digest = sha256_file(tmp)
     tmp.replace(path)
     return digest
+
+
+def refuse_if_live(run_dir: Path) -> None:
+    """Refuse, before anything writes into it, a run folder another exil process is working on (its journal's
+    lock is held): a second ``loop.resume`` of a live run must not touch its logs either."""
+    lock = Path(run_dir) / "journal.lock"
+    if not lock.is_file() or lock.is_symlink():
+        return
+    with open(lock, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ExilError(f"another exil process is working on {run_dir}; wait for it or stop it") from None
+        fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def load_module_state(module, ckpt: dict[str, Any]) -> None:

@@ -34,6 +34,34 @@ def _kind(lg: Any) -> str:
     return type(lg).__name__
 
 
+def _epoch_rows(lg: Any) -> list[tuple[int, dict[str, float]]]:
+    """The per-epoch rows (``fit/*``) an earlier session of this run wrote to the CSV logger's file."""
+    import csv
+    import math
+
+    path = Path(lg.log_dir) / "metrics.csv"
+    if not path.is_file() or path.is_symlink():
+        return []
+    rows = []
+    try:
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                fit = {}
+                for k, v in row.items():
+                    if k and k.startswith("fit/") and v not in ("", None):
+                        try:
+                            fit[k] = float(v)
+                        except ValueError:
+                            continue
+                if fit and row.get("step") not in ("", None):
+                    step = float(row["step"])
+                    if math.isfinite(step):
+                        rows.append((int(step), fit))
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return []
+    return rows
+
+
 class RunLog:
     """The run's loggers, with the axes and bounds of the module docstring.
 
@@ -47,13 +75,22 @@ class RunLog:
             raise ValueError(f"label_axis must be n_labels or n_questions, got {label_axis!r}")
         self.loggers, self.axis = list(loggers), label_axis
         self._defined = False
+        self._round_keys: set[str] = set()
         self.last: dict[str, float] = {}
 
     # ---------------------------------------------------------------- start
     def start(self, config: dict[str, Any]) -> None:
-        """The resolved config as hyperparameters; W&B's axes declared."""
+        """The resolved config as hyperparameters; W&B's axes declared. A resumed run's CSV keeps the per-epoch
+        rows of its earlier sessions (Lightning's CSV writer deletes ``metrics.csv`` when it opens it; the
+        per-round rows come back from the journal, :meth:`ActiveLoop._replay_logs`)."""
+        kept = [(lg, _epoch_rows(lg)) for lg in self.loggers if _kind(lg) == "CSVLogger"]
         for lg in self.loggers:
             lg.log_hyperparams(config)
+        for lg, rows in kept:
+            for step, row in rows:
+                lg.log_metrics(row, step=step)
+            if rows:
+                lg.save()
         self._define_axes()
 
     def _define_axes(self) -> None:
@@ -66,10 +103,19 @@ class RunLog:
                     run.define_metric(axis)
                 run.define_metric("fit/epoch")
                 run.define_metric("fit/*", step_metric="fit/epoch")
-                for prefix in ("test/*", "val/*", "time/*", "queried", "extras_added", "alice/*", "caipi/*",
-                               "exbl/*", "xal/*"):
-                    run.define_metric(prefix, step_metric=self.axis)
         self._defined = True
+
+    def _define_round_keys(self, keys) -> None:
+        """Every metric logged per round — the built-in ones and any method's own (``my/score``) — is drawn
+        against the run's axis in W&B (``define_metric`` per key, once)."""
+        new = [k for k in keys if k not in self._round_keys and k not in AXES]
+        if not new:
+            return
+        self._round_keys.update(new)
+        for lg in self.loggers:
+            if _kind(lg) == "WandbLogger":
+                for k in new:
+                    lg.experiment.define_metric(k, step_metric=self.axis)
 
     # ---------------------------------------------------------------- rounds
     def round(self, r: int, metrics: dict[str, float], n_labels: int, n_questions: int) -> None:
@@ -77,6 +123,7 @@ class RunLog:
         step = n_labels if self.axis == "n_labels" else n_questions
         values = {**metrics, "round": r, "n_labels": n_labels, "n_questions": n_questions}
         self.last.update({k: v for k, v in metrics.items() if k.startswith(("test/", "val/"))})
+        self._define_round_keys(values)
         for lg in self.loggers:
             lg.log_metrics(values, step=step)
             lg.save()

@@ -35,14 +35,10 @@ import numpy as np
 import torch
 
 from exil.common.abilities import HasTexts
-from exil.common.errors import ExilError
+from exil.common.errors import RunStopped
 from exil.common.oracle.base import Oracle, OracleContext, Question, check_ignored
 from exil.common.oracle.kinds import kind_of, registered
 from exil.common.oracle.sheets import save_image
-
-
-class InputEnded(ExilError):
-    """The person ended the input (Ctrl-D): the run stops and can be resumed."""
 
 
 class TerminalOracle(Oracle):
@@ -74,8 +70,7 @@ class TerminalOracle(Oracle):
             return self.input_fn(prompt)
         except EOFError:
             self.print_fn("")
-            raise InputEnded("input ended (Ctrl-D): the run stopped. Every answer given so far is in the journal; "
-                             "continue with exil loop.resume=<the run's folder>") from None
+            raise RunStopped("input ended (Ctrl-D)", 130) from None
 
     def show(self, question: Question, ctx: OracleContext) -> None:
         stage = "initial set" if ctx.round < 0 else f"round {ctx.round}"

@@ -82,16 +82,16 @@ def reference_and_resumed(tmp_path: Path, args: list[str], kill_when: str) -> tu
     return ref, killed
 
 
-@pytest.mark.parametrize("kill_when", [
+@pytest.mark.parametrize("kill_when, logger", [
     # mid-ask in round 1: two of its four answers are in, two are not
-    "SELECT COUNT(*) >= 2 FROM answers WHERE round = 1",
-    # round 1 incorporated: the kill lands in round 2's fit
-    "SELECT COUNT(*) FROM stages WHERE round = 1 AND stage = 'incorporate'",
+    ("SELECT COUNT(*) >= 2 FROM answers WHERE round = 1", "csv"),
+    # round 1 incorporated: the kill lands in round 2's fit; every logger at once (the resume names none)
+    ("SELECT COUNT(*) FROM stages WHERE round = 1 AND stage = 'incorporate'", "many"),
 ])
-def test_killed_run_resumes_without_losing_or_repeating_answers(tmp_path, kill_when):
+def test_killed_run_resumes_without_losing_or_repeating_answers(tmp_path, kill_when, logger):
     ref_dir, run_dir = tmp_path / "reference", tmp_path / "killed"
     ref = exil(*ARGS, f"hydra.run.dir={ref_dir}")
-    killed = exil(*ARGS, f"hydra.run.dir={run_dir}")
+    killed = exil(*ARGS, f"logger={logger}", f"hydra.run.dir={run_dir}")
     wait_and_kill(killed, run_dir / "journal.sqlite", kill_when)
     finish(ref)
     before = query(run_dir / "journal.sqlite", "SELECT COUNT(*) FROM answers WHERE round >= 0")[0][0]
@@ -107,9 +107,15 @@ def test_killed_run_resumes_without_losing_or_repeating_answers(tmp_path, kill_w
     assert len(sessions) == 2 and sum(n for _, n in sessions) == 22  # answers split between the two processes
     # the logs of the whole run survive the resume (replayed from the journal)
     with open(run_dir / "csv" / "metrics.csv") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("test/acc")]
+        every = list(csv.DictReader(f))
+    rows = [r for r in every if r.get("test/acc")]
     assert [float(r["n_labels"]) for r in rows] == [10, 14, 18, 22]
+    # ... and the per-epoch rows of both sessions: 4 fits of 3 epochs (round 2's, cut by the kill, fit again)
+    assert sorted({int(float(r["fit/epoch"])) for r in every if r.get("fit/epoch")}) == list(range(12))
     assert (run_dir / "learning_curve.png").exists() and (run_dir / "results.csv").exists()
+    if logger == "many":  # TensorBoard and W&B resumed into the run's folder, not the resume command's
+        assert len(list((run_dir / "tensorboard").glob("events.out.tfevents.*"))) == 2
+        assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 2
 
 
 def test_killed_run_copied_without_its_wal_resumes_from_its_last_stage(tmp_path):
@@ -129,3 +135,26 @@ def test_killed_run_copied_without_its_wal_resumes_from_its_last_stage(tmp_path)
 
     finish(exil(f"loop.resume={run_dir}"))
     assert outcome(run_dir) == outcome(ref_dir)
+
+
+def test_a_second_resume_of_a_live_run_is_refused_before_it_touches_the_run(tmp_path):
+    run_dir = tmp_path / "live"
+    live = exil(*ARGS, f"hydra.run.dir={run_dir}")
+    try:
+        t0 = time.time()
+        while not (run_dir / "csv" / "metrics.csv").exists() or not query(
+                run_dir / "journal.sqlite", "SELECT COUNT(*) FROM metrics"):
+            assert live.poll() is None and time.time() - t0 < 240, "the run never logged its first round"
+            time.sleep(0.05)
+        live.send_signal(signal.SIGSTOP)  # paused, not ended: it still holds the run (its journal's lock)
+        time.sleep(0.5)
+        before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and "journal" not in p.name}
+        second = exil(f"loop.resume={run_dir}")
+        out, _ = second.communicate(timeout=300)
+        assert second.returncode == 2 and "another exil process is working on" in out, out[-3000:]
+        after = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and "journal" not in p.name}
+        assert after == before  # nothing in the live run's folder touched: its logs, checkpoints, config
+    finally:
+        live.send_signal(signal.SIGCONT)
+        live.kill()
+        live.wait()
