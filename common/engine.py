@@ -176,11 +176,10 @@ def _run_loop(cfg, run_dir: Path, team) -> Path:
     from exil.common.report import run_report
 
     loop = build_loop(cfg, run_dir, team)
-    from rich.console import Console
-
     from exil.common.progress import RoundProgress
+    from exil.common.report import wide_console
 
-    console = Console()
+    console = wide_console()
     if cfg.get("print_config"):
         print_config(cfg, console)
     status = "failed"
@@ -197,7 +196,7 @@ def _run_loop(cfg, run_dir: Path, team) -> Path:
         status = "success"
     finally:
         loop.run_log.finish(status)  # a W&B run is finished: the next job of a multirun opens its own
-    console.print(f"[bold]learning curve:[/bold] {png}")
+    console.print(f"[bold]learning curve:[/bold] {png}", soft_wrap=True)
     if loop.stopped_early:
         console.print(f"[bold yellow]note:[/bold yellow] {loop.stopped_early}")
     return run_dir

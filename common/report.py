@@ -98,6 +98,17 @@ def run_queries(run_dir: str | Path) -> list[dict]:
     return [dict(zip(("round", "position", "item", "score", "answer"), r)) for r in rows]
 
 
+def wide_console() -> Console:
+    """A console for tables and paths: the terminal's width on a terminal; piped into a file or a SLURM log (where
+    rich would assume 80 columns and wrap labels and paths), as wide as the lines need."""
+    import os
+
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=400)
+    return console
+
+
 def run_report(run_dir: str | Path, console: Console | None = None, loggers: Sequence = ()) -> Path:
     """Print the per-round table of one run, write ``results.csv`` and ``learning_curve.png``; return the PNG path."""
     run_dir = Path(run_dir)
@@ -110,7 +121,7 @@ def run_report(run_dir: str | Path, console: Console | None = None, loggers: Seq
         table.add_column(col.removeprefix("test/"), justify="right")
     for r in rows:
         table.add_row(str(r["round"]), str(r["n_labels"]), *(_fmt(r.get(k)) for k in shown))
-    console = console or Console()
+    console = console or wide_console()
     console.print(table)
     if len(shown) < len(names):
         console.print(f"  ({len(names) - len(shown)} more columns in {run_dir / 'results.csv'})", highlight=False,
@@ -147,7 +158,7 @@ def compare_runs(run_dirs: Iterable[str | Path], out_dir: str | Path, metric: st
     dirs = [Path(d) for d in run_dirs if (Path(d) / "journal.sqlite").exists()]
     runs = [(d, *run_rows(d)) for d in dirs]
     runs = [(d, meta, rows) for d, meta, rows in runs if rows]
-    console = console or Console()
+    console = console or wide_console()
     runs, repeats = _distinct(runs)
     labels = comparison_labels([meta for _, meta, _ in runs])
     groups: dict[str, list[list[dict]]] = defaultdict(list)
@@ -199,7 +210,7 @@ def _comparison_table(groups: dict[str, list[list[dict]]], metric: str, x: str, 
         cells = []
         for label in summary:
             m = summary[label].get(n)
-            cells.append("" if m is None else f"{m[0]:.4f} ± {m[1]:.4f}")
+            cells.append("" if m is None else f"{m[0]:.4f}" if m[2] == 1 else f"{m[0]:.4f} ± {m[1]:.4f}")
             if m is not None:
                 csv_rows.append({"label": label, x: n, "mean": m[0], "std": m[1], "runs": m[2]})
         table.add_row(str(n), *cells)

@@ -5,7 +5,8 @@
     cfg = exil.compose(["experiment=digits_al", "loop.rounds=3"])   # the config `exil ...` would run
     run_dir = exil.run(cfg)                                          # trains and asks; returns the run folder
     rows = exil.results(run_dir)                                     # one dict per round: round, n_labels, test/acc, ...
-    exil.compare([run_dir, other_dir], "outputs/cmp")                # mean ± std over seeds, table + PNG
+    cmp = exil.compare([run_dir, other_dir])                         # mean ± std over seeds, table + PNG
+    cmp.rows, cmp.png, cmp.frame()                                   # the rows, the plot, a pandas DataFrame
 
 ``compose`` takes the same overrides as the command line (``config_dir=`` adds your own config folder, as
 ``exil --config-dir``); ``run`` writes into ``run_dir`` (default: a fresh ``outputs/runs/<date>/<time>`` folder).
@@ -14,12 +15,13 @@
 from __future__ import annotations
 
 import datetime as _dt
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 __version__ = "0.2.0"  # the one source of the version (pyproject.toml reads it; CHANGELOG.md says what changed)
 
-__all__ = ["__version__", "compose", "run", "results", "compare"]
+__all__ = ["__version__", "compose", "run", "results", "compare", "Comparison"]
 
 
 def compose(overrides: Sequence[str] = (), run_dir: str | Path | None = None, config_dir: str | Path | None = None):
@@ -45,8 +47,42 @@ def results(run_dir: str | Path) -> list[dict]:
     return run_rows(run_dir)[1]
 
 
-def compare(run_dirs: Iterable[str | Path], out_dir: str | Path, metric: str = "test/acc") -> Path:
-    """``exil compare``: mean ± std over seeds per configuration; returns the comparison PNG."""
+@dataclass
+class Comparison:
+    """What :func:`compare` found: one row per (configuration, x) with the mean and std over seeds, the x axis,
+    and the files written (``comparison.csv``, ``comparison.png``)."""
+
+    rows: list[dict]
+    metric: str
+    x: str
+    csv: Path
+    png: Path
+
+    def frame(self):
+        """The rows as a pandas DataFrame (label, x, mean, std, runs)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows)
+
+
+def compare(run_dirs: Iterable[str | Path], out_dir: str | Path | None = None, metric: str = "test/acc",
+            x: str | None = None) -> Comparison:
+    """``exil compare``: mean ± std of ``metric`` over seeds for each configuration of the runs found under
+    ``run_dirs`` (run folders or folders holding them, e.g. a sweep's). Writes ``comparison.csv`` and
+    ``comparison.png`` into ``out_dir`` (default: the first folder given) and returns them with the rows."""
+    import csv
+
     from exil.common.report import compare_runs
 
-    return compare_runs(list(run_dirs), out_dir, metric=metric)
+    given = [Path(d) for d in ([run_dirs] if isinstance(run_dirs, (str, Path)) else run_dirs)]
+    runs = sorted({j.parent for d in given for j in d.rglob("journal.sqlite")})
+    out = Path(out_dir) if out_dir is not None else given[0]
+    png = compare_runs(runs, out, metric=metric, x=x)
+    table = out / "comparison.csv"
+    with open(table, newline="") as f:
+        rows = list(csv.DictReader(f))
+    axis = next((k for k in (rows[0] if rows else {}) if k not in ("label", "mean", "std", "runs")), x or "n_labels")
+    for r in rows:
+        r[axis], r["runs"] = int(float(r[axis])), int(r["runs"])
+        r["mean"], r["std"] = float(r["mean"]), float(r["std"])
+    return Comparison(rows, metric, axis, table, png)

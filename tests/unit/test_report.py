@@ -15,3 +15,38 @@ def test_runs_differing_in_config_are_told_apart():
     labels = comparison_labels([meta("entropy", 5, 0), meta("entropy", 20, 1), meta("bald", 5, 0, passes=10)])
     assert labels == ["baseline/entropy loop.query_size=5", "baseline/entropy loop.query_size=20",
                       "baseline/bald loop.query_size=5 passes=10"]
+
+
+def _journal(folder, seed, accs, strategy="entropy"):
+    from exil.common.journal import Journal
+
+    j = Journal(folder / "journal.sqlite")
+    with j.transaction():
+        j.set_meta("config", {"strategy": {"_target_": strategy}, "choices": {"strategy": strategy,
+                              "method": "baseline"}, "method": {"name": "baseline"}, "loop": {"seed": seed}})
+        j.set_meta("seed", seed)
+        for r, acc in enumerate(accs):
+            j.add_metrics(r, 10 + 5 * r, {"test/acc": acc})
+    j.close()
+
+
+def test_the_python_api_compares_folders_of_runs_and_returns_the_numbers(tmp_path):
+    """``exil.compare`` finds runs under folders (as ``exil compare``), needs no output folder, and returns rows
+    whose mean and std are those of the seeds (numpy's, population std) — a single seed with std 0."""
+    import numpy as np
+
+    import exil
+
+    for seed, accs in ((1, [0.5, 0.6]), (2, [0.7, 0.8])):
+        (tmp_path / "sweep" / f"e{seed}").mkdir(parents=True)
+        _journal(tmp_path / "sweep" / f"e{seed}", seed, accs)
+    (tmp_path / "sweep" / "r1").mkdir()
+    _journal(tmp_path / "sweep" / "r1", 1, [0.4, 0.45], strategy="random")
+    cmp = exil.compare(tmp_path / "sweep")
+    assert cmp.png.exists() and cmp.csv.parent == tmp_path / "sweep" and cmp.x == "n_labels"
+    got = {(r["label"], r["n_labels"]): (r["mean"], r["std"], r["runs"]) for r in cmp.rows}
+    entropy = next(label for label, _ in got if "entropy" in label)
+    assert got[(entropy, 15)] == (np.mean([0.6, 0.8]), np.std([0.6, 0.8]), 2)
+    random_ = next(label for label, _ in got if "random" in label)
+    assert got[(random_, 10)] == (0.4, 0.0, 1)
+    assert list(cmp.frame().columns) == ["label", "n_labels", "mean", "std", "runs"]
