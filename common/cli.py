@@ -99,6 +99,11 @@ def missing_plugin(argv: list[str]) -> str | None:
                 for line in text.splitlines():
                     if f"override /hydra/{kind}:" in line:
                         wanted.append((kind, line.split(":", 1)[1].strip(), arg))
+    storage = next((a.split("=", 1)[1] for a in argv if a.lstrip("+").startswith("hydra.sweeper.storage=")), None)
+    if storage and storage != "null":
+        why = _optuna_storage_problem(storage)
+        if why:
+            return why
     for kind, value, arg in wanted:
         plugin = PLUGINS.get((kind, value))
         if plugin and importlib.util.find_spec(plugin[0].split(".")[0]) is not None:
@@ -111,6 +116,22 @@ def missing_plugin(argv: list[str]) -> str | None:
         if not found:
             extra = f"pip install 'exil[{plugin[1]}]'" if plugin[1] else f"pip install {plugin[0].split('.')[-1]}"
             return f"{arg} needs Hydra's {value} {kind} plugin, which is not installed: {extra}"
+    return None
+
+
+def _optuna_storage_problem(storage: str) -> str | None:
+    """Why ``hydra.sweeper.storage=<url>`` cannot work here, or None. hydra-optuna-sweeper pins Optuna 2.10,
+    whose database storage fails under SQLAlchemy 2 with a bare ``AssertionError`` mid-sweep."""
+    try:
+        import optuna
+        import sqlalchemy
+    except ImportError:
+        return None  # the missing sweeper is named by missing_plugin
+    if int(sqlalchemy.__version__.split(".")[0]) >= 2 and int(optuna.__version__.split(".")[0]) < 3:
+        return (f"hydra.sweeper.storage={storage}: the Optuna sweeper's Optuna {optuna.__version__} cannot open a "
+                f"database with SQLAlchemy {sqlalchemy.__version__} (installed here). Drop the setting (the study "
+                "lives in the sweep's process, and every trial's run folder and journal are kept), or install "
+                "'sqlalchemy<2' for a persistent, resumable study")
     return None
 
 

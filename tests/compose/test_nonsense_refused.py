@@ -89,3 +89,22 @@ def test_a_launched_process_with_a_one_process_trainer_is_refused(tmp_path, caps
     assert code == 2 and "one of 2 that a launcher started, but trainer.strategy=auto" in err, err
     assert "use trainer=ddp_multi (GPUs) or trainer=ddp_multi_cpu" in err
     assert not (tmp_path / "run" / "journal.sqlite").exists()
+
+
+def test_an_optuna_database_that_cannot_work_here_is_refused_in_one_line(tmp_path):
+    """hydra-optuna-sweeper pins Optuna 2.10, whose database storage fails under SQLAlchemy 2 with a bare
+    AssertionError mid-sweep: the command line says so before anything runs (where the pair would work, the
+    setting goes through)."""
+    import optuna
+    import sqlalchemy
+
+    from exil.common.cli import missing_plugin
+
+    said = missing_plugin(["-m", "hparams_search=digits_optuna", f"hydra.sweeper.storage=sqlite:///{tmp_path}/s.db"])
+    broken = int(sqlalchemy.__version__.split(".")[0]) >= 2 and int(optuna.__version__.split(".")[0]) < 3
+    if broken:
+        assert said is not None and "hydra.sweeper.storage=sqlite:///" in said and "sqlalchemy<2" in said
+        with pytest.raises(AssertionError):  # what the user would otherwise get
+            optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/direct.db")
+    else:
+        assert said is None
