@@ -253,13 +253,14 @@ def build_loop(cfg, run_dir: Path, team=None):
     from omegaconf import OmegaConf
 
     from exil.common.loop import ActiveLoop
-    from exil.common.run_folder import refuse_if_live
+    from exil.common.run_folder import refuse_if_live, refuse_links
 
     parts = build_parts(cfg, team)
     strategy = instantiate(cfg.strategy)
     oracle = instantiate(cfg.oracle)
     parts.hooks.check_loop(parts.loop_cfg, cfg.get("choices", {}).get("method", cfg.method.name))
     refuse_if_live(run_dir)  # before a logger opens (and Lightning's CSV writer truncates) anything in it
+    refuse_links(run_dir)  # nothing is written through a link placed in the folder
     loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
     loop = ActiveLoop(parts.loop_cfg, parts.module, parts.dm, strategy, oracle, parts.hooks, parts.make_trainer,
                       run_dir, loggers=loggers, device=parts.device, config=journal_config(cfg),
@@ -377,14 +378,18 @@ def _resumed_config(cfg, run_dir: Path):
 
     from exil.common.errors import ConfigError, ExilError
     from exil.common.journal import read_journal
-    from exil.common.run_folder import check_journal
+    from exil.common.run_folder import RunFolderDamaged, check_journal, refuse_links, stored_config_problem
 
     resume = Path(cfg.loop.resume)
     journal = resume / "journal.sqlite"
     if not resume.is_dir():
         raise ExilError(f"loop.resume={resume}: no such folder; give the folder of the run to resume")
+    refuse_links(resume)
     check_journal(journal)
     meta = read_journal(journal)["meta"]
+    why = stored_config_problem(meta.get("config"), installed_targets())
+    if why:
+        raise RunFolderDamaged(f"{journal}: {why}")
     stored = OmegaConf.create(meta["config"])
     others = [o for o in HydraConfig.get().overrides.task if _override_key(o) != "loop.resume"]
     # an override that gives what the run has anyway is harmless (a launched run names its trainer=ddp_multi
@@ -412,6 +417,19 @@ def _resumed_config(cfg, run_dir: Path):
         if meta.get("overrides") is not None:
             OmegaConf.save(OmegaConf.create(list(meta["overrides"])), hydra_dir / "overrides.yaml")
     return stored
+
+
+def installed_targets() -> set[str]:
+    """Every ``_target_`` the installed configs name, and those of the user's ``--config-dir`` folders: what a
+    resumed run's stored config may build (:func:`exil.common.run_folder.stored_config_problem`)."""
+    import re
+
+    found: set[str] = set()
+    pattern = re.compile(r"^\s*_target_:\s*([\w.]+)\s*(?:#.*)?$", re.M)
+    for folder in (Path(CONF_DIR), *USER_CONF_DIRS):
+        for path in Path(folder).rglob("*.yaml"):
+            found.update(pattern.findall(path.read_text(encoding="utf-8", errors="replace")))
+    return found
 
 
 def _takes_save_dir(logger_cfg) -> bool:

@@ -80,6 +80,52 @@ def save_checkpoint(path: Path, arch: dict[str, Any], state_dict: dict[str, torc
     return digest
 
 
+def refuse_links(run_dir: Path) -> None:
+    """Refuse a run folder holding a symbolic link: exil writes checkpoints, tables, plots and predictions into
+    its run folder, and a link placed there by whoever shared the folder would redirect a write to any file
+    the user can change. (Nothing is followed: the walk does not enter linked folders.)"""
+    import os
+
+    root = Path(run_dir)
+    if root.is_symlink():
+        raise RunFolderDamaged(f"{root} is a symbolic link to {os.readlink(root)}; give the run folder itself")
+    if not root.is_dir():
+        return
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        for name in [*dirs, *files]:
+            path = Path(folder) / name
+            if path.is_symlink():
+                raise RunFolderDamaged(f"{path} is a symbolic link (to {os.readlink(path)}); exil never writes through "
+                                       "links in a run folder: replace it with the file itself, or remove it")
+
+
+def stored_config_problem(config: Any, allowed_targets: set[str], path: str = "") -> str | None:
+    """Why a config read from a run folder cannot be used, or None. A run's journal stores its config resolved,
+    so it holds no ``${...}`` interpolation (resolving one would read the environment or files: ``${oc.env:..}``),
+    and every ``_target_`` in it is exil's own (``exil.…``, whose code never unpickles) or one the installed
+    configs (or the user's ``--config-dir`` folders) name: a folder edited to build ``torch.load`` or
+    ``numpy.load`` on a file in it is refused unread."""
+    if isinstance(config, dict):
+        for k, v in config.items():
+            where = f"{path}.{k}" if path else str(k)
+            if k == "_target_" and str(v) not in allowed_targets and not str(v).startswith("exil."):
+                return (f"{where}={v} is not a target any installed config (or --config-dir folder) names; a run "
+                        "folder's config only rebuilds what exil's configs build. If the target is your own, resume "
+                        "with --config-dir <the folder of its config>")
+            why = stored_config_problem(v, allowed_targets, where)
+            if why:
+                return why
+    elif isinstance(config, list):
+        for i, v in enumerate(config):
+            why = stored_config_problem(v, allowed_targets, f"{path}[{i}]")
+            if why:
+                return why
+    elif isinstance(config, str) and "${" in config:
+        return (f"{path} holds an interpolation ({config[:80]}): a run's stored config is resolved when it is "
+                "written, so the folder was edited; exil never resolves what a run folder says")
+    return None
+
+
 def refuse_if_live(run_dir: Path) -> None:
     """Refuse, before anything writes into it, a run folder another exil process is working on (its journal's
     lock is held): a second ``loop.resume`` of a live run must not touch its logs either."""

@@ -189,3 +189,61 @@ def test_killed_in_its_first_second(tmp_path, capsys):
     db.execute("CREATE TABLE sessions(id INTEGER)")
     refused(d, capsys, "holds no run yet: it was stopped before it started", "without loop.resume")
     db.close()
+
+
+def forge_config(d: Path, edit) -> None:
+    """Edit the stored config the way an attacker who read exil's source would: recompute its hash too."""
+    import json
+
+    from exil.common.run_folder import config_hash
+
+    db = sqlite3.connect(d / "journal.sqlite")
+    (raw,) = db.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+    cfg = json.loads(raw)
+    edit(cfg)
+    db.execute("UPDATE meta SET value = ? WHERE key = 'config'", (json.dumps(cfg),))
+    db.execute("UPDATE meta SET value = ? WHERE key = 'config_sha256'", (json.dumps(config_hash(cfg)),))
+    db.execute("DELETE FROM stages WHERE round = 2")  # something left to do, so the stored config is used
+    db.commit()
+    db.close()
+
+
+def test_a_stored_config_that_builds_a_loader_of_python_objects_never_runs(copy, capsys, tmp_path):
+    """``_target_: torch.load`` (``weights_only: false``) on a pickle in the folder, with a matching hash:
+    refused before anything is built, and the payload never runs."""
+    d = copy()
+    marker = tmp_path / "pwned"
+    torch.save(Payload(marker), d / "evil.pkl")
+
+    def edit(cfg):
+        cfg["strategy"] = {"_target_": "torch.load", "f": str(d / "evil.pkl"), "weights_only": False}
+
+    forge_config(d, edit)
+    refused(d, capsys, "strategy._target_=torch.load", "is not a target any installed config")
+    assert not marker.exists()
+
+
+def test_interpolations_in_a_stored_config_are_never_resolved(copy, capsys, monkeypatch):
+    monkeypatch.setenv("EXIL_TEST_SECRET", "s3cret-value")
+    d = copy()
+    forge_config(d, lambda cfg: cfg.setdefault("tags", []).append("${oc.env:EXIL_TEST_SECRET}"))
+    refused(d, capsys, "holds an interpolation", "never resolves")
+    assert not [p for p in d.rglob("*") if p.is_file() and b"s3cret-value" in p.read_bytes()]
+
+
+def test_a_link_in_a_run_folder_is_refused_and_nothing_is_written_through_it(copy, capsys, tmp_path):
+    d = copy()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (d / "results.csv").unlink()
+    (d / "results.csv").symlink_to(victim)
+    set_meta(d, "DELETE FROM stages WHERE round = 2")
+    refused(d, capsys, "results.csv is a symbolic link", "never writes through links")
+    assert victim.read_text() == "keep me"
+    # a fresh run into a folder holding a link is refused the same way
+    fresh = tmp_path / "fresh"
+    (fresh / "checkpoints").mkdir(parents=True)
+    (fresh / "checkpoints" / "init.pt.tmp").symlink_to(victim)
+    code = _guard(run, compose(ARGS, fresh))
+    assert code == 2 and "is a symbolic link" in " ".join(capsys.readouterr().err.split())
+    assert victim.read_text() == "keep me"
