@@ -26,7 +26,7 @@ run-al: install  ## plain active learning: entropy vs random sampling on digits,
 test: install  ## lint (ruff), the documentation site (mkdocs --strict), then unit + compose + smoke + browser tests (what CI runs)
 	$(PY) -m ruff check --no-cache .
 	d=$$(mktemp -d) && $(PY) -m mkdocs build --strict --quiet --site-dir $$d && rm -rf $$d
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 test-all: install  ## everything, including the slow paper reproductions
 	$(PY) -m pytest -q -m ''

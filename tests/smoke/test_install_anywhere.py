@@ -15,6 +15,8 @@ import pytest
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.xdist_group("test_install_anywhere")  # its module-scoped fixture is built once, in one worker
+
 TINY = ["loop.rounds=1", "loop.query_size=5", "loop.initial_per_class=1", "trainer.max_epochs=1", "loop.threads=1"]
 
 

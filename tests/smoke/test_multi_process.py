@@ -122,6 +122,7 @@ def test_two_processes_score_in_shards_and_write_once(tmp_path):
     np.testing.assert_allclose(scores, entropy[np.searchsorted(ctx.candidates, asked)], rtol=1e-6)
 
 
+@pytest.mark.slow  # four processes; CI keeps two processes scoring in shards and the srun launch
 def test_two_nodes_of_two_processes_ask_what_one_process_asks(tmp_path):
     args = [*ARGS, "strategy=random", "loop.rounds=3"]
     port = _free_port()

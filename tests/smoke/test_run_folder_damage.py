@@ -18,6 +18,8 @@ from exil.common.engine import run
 from exil.common.run_folder import RunFolderDamaged, check_journal, sha256_file
 from tests.conftest import ROOT, compose
 
+pytestmark = pytest.mark.xdist_group("test_run_folder_damage")  # its module-scoped fixture is built once, in one worker
+
 ARGS = ["loop.rounds=2", "loop.query_size=3", "loop.initial_per_class=1", "trainer.max_epochs=1",
         "logger=csv", "loop.threads=1", "loop.keep_checkpoints=all"]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 
-LONG_FIT = ["loop.rounds=1", "loop.query_size=5", "loop.initial_per_class=1", "trainer.max_epochs=400",
+LONG_FIT = ["loop.rounds=1", "loop.query_size=5", "loop.initial_per_class=1", "trainer.max_epochs=100",
             "loop.threads=1", "logger=csv"]
 TERMINAL = ["oracle=terminal", "loop.rounds=1", "loop.query_size=2", "loop.initial_per_class=1",
             "trainer.max_epochs=1", "loop.threads=1", "logger=csv"]
@@ -94,11 +94,11 @@ def test_ctrl_c_mid_fit_then_the_printed_command_finishes_the_run(tmp_path):
     run_dir = tmp_path / "run"
     term = Terminal([*LONG_FIT, f"hydra.run.dir={run_dir}"])
     term.wait_for(lambda: stages(run_dir, "initial") == 1)
-    time.sleep(2)  # inside round 0's fit
+    time.sleep(1)  # inside round 0's fit (100 epochs of 512 items)
     term.key(b"\x03")
     said_once_and_resumable(term, term.exit_status(), "Ctrl-C", run_dir, 130)
     assert stages(run_dir, "fit") == 0
-    done = Terminal([f"loop.resume={run_dir}", "trainer.max_epochs=400"])  # the same value: allowed
+    done = Terminal([f"loop.resume={run_dir}", "trainer.max_epochs=100"])  # the same value: allowed
     assert done.exit_status(600) == 0, done.text()[-3000:]
     assert stages(run_dir, "evaluate") == 2
 
@@ -107,7 +107,7 @@ def test_sigterm_mid_fit_says_how_to_resume_with_143(tmp_path):
     run_dir = tmp_path / "run"
     term = Terminal([*LONG_FIT, f"hydra.run.dir={run_dir}"])
     term.wait_for(lambda: stages(run_dir, "initial") == 1)
-    time.sleep(2)
+    time.sleep(1)
     os.kill(term.pid, signal.SIGTERM)
     said_once_and_resumable(term, term.exit_status(), "SIGTERM", run_dir, 143)
 

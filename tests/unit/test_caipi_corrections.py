@@ -13,6 +13,8 @@ from exil.common.oracle.base import InvalidAnswer, OracleContext, validate
 from exil.common.oracle.simulated import SimulatedOracle
 from exil.common.oracle.terminal import TerminalOracle
 
+pytestmark = pytest.mark.xdist_group("test_caipi_corrections")  # its module-scoped fixture is built once, in one worker
+
 
 def test_randomise_changes_only_the_masked_entries():
     x = torch.zeros(2, 1, 4, 4)

@@ -15,6 +15,8 @@ from exil.common.oracle.simulated import SimulatedOracle
 from exil.common.oracle.terminal import TerminalOracle
 from exil.exbl.questions import exemplars_question, pick_by_activation_recall
 
+pytestmark = pytest.mark.xdist_group("test_explanation_questions")  # its module-scoped fixture is built once, in one worker
+
 
 @pytest.fixture(scope="module")
 def dm():

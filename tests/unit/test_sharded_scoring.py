@@ -82,7 +82,7 @@ def _worker(rank: int, world: int, port: int, queue, indices: np.ndarray) -> Non
     dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("world", [2, 3])
+@pytest.mark.parametrize("world", [2, pytest.param(3, marks=pytest.mark.slow)])  # 3: an uneven split
 def test_sharded_scoring_equals_one_process(world):
     module, dm = _parts()
     rng = np.random.default_rng(0)

@@ -14,6 +14,8 @@ from exil.common.strategies import heuristics as H
 from exil.common.strategies.badge import gradient_kmeans_pp
 from exil.common.strategies.coreset import k_center_greedy
 
+pytestmark = pytest.mark.xdist_group("test_strategies_compact")  # its module-scoped fixture is built once, in one worker
+
 
 # ------------------------------------------------------------------ references
 def kcenter_reference(x: np.ndarray, centres: np.ndarray, k: int):
