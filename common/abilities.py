@@ -53,6 +53,13 @@ class HasTexts(Protocol):
 
 
 @runtime_checkable
+class ReadsText(Protocol):
+    """A model whose inputs are token ids (a text backbone: ``method=text_baseline``, XAL's encoder–decoder)."""
+
+    reads_text: bool
+
+
+@runtime_checkable
 class HasParts(Protocol):
     """A data module that knows where named parts lie in each image (ALICE's part grounding)."""
 
@@ -72,6 +79,17 @@ class Need:
     part: str
     ability: type
     what: str
+
+
+TEXT_NEED = Need("module", ReadsText, "a model that reads text (method=text_baseline backbone=minilm, or "
+                "method=xal)")
+
+
+class TextData:
+    """The needs of a text dataset, checked beside the method's and the strategy's (a token-id tensor given to an
+    image model fails mid-fit with a dtype error)."""
+
+    needs = (TEXT_NEED,)
 
 
 def unmet(parts: dict[str, Any], needs: Sequence[Need]) -> list[Need]:

@@ -56,7 +56,7 @@ def main() -> None:
         code = _guard(refuse_if_live, Path(resume))
         if code:
             sys.exit(code)
-    missing = missing_plugin(argv)
+    missing = missing_plugin(argv) or _misspelt_loop_key(argv)
     if missing:
         from rich.console import Console
         from rich.markup import escape
@@ -116,6 +116,28 @@ def missing_plugin(argv: list[str]) -> str | None:
         if not found:
             extra = f"pip install 'exil[{plugin[1]}]'" if plugin[1] else f"pip install {plugin[0].split('.')[-1]}"
             return f"{arg} needs Hydra's {value} {kind} plugin, which is not installed: {extra}"
+    return None
+
+
+def _misspelt_loop_key(argv: list[str]) -> str | None:
+    """``loop.rouds=3``: the loop's settings are known (``conf/loop/default.yaml``), so a key that is not one of
+    them is named with the closest one, before Hydra's bare "not in struct"."""
+    import difflib
+
+    import yaml
+
+    keys = None
+    for arg in argv:
+        key = arg.split("=", 1)[0]
+        if not key.startswith("loop.") or "=" not in arg or key.count(".") != 1:
+            continue
+        if keys is None:
+            keys = set(yaml.safe_load((Path(CONF_DIR) / "loop" / "default.yaml").read_text()) or {})
+        name = key.split(".", 1)[1]
+        if name not in keys:
+            near = difflib.get_close_matches(name, keys, n=1)
+            hint = f" (did you mean loop.{near[0]}?)" if near else ""
+            return f"{key} is not a setting of the loop{hint}; its settings: {', '.join(sorted(keys))}"
     return None
 
 
@@ -275,10 +297,11 @@ def _data_cli(argv: list[str]) -> None:
                                 "`exil data convert --help`: write a dataset as an out-of-core pool.")
     sub = p.add_subparsers(dest="cmd", required=True)
     ls = sub.add_parser("list", help="what can be fetched, and what is here")
-    ls.add_argument("--data-dir", default="data")
+    data_dir = os.environ.get("EXIL_DATA") or "data"  # where runs look too (paths.data_dir)
+    ls.add_argument("--data-dir", default=data_dir, help="default: $EXIL_DATA, else ./data")
     f = sub.add_parser("fetch", help="fetch one or more sources into --data-dir")
     f.add_argument("names", nargs="+", metavar="NAME")
-    f.add_argument("--data-dir", default="data")
+    f.add_argument("--data-dir", default=data_dir, help="default: $EXIL_DATA, else ./data")
     f.add_argument("--force", action="store_true")
     a = p.parse_args(argv)
     if a.cmd == "list":

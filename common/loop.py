@@ -41,7 +41,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from exil.common.abilities import check_composition
+from exil.common.abilities import HasTexts, TextData, check_composition
 from exil.common.data.base import PoolDataModule
 from exil.common.distributed import alone
 from exil.common.errors import ConfigError, ExilError
@@ -224,6 +224,8 @@ class ActiveLoop:
         choices = self.config.get("choices") or {}
         who = {f"method={choices.get('method', type(self.hooks).__name__)}": self.hooks,
                f"strategy={choices.get('strategy', type(self.strategy).__name__)}": self.strategy}
+        if isinstance(self.dm, HasTexts):
+            who[f"dataset={choices.get('dataset', type(self.dm).__name__)}"] = TextData
         check_composition(who, {"module": self.module, "datamodule": self.dm, "strategy": self.strategy}, choices)
         if self.cfg.reset_each_round and self.cfg.rounds and getattr(self.module, "changes_architecture", False):
             raise ConfigError(f"method={choices.get('method', type(self.module).__name__)} changes its model between "

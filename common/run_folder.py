@@ -81,9 +81,11 @@ def save_checkpoint(path: Path, arch: dict[str, Any], state_dict: dict[str, torc
 
 
 def refuse_links(run_dir: Path) -> None:
-    """Refuse a run folder holding a symbolic link: exil writes checkpoints, tables, plots and predictions into
-    its run folder, and a link placed there by whoever shared the folder would redirect a write to any file
-    the user can change. (Nothing is followed: the walk does not enter linked folders.)"""
+    """Refuse a run folder holding a symbolic link that leads out of it: exil writes checkpoints, tables, plots
+    and predictions into its run folder, and a link placed there by whoever shared the folder would redirect a
+    write to any file the user can change. (Links within the folder stay. ``wandb/`` is W&B's own: it links its
+    logs to its cache, and each session writes a new run folder of its own there, so it is not walked. Nothing
+    is followed: the walk does not enter linked folders.)"""
     import os
 
     root = Path(run_dir)
@@ -91,12 +93,16 @@ def refuse_links(run_dir: Path) -> None:
         raise RunFolderDamaged(f"{root} is a symbolic link to {os.readlink(root)}; give the run folder itself")
     if not root.is_dir():
         return
+    inside = root.resolve()
     for folder, dirs, files in os.walk(root, followlinks=False):
+        if Path(folder) == root and "wandb" in dirs and not (root / "wandb").is_symlink():
+            dirs.remove("wandb")
         for name in [*dirs, *files]:
             path = Path(folder) / name
-            if path.is_symlink():
-                raise RunFolderDamaged(f"{path} is a symbolic link (to {os.readlink(path)}); exil never writes through "
-                                       "links in a run folder: replace it with the file itself, or remove it")
+            if path.is_symlink() and not path.resolve().is_relative_to(inside):
+                raise RunFolderDamaged(f"{path} is a symbolic link out of the run folder (to {os.readlink(path)}); "
+                                       "exil never writes through such links: replace it with the file itself, or "
+                                       "remove it")
 
 
 def stored_config_problem(config: Any, allowed_targets: set[str], path: str = "") -> str | None:

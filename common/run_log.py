@@ -76,6 +76,7 @@ class RunLog:
         self.loggers, self.axis = list(loggers), label_axis
         self._defined = False
         self._round_keys: set[str] = set()
+        self.config: dict[str, Any] = {}
         self.last: dict[str, float] = {}
 
     # ---------------------------------------------------------------- start
@@ -84,8 +85,10 @@ class RunLog:
         rows of its earlier sessions (Lightning's CSV writer deletes ``metrics.csv`` when it opens it; the
         per-round rows come back from the journal, :meth:`ActiveLoop._replay_logs`)."""
         kept = [(lg, _epoch_rows(lg)) for lg in self.loggers if _kind(lg) == "CSVLogger"]
+        self.config = config
         for lg in self.loggers:
-            lg.log_hyperparams(config)
+            if _kind(lg) != "TensorBoardLogger":  # TensorBoard's HParams need the metrics: written at the end
+                lg.log_hyperparams(config)
         for lg, rows in kept:
             for step, row in rows:
                 lg.log_metrics(row, step=step)
@@ -181,8 +184,8 @@ class RunLog:
         for lg in self.loggers:
             kind = _kind(lg)
             try:
-                if kind == "TensorBoardLogger" and self.last:
-                    lg.log_metrics({f"hp/{k}": v for k, v in self.last.items()}, step=0)
+                if kind == "TensorBoardLogger" and self.last:  # the HParams tab: the config beside these metrics
+                    lg.log_hyperparams(self.config, metrics={f"hp/{k}": v for k, v in self.last.items()}, step=0)
                 lg.finalize(status)
                 if kind == "WandbLogger":
                     lg.experiment.finish(exit_code=0 if status == "success" else 1)

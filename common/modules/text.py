@@ -20,5 +20,7 @@ class TextClassifier(Classifier):
     """:class:`~exil.common.modules.classifier.Classifier` over a text backbone (``backbone=minilm``):
     ``logits = W · dropout(pool(encoder(tokens))) + b``; the baselines of text experiments."""
 
+    reads_text = True  # its inputs are token ids (abilities.ReadsText)
+
     def inputs(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         return text_inputs(batch)

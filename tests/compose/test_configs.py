@@ -141,3 +141,33 @@ def test_bad_loop_values_are_one_clear_message(tmp_path, overrides, message):
     p = exil(*overrides, f"hydra.run.dir={tmp_path}")
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-2000:]
     assert message in p.stderr
+
+
+def test_help_names_the_subcommands_the_groups_and_their_choices(tmp_path):
+    p = exil("--help")
+    assert p.returncode == 0, p.stderr
+    for needed in ("exil compare DIR", "exil data list", "exil loop.resume=<run dir>", "exil --version",
+                   "method: alice", "rrr", "strategy: badge", "experiment=xil_digits", "EXIL_TRACEBACK=1",
+                   "$EXIL_DATA"):
+        assert needed in p.stdout, needed
+    assert "Powered by Hydra" not in p.stdout
+
+
+def test_data_commands_use_exil_data(tmp_path):
+    """``exil data list`` / ``fetch`` look in ``$EXIL_DATA`` (where runs look), not in ./data."""
+    (tmp_path / "spam_assassin").mkdir()
+    (tmp_path / "spam_assassin" / "spam_assassin.jsonl").write_text("{}\n")
+    p = exil("data", "list", env={"EXIL_DATA": str(tmp_path)})
+    assert p.returncode == 0, p.stderr
+    assert next(ln for ln in p.stdout.splitlines() if " spam_assassin " in ln).startswith("[✓]")
+    p = exil("data", "fetch", "spam_assassin", env={"EXIL_DATA": str(tmp_path)})  # there already: nothing fetched
+    assert p.returncode == 0 and str(tmp_path / "spam_assassin") in p.stdout, p.stderr
+
+
+def test_a_misspelt_loop_setting_names_the_closest_one(tmp_path):
+    p = exil("loop.rouds=3", f"hydra.run.dir={tmp_path}")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.strip().splitlines() == [
+        "error: loop.rouds is not a setting of the loop (did you mean loop.rounds?); its settings: budget, device, "
+        "embeddings, initial_per_class, initial_size, keep_checkpoints, pool_subsample, query_size, reset_each_round, "
+        "resume, rounds, seed, threads"]

@@ -108,3 +108,17 @@ def test_an_optuna_database_that_cannot_work_here_is_refused_in_one_line(tmp_pat
             optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/direct.db")
     else:
         assert said is None
+
+
+def test_a_text_dataset_with_an_image_model_is_refused_naming_what_reads_text(tmp_path, capsys):
+    """dataset=rotten_tomatoes (token ids) with the default method and MLP used to fail mid-fit with "mat1 and mat2
+    must have the same dtype"; it is refused before anything runs, naming the methods that read text."""
+    from tests.text_fixtures import rotten_tomatoes, tokenizer_folder
+
+    rotten_tomatoes(tmp_path / "data", n=40)
+    cfg = compose(["dataset=rotten_tomatoes", f"paths.data_dir={tmp_path / 'data'}",
+                   f"dataset.tokenizer=file:{tokenizer_folder(tmp_path)}", "loop.rounds=1"], tmp_path / "run")
+    code = _guard(run, cfg)
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and "dataset=rotten_tomatoes needs a model that reads text" in err, err
+    assert "method=text_baseline" in err and not (tmp_path / "run" / "journal.sqlite").exists()

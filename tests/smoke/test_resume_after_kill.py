@@ -118,6 +118,7 @@ def test_killed_run_resumes_without_losing_or_repeating_answers(tmp_path, kill_w
         assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 2
 
 
+@pytest.mark.slow  # a copy without the WAL; CI keeps the kills at two stages and the live-run refusal
 def test_killed_run_copied_without_its_wal_resumes_from_its_last_stage(tmp_path):
     """After a SIGKILL the stage in progress lives in ``journal.sqlite-wal``; the main file alone holds the run up
     to its last finished stage (the loop checkpoints the WAL into it at every stage end), so a copy without the

@@ -240,7 +240,7 @@ def test_a_link_in_a_run_folder_is_refused_and_nothing_is_written_through_it(cop
     (d / "results.csv").unlink()
     (d / "results.csv").symlink_to(victim)
     set_meta(d, "DELETE FROM stages WHERE round = 2")
-    refused(d, capsys, "results.csv is a symbolic link", "never writes through links")
+    refused(d, capsys, "results.csv is a symbolic link out of the run folder", "never writes through such links")
     assert victim.read_text() == "keep me"
     # a fresh run into a folder holding a link is refused the same way
     fresh = tmp_path / "fresh"

@@ -84,9 +84,26 @@ def test_pool_subsample_limits_candidates(run_cfg):
 def test_loggers_tensorboard_and_wandb_offline(run_cfg, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     run_dir = run(run_cfg(["logger=many", "loop.threads=1"]))
-    assert list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
     assert list((run_dir / "wandb").glob("offline-run-*"))
     assert (run_dir / "csv" / "metrics.csv").exists()
+    # TensorBoard's HParams tab, read back with TensorBoard's own reader: the run's settings beside its metrics
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    (events,) = (run_dir / "tensorboard").rglob("events.out.tfevents.*")
+    acc = EventAccumulator(str(events), size_guidance={"tensors": 0, "scalars": 0})
+    acc.Reload()
+    content = {tag: plugin_data_pb2.HParamsPluginData.FromString(raw)
+               for tag, raw in acc.PluginTagToContent("hparams").items()}
+    experiment = next(c.experiment for c in content.values() if c.HasField("experiment"))
+    session = next(c.session_start_info for c in content.values() if c.HasField("session_start_info"))
+    assert {"hp/test/acc", "hp/final/test/acc_auc"} <= {m.name.tag for m in experiment.metric_infos}
+    assert session.hparams["loop/seed"].number_value == 0 and session.hparams["strategy/_target_"].string_value
+    last_acc = acc.Scalars("hp/test/acc")[-1].value
+    from exil.common.journal import read_journal
+
+    rounds = read_journal(run_dir / "journal.sqlite")["metrics"]
+    assert abs(last_acc - rounds[max(rounds)]["test/acc"]) < 1e-6
 
 
 def exil(*args: str, stdin: str | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:

@@ -42,6 +42,7 @@ def test_a_run_on_the_converted_pool_asks_what_the_source_run_asks(tmp_path, fmt
     assert s["metrics"] == read_journal(original / "journal.sqlite")["metrics"]
 
 
+@pytest.mark.slow  # the command line around convert + run; CI runs both pool formats in process
 def test_the_exil_command_converts_and_runs_a_memmap_pool(tmp_path):
     env = dict(os.environ, WANDB_MODE="offline", PYTHONPATH=str(ROOT))
     out = tmp_path / "digits_memmap"

@@ -3,7 +3,7 @@ import torch
 
 from exil.common.data.base import PoolDataModule
 from exil.common.data.items import TensorItems
-from exil.common.errors import ExilError
+from exil.common.errors import ExilError, RunStopped
 from exil.common.journal import Journal
 from exil.common.oracle.asker import Asker
 from exil.common.oracle.base import InvalidAnswer, Oracle, OracleContext, Question, validate
@@ -107,8 +107,9 @@ def test_terminal_end_of_input_stops_with_a_resume_hint_and_prints_hints_verbati
 
     oracle.attach_display(Pause)
     j = Journal(tmp_path / "j.sqlite")
-    with pytest.raises(ExilError, match="loop.resume"):
+    with pytest.raises(RunStopped, match="Ctrl-D") as stopped:  # the command line names the resume command
         Asker(oracle, j, ctx)(0, Question("label", "4", item=4, payload={"skippable": True}))
+    assert stopped.value.status == 130
     assert prompts == ["label? [0=cat, 1=dog, 2=bird] or 'skip' > "]  # the hint in brackets reaches the person
     assert paused == ["in", "out"] and j.answers() == []
 
