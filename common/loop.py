@@ -51,7 +51,14 @@ from exil.common.modules.base import ExilModule
 from exil.common.oracle.asker import Asker
 from exil.common.oracle.base import Oracle, OracleContext, Question
 from exil.common.pool_map import EMBEDDINGS
-from exil.common.run_folder import check_journal, config_hash, load_checkpoint, load_module_state, save_checkpoint
+from exil.common.run_folder import (
+    check_journal,
+    config_hash,
+    load_checkpoint,
+    load_module_state,
+    never_started,
+    save_checkpoint,
+)
 from exil.common.run_log import EpochLog, RunLog
 from exil.common.strategies.base import QueryStrategy, Selection
 
@@ -184,6 +191,9 @@ class ActiveLoop:
         self.dm.setup()
         self.check_composition()
         path = self.run_dir / "journal.sqlite"
+        if never_started(path):  # killed during its journal's first writes: nothing to keep, start afresh
+            for f in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                f.unlink(missing_ok=True)
         if path.exists() or path.with_name(path.name + "-wal").exists():
             check_journal(path)  # a resumed run's journal: damage is named before anything runs
         self.journal = Journal(path)

@@ -169,7 +169,13 @@ def compare_runs(run_dirs: Iterable[str | Path], out_dir: str | Path, metric: st
         if label not in first or seed < first[label][0]:
             first[label] = (seed, d)
     if not groups:
-        raise FileNotFoundError(f"no run journals under {out_dir}")
+        from exil.common.errors import ExilError
+
+        if dirs:
+            raise ExilError(f"none of the {len(dirs)} run(s) found has an evaluated round yet (a run's first row comes "
+                            f"when its round 0 is evaluated): compare again later ({', '.join(map(str, dirs[:3]))})")
+        raise ExilError(f"no run folders (with a journal.sqlite) found to compare; give the folders of runs or of a "
+                        f"sweep ({out_dir})")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     x = x or x_axis(groups)

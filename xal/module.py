@@ -42,6 +42,8 @@ class XALModule(Classifier):
             parameters to update (a bert2bert's two 30,522-word tables are most of it), for small CPU runs.
     """
 
+    reads_text = True  # its inputs are token ids (abilities.ReadsText)
+
     def __init__(self, backbone: nn.Module, num_classes: int,
                  optimizer: Callable[..., torch.optim.Optimizer] = partial(torch.optim.AdamW, lr=1e-4),
                  gen_weight: float = 0.1, rank_weight: float = 0.01, dropout: float = 0.1,

@@ -249,3 +249,20 @@ def test_a_link_in_a_run_folder_is_refused_and_nothing_is_written_through_it(cop
     code = _guard(run, compose(ARGS, fresh))
     assert code == 2 and "is a symbolic link" in " ".join(capsys.readouterr().err.split())
     assert victim.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("left", ["empty file", "schema only"])
+def test_a_run_killed_before_its_first_commit_starts_again_in_the_same_folder(tmp_path, capsys, left):
+    """What a kill during the journal's very first writes leaves: resuming it is refused (nothing to resume),
+    and starting the same command again in the same folder runs (it used to repeat the refusal)."""
+    from exil.common.journal import Journal
+
+    d = tmp_path / "run"
+    d.mkdir()
+    if left == "empty file":
+        (d / "journal.sqlite").write_bytes(b"")
+    else:
+        Journal(d / "journal.sqlite").close()  # the schema, no config yet
+    refused(d, capsys, "is empty" if left == "empty file" else "without loop.resume")
+    assert (run(compose(ARGS, d)) / "journal.sqlite").exists()
+    check_journal(d / "journal.sqlite")

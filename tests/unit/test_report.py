@@ -50,3 +50,15 @@ def test_the_python_api_compares_folders_of_runs_and_returns_the_numbers(tmp_pat
     random_ = next(label for label, _ in got if "random" in label)
     assert got[(random_, 10)] == (0.4, 0.0, 1)
     assert list(cmp.frame().columns) == ["label", "n_labels", "mean", "std", "runs"]
+
+
+def test_comparing_runs_with_no_evaluated_round_is_one_line(tmp_path, capsys):
+    from exil.common.cli import _compare_cli, _guard
+
+    (tmp_path / "live").mkdir()
+    _journal(tmp_path / "live", 1, [])  # started, round 0 not evaluated yet
+    assert _guard(_compare_cli, [str(tmp_path)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith("error: none of the 1 run(s) found has an evaluated round yet") and "Traceback" not in err
+    assert _guard(_compare_cli, [str(tmp_path / "nothing-here")]) == 2
+    assert "no run folders" in capsys.readouterr().err
