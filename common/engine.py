@@ -58,7 +58,10 @@ def _job_name() -> str:
         parts = [o for o in hc.overrides.task if o.split("=", 1)[0].lstrip("+~") in swept]
         if parts:
             return ",".join(sorted(parts))
-    return hc.job.override_dirname or Path(hc.runtime.output_dir).name
+    # a single run: what it runs and its folder, not every override (which made names longer than W&B shows)
+    choices = hc.runtime.choices
+    what = choices.get("experiment") or f"{choices.get('method', 'exil')}/{choices.get('strategy', '')}".rstrip("/")
+    return f"{what} {Path(hc.runtime.output_dir).name}"
 
 
 def _swept_keys(hc) -> set[str]:

@@ -171,3 +171,14 @@ def test_a_misspelt_loop_setting_names_the_closest_one(tmp_path):
         "error: loop.rouds is not a setting of the loop (did you mean loop.rounds?); its settings: budget, device, "
         "embeddings, initial_per_class, initial_size, keep_checkpoints, pool_subsample, query_size, reset_each_round, "
         "resume, rounds, seed, threads"]
+
+
+def test_a_single_run_is_named_by_what_it_runs_and_its_folder(tmp_path):
+    """W&B's run name of a single run: its experiment (or method/strategy) and folder, not every override."""
+    from exil.common.engine import _job_name, compose
+
+    compose(["method=rrr", "dataset=decoy_digits", "loop.rounds=3", "loop.query_size=7", "trainer.max_epochs=9"],
+            tmp_path / "10-00-00")
+    assert _job_name() == "rrr/entropy 10-00-00"
+    compose(["experiment=xil_digits", "loop.seed=4"], tmp_path / "11-00-00")
+    assert _job_name() == "xil_digits 11-00-00"
