@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from exil.common.errors import ExilError
-from exil.common.oracle.base import InvalidAnswer, OracleContext, Question
 from exil.common.oracle.kinds import QuestionKind, register
+from exil.common.oracle.question import InvalidAnswer, OracleContext, Question
 
 MAX_CHARS = 2000
 

@@ -22,9 +22,9 @@ from typing import Any, Sequence
 import torch
 
 from exil.common.abilities import HasTexts
-from exil.common.oracle.base import InvalidAnswer, OracleContext, Question
 from exil.common.oracle.kinds import QuestionKind, register
 from exil.common.oracle.label import brief, class_list
+from exil.common.oracle.question import InvalidAnswer, OracleContext, Question
 
 #: a component id typed at a terminal: ASCII digits, perhaps a minus (then it is not shown)
 _NUMBER = re.compile(r"-?[0-9]+")

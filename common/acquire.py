@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from exil.common.errors import DataMissing, ExilError
-from exil.common.fetch_kit import REGISTRY, Source, make_dir, source  # noqa: F401  (sources declare with `source`)
+from exil.common.fetch_kit import REGISTRY, Source, make_dir
 
 
 def _load_sources() -> None:

@@ -49,7 +49,7 @@ def main() -> None:
         sys.argv += [f"hydra.run.dir={own}", f"hydra.sweep.dir={own}-sweep", "hydra.output_subdir=null",
                      "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
     _stop_on_signals()
-    resume = next((a.split("=", 1)[1] for a in argv if a.lstrip("+").startswith("loop.resume=")), None)
+    resume = _given(argv, "loop.resume")
     if resume:  # a live run is refused before Hydra rewrites anything in its folder (.hydra/, the job log)
         from exil.common.run_folder import refuse_if_live
 
@@ -99,7 +99,7 @@ def missing_plugin(argv: list[str]) -> str | None:
                 for line in text.splitlines():
                     if f"override /hydra/{kind}:" in line:
                         wanted.append((kind, line.split(":", 1)[1].strip(), arg))
-    storage = next((a.split("=", 1)[1] for a in argv if a.lstrip("+").startswith("hydra.sweeper.storage=")), None)
+    storage = _given(argv, "hydra.sweeper.storage")
     if storage and storage != "null":
         why = _optuna_storage_problem(storage)
         if why:
@@ -155,6 +155,11 @@ def _optuna_storage_problem(storage: str) -> str | None:
                 "lives in the sweep's process, and every trial's run folder and journal are kept), or install "
                 "'sqlalchemy<2' for a persistent, resumable study")
     return None
+
+
+def _given(argv: list[str], key: str) -> str | None:
+    """The value the command line gives ``key`` (``key=v``, ``+key=v``, ``++key=v``), else None."""
+    return next((a.split("=", 1)[1] for a in argv if a.lstrip("+").startswith(f"{key}=")), None)
 
 
 def _config_dir_args(argv: list[str]) -> list[str]:
@@ -316,7 +321,7 @@ def _data_cli(argv: list[str]) -> None:
 def _compare_cli(argv: list[str]) -> None:
     import argparse
 
-    from exil.common.report import compare_runs
+    from exil.common.report import compare_runs, find_runs
 
     p = argparse.ArgumentParser(prog="exil compare", description="Compare runs (mean ± std over seeds).")
     p.add_argument("dirs", nargs="+")
@@ -325,8 +330,7 @@ def _compare_cli(argv: list[str]) -> None:
     p.add_argument("--x", default=None, choices=["n_labels", "round", "n_explanations"],
                    help="the x-axis (default: labels; n_explanations: accuracy per explanation given)")
     a = p.parse_args(argv)
-    runs = sorted({j.parent for d in a.dirs for j in Path(d).rglob("journal.sqlite")})
-    png = compare_runs(runs, a.out or a.dirs[0], metric=a.metric, x=a.x)
+    png = compare_runs(find_runs(a.dirs), a.out or a.dirs[0], metric=a.metric, x=a.x)
     print(f"plot: {png}")
 
 

@@ -263,7 +263,8 @@ def build_loop(cfg, run_dir: Path, team=None):
     oracle = instantiate(cfg.oracle)
     parts.hooks.check_loop(parts.loop_cfg, cfg.get("choices", {}).get("method", cfg.method.name))
     refuse_if_live(run_dir)  # before a logger opens (and Lightning's CSV writer truncates) anything in it
-    refuse_links(run_dir)  # nothing is written through a link placed in the folder
+    if not cfg.loop.get("resume"):  # (a resumed folder was checked before its config was read)
+        refuse_links(run_dir)  # nothing is written through a link placed in the folder
     loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
     loop = ActiveLoop(parts.loop_cfg, parts.module, parts.dm, strategy, oracle, parts.hooks, parts.make_trainer,
                       run_dir, loggers=loggers, device=parts.device, config=journal_config(cfg),

@@ -31,7 +31,7 @@ from exil.common.data.pool_state import Extra
 from exil.common.data.views import targets_of
 from exil.common.errors import ConfigError
 from exil.common.modules.base import ExilModule
-from exil.common.oracle.base import Question
+from exil.common.oracle.question import Question
 from exil.common.pool_map import derived_seed
 from exil.common.strategies.base import QueryStrategy, Selection
 from exil.common.strategies.context import QueryContext

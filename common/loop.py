@@ -49,7 +49,8 @@ from exil.common.hooks import Incorporation, RoundContext, RoundHooks
 from exil.common.journal import Journal
 from exil.common.modules.base import ExilModule
 from exil.common.oracle.asker import Asker
-from exil.common.oracle.base import Oracle, OracleContext, Question
+from exil.common.oracle.base import Oracle
+from exil.common.oracle.question import OracleContext, Question
 from exil.common.pool_map import EMBEDDINGS
 from exil.common.run_folder import (
     check_journal,

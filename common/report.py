@@ -98,6 +98,11 @@ def run_queries(run_dir: str | Path) -> list[dict]:
     return [dict(zip(("round", "position", "item", "score", "answer"), r)) for r in rows]
 
 
+def find_runs(folders: Iterable[str | Path]) -> list[Path]:
+    """The run folders (those holding a ``journal.sqlite``) at or under ``folders``, each once, sorted."""
+    return sorted({j.parent for d in folders for j in Path(d).rglob("journal.sqlite")})
+
+
 def wide_console() -> Console:
     """A console for tables and paths: the terminal's width on a terminal; piped into a file or a SLURM log (where
     rich would assume 80 columns and wrap labels and paths), as wide as the lines need."""

@@ -15,10 +15,10 @@ class CompareOnMultirunEnd(Callback):
         self.metric, self.also = metric, list(also or [])
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
-        from exil.common.report import compare_runs
+        from exil.common.report import compare_runs, find_runs
 
         sweep_dir = Path(config.hydra.sweep.dir)
-        runs = sorted({j.parent for j in sweep_dir.rglob("journal.sqlite")})
+        runs = find_runs([sweep_dir])
         if runs:
             png = compare_runs(runs, sweep_dir, metric=self.metric, also=self.also)
             print(f"comparison plot: {png}")

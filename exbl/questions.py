@@ -24,8 +24,8 @@ from typing import Any, Sequence
 import torch
 
 from exil.common.explain.metrics import activation_scores
-from exil.common.oracle.base import InvalidAnswer, OracleContext, Question
 from exil.common.oracle.kinds import QuestionKind, register
+from exil.common.oracle.question import InvalidAnswer, OracleContext, Question
 
 _DIGITS = re.compile(r"[0-9]+")
 

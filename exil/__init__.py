@@ -72,12 +72,11 @@ def compare(run_dirs: Iterable[str | Path], out_dir: str | Path | None = None, m
     ``comparison.png`` into ``out_dir`` (default: the first folder given) and returns them with the rows."""
     import csv
 
-    from exil.common.report import compare_runs
+    from exil.common.report import compare_runs, find_runs
 
     given = [Path(d) for d in ([run_dirs] if isinstance(run_dirs, (str, Path)) else run_dirs)]
-    runs = sorted({j.parent for d in given for j in d.rglob("journal.sqlite")})
     out = Path(out_dir) if out_dir is not None else given[0]
-    png = compare_runs(runs, out, metric=metric, x=x)
+    png = compare_runs(find_runs(given), out, metric=metric, x=x)
     table = out / "comparison.csv"
     with open(table, newline="") as f:
         rows = list(csv.DictReader(f))

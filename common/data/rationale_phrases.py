@@ -42,7 +42,7 @@ import numpy as np
 
 from exil.common.data.text import TextDataModule
 from exil.common.errors import ConfigError
-from exil.common.oracle.base import OracleContext, Question
+from exil.common.oracle.question import OracleContext, Question
 
 CLASSES = ("negative", "positive")
 VERDICTS = {

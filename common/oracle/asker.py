@@ -17,7 +17,8 @@ from typing import Any
 
 from exil.common.errors import ExilError
 from exil.common.journal import Journal
-from exil.common.oracle.base import InvalidAnswer, Oracle, OracleContext, Question, validate
+from exil.common.oracle.base import Oracle, validate
+from exil.common.oracle.question import InvalidAnswer, OracleContext, Question
 
 
 class AnswerTaken(ExilError):

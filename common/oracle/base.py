@@ -23,7 +23,7 @@ from typing import Any, Callable, ContextManager
 
 from exil.common.errors import ConfigError
 from exil.common.oracle.kinds import kind_of
-from exil.common.oracle.question import InvalidAnswer, OracleContext, Question  # noqa: F401  (the protocol's types)
+from exil.common.oracle.question import OracleContext, Question
 
 
 class Oracle(ABC):

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from exil.common.errors import ConfigError, ExilError
-from exil.common.oracle.base import InvalidAnswer, OracleContext, Question
 from exil.common.oracle.kinds import COMMON_VIEWS, QuestionKind, register
 from exil.common.oracle.label import class_list, parse_label
+from exil.common.oracle.question import InvalidAnswer, OracleContext, Question
 
 
 @register

@@ -4,7 +4,7 @@ A :class:`QuestionKind` owns everything about one kind of question:
 
 * :meth:`~QuestionKind.validate` — the one validator every teacher's answers go through (simulated,
   terminal, web, LLM): it returns the canonical answer the journal stores, or raises
-  :class:`~exil.common.oracle.base.InvalidAnswer` with what would be valid;
+  :class:`~exil.common.oracle.question.InvalidAnswer` with what would be valid;
 * :meth:`~QuestionKind.simulate` — the simulated teacher's answer, from ground truth;
 * :meth:`~QuestionKind.terminal` — how a person answers it at the terminal;
 * :meth:`~QuestionKind.web` and ``view`` — what the web page shows (a JSON payload) and the ES module

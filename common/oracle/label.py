@@ -16,8 +16,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from exil.common.oracle.base import InvalidAnswer, OracleContext, Question
 from exil.common.oracle.kinds import COMMON_VIEWS, QuestionKind, register
+from exil.common.oracle.question import InvalidAnswer, OracleContext, Question
 
 SKIP_WORDS = ("skip", "?", "don't know", "dont know")
 

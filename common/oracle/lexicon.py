@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import Any, Mapping
 
 from exil.common.errors import ConfigError
-from exil.common.oracle.base import OracleContext, Question
+from exil.common.oracle.question import OracleContext, Question
 
 WORD = re.compile(r"[a-z][a-z'-]*")
 

@@ -56,7 +56,8 @@ import httpx
 import tenacity
 
 from exil.common.errors import ConfigError, ExilError
-from exil.common.oracle.base import SIMULATED_SETTINGS, Oracle, OracleContext, Question
+from exil.common.oracle.base import SIMULATED_SETTINGS, Oracle
+from exil.common.oracle.question import OracleContext, Question
 
 Messages = list[dict[str, str]]
 log = logging.getLogger(__name__)

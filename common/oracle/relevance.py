@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from exil.common.oracle.base import InvalidAnswer, OracleContext, Question
 from exil.common.oracle.kinds import COMMON_VIEWS, QuestionKind, register
 from exil.common.oracle.label import brief
+from exil.common.oracle.question import InvalidAnswer, OracleContext, Question
 
 
 def encode_mask(mask: torch.Tensor | np.ndarray) -> dict[str, Any]:

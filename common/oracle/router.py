@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager, Mapping
 
 from exil.common.errors import ConfigError, ExilError
-from exil.common.oracle.base import SIMULATED_SETTINGS, InvalidAnswer, Oracle, OracleContext, Question, check_ignored
+from exil.common.oracle.base import SIMULATED_SETTINGS, Oracle, check_ignored
+from exil.common.oracle.question import InvalidAnswer, OracleContext, Question
 from exil.common.oracle.simulated import SimulatedOracle
 
 

@@ -42,8 +42,9 @@ import numpy as np
 import torch
 
 from exil.common.errors import ExilError
-from exil.common.oracle.base import Oracle, OracleContext, Question
+from exil.common.oracle.base import Oracle
 from exil.common.oracle.kinds import kind_of, registered
+from exil.common.oracle.question import OracleContext, Question
 
 
 class SimulatedOracle(Oracle):

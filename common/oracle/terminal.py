@@ -36,8 +36,9 @@ import torch
 
 from exil.common.abilities import HasTexts
 from exil.common.errors import RunStopped
-from exil.common.oracle.base import Oracle, OracleContext, Question, check_ignored
+from exil.common.oracle.base import Oracle, check_ignored
 from exil.common.oracle.kinds import kind_of, registered
+from exil.common.oracle.question import OracleContext, Question
 from exil.common.oracle.sheets import save_image
 
 

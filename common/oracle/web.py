@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from exil.common.errors import ConfigError
-from exil.common.oracle.base import Oracle, OracleContext, Question, check_ignored
+from exil.common.oracle.base import Oracle, check_ignored
 from exil.common.oracle.kinds import registered
+from exil.common.oracle.question import OracleContext, Question
 from exil.common.web.session import WebSession
 
 

@@ -32,6 +32,7 @@ import hashlib
 import json
 import math
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,8 @@ from starlette.staticfiles import StaticFiles
 
 from exil.common.errors import ExilError
 from exil.common.oracle.asker import AnswerInUse, AnswerTaken
-from exil.common.oracle.base import InvalidAnswer
 from exil.common.oracle.kinds import kind_of
+from exil.common.oracle.question import InvalidAnswer
 from exil.common.web.session import WebSession
 
 STATIC = Path(__file__).parent / "static"
@@ -167,8 +168,6 @@ class LongPolls:
         self.futures.clear()
 
     async def wait(self, since: int, timeout: float) -> None:
-        import time
-
         loop = self._attach()
         deadline = loop.time() + timeout
         while self.session.version == since:

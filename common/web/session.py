@@ -1,7 +1,8 @@
 """The state a web teacher's page sees: the questions on offer, who is looking at which, what was answered.
 
 Thread-safe: the loop offers questions and reports its stage from its own thread, the server's threads
-claim, answer and read. Every change bumps ``version`` and wakes the pages waiting in :meth:`WebSession.wait`.
+claim, answer and read. Every change bumps ``version`` and wakes the pages waiting for news (through its
+``listeners``: the page server's :class:`~exil.common.web.app.LongPolls`).
 
 * **Claims** — a tab that asks for the next question gets the first unanswered one no other tab holds
   (a claim lapses after ``claim_seconds`` without word from its tab); a reloaded tab gets its own back.
@@ -18,8 +19,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from exil.common.oracle.base import OracleContext, Question
 from exil.common.oracle.kinds import kind_of
+from exil.common.oracle.question import OracleContext, Question
 from exil.common.web.media import Media
 
 STAGE_TEXT = {
@@ -136,20 +137,6 @@ class WebSession:
                 and now - e.claimed_at <= self.claim_seconds)
 
     # ---------------------------------------------------------- the page's side
-    def wait(self, since: int, timeout: float) -> None:
-        """Block until the version moves past ``since`` (or ``timeout`` seconds). A claim that lapses meanwhile
-        (its tab was closed) is released and bumps the version, so waiting pages learn the question is free.
-        (The page server waits without blocking a thread: :class:`~exil.common.web.app.LongPolls`.)"""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while self.version == since:
-                next_lapse = self.release_lapsed()
-                now = time.monotonic()
-                if self.version != since or now >= deadline:
-                    return
-                wake = min(deadline, next_lapse if next_lapse is not None else deadline)
-                self.cond.wait(timeout=max(0.01, wake - now))
-
     def release_lapsed(self) -> float | None:
         """Release the claims whose tab stopped renewing them (bumping the version if any); return when the
         next open claim lapses (``time.monotonic()`` seconds), or None when none is claimed."""

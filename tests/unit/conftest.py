@@ -6,7 +6,7 @@ import pytest
 
 from exil.common.journal import Journal
 from exil.common.oracle.asker import Asker
-from exil.common.oracle.base import OracleContext
+from exil.common.oracle.question import OracleContext
 from exil.common.oracle.web import WebOracle
 from tests.unit.test_oracle import Tiny
 

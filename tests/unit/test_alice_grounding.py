@@ -22,7 +22,8 @@ from exil.common.data.fashion_parts import (
 from exil.common.data.mnist import FASHION_MNIST_CLASSES
 from exil.common.data.parts import PartsDataModule, part_items
 from exil.common.errors import ConfigError, ExilError
-from exil.common.oracle.base import InvalidAnswer, OracleContext, validate
+from exil.common.oracle.base import validate
+from exil.common.oracle.question import InvalidAnswer, OracleContext
 from exil.common.oracle.simulated import SimulatedOracle
 from exil.common.oracle.terminal import TerminalOracle
 from exil.common.strategies.context import QueryContext

@@ -9,7 +9,8 @@ from exil.common.data.decoy import DecoyDigitsDataModule
 from exil.common.explain.segmentation import grid
 from exil.common.journal import Journal
 from exil.common.oracle.asker import Asker
-from exil.common.oracle.base import InvalidAnswer, OracleContext, validate
+from exil.common.oracle.base import validate
+from exil.common.oracle.question import InvalidAnswer, OracleContext
 from exil.common.oracle.simulated import SimulatedOracle
 from exil.common.oracle.terminal import TerminalOracle
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from exil.common.data.decoy import DecoyDigitsDataModule
 from exil.common.explain.confounder import confounder_metrics, group_accuracy, wrong_reason
-from exil.common.oracle.base import OracleContext
+from exil.common.oracle.question import OracleContext
 from exil.common.oracle.relevance import relevance_masks, relevance_question
 from exil.common.oracle.simulated import SimulatedOracle
 

@@ -8,7 +8,8 @@ from exil.common.data.decoy import DecoyDigitsDataModule
 from exil.common.errors import ExilError
 from exil.common.journal import Journal
 from exil.common.oracle.asker import Asker
-from exil.common.oracle.base import InvalidAnswer, OracleContext, Question, validate
+from exil.common.oracle.base import validate
+from exil.common.oracle.question import InvalidAnswer, OracleContext, Question
 from exil.common.oracle.relevance import decode_mask, encode_mask, relevance_masks, relevance_question
 from exil.common.oracle.sheets import grid_mask
 from exil.common.oracle.simulated import SimulatedOracle

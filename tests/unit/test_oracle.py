@@ -6,7 +6,8 @@ from exil.common.data.items import TensorItems
 from exil.common.errors import ExilError, RunStopped
 from exil.common.journal import Journal
 from exil.common.oracle.asker import Asker
-from exil.common.oracle.base import InvalidAnswer, Oracle, OracleContext, Question, validate
+from exil.common.oracle.base import Oracle, validate
+from exil.common.oracle.question import InvalidAnswer, OracleContext, Question
 from exil.common.oracle.simulated import SimulatedOracle
 from exil.common.oracle.terminal import TerminalOracle
 

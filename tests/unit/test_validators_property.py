@@ -31,10 +31,11 @@ from exil.alice.questions import MAX_CHARS as CONTRAST_MAX
 from exil.alice.questions import contrast_question
 from exil.caipi.questions import correction_question
 from exil.common.explain.segmentation import grid
-from exil.common.oracle.base import InvalidAnswer, OracleContext, Question, validate
+from exil.common.oracle.base import validate
 from exil.common.oracle.explanations import MAX_CHARS as EXPLAIN_MAX
 from exil.common.oracle.explanations import explanation_question
 from exil.common.oracle.kinds import registered
+from exil.common.oracle.question import InvalidAnswer, OracleContext, Question
 from exil.common.oracle.relevance import decode_mask, encode_mask, relevance_question
 from exil.exbl.questions import exemplars_question
 

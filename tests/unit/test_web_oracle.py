@@ -13,7 +13,7 @@ import pytest
 from exil.common.errors import ConfigError
 from exil.common.journal import Journal
 from exil.common.oracle.asker import Asker
-from exil.common.oracle.base import OracleContext, Question
+from exil.common.oracle.question import OracleContext, Question
 from exil.common.oracle.router import LabelFile, RoutingOracle
 from exil.common.oracle.simulated import SimulatedOracle
 from exil.common.oracle.web import WebOracle

@@ -15,10 +15,11 @@ import pytest
 from exil.common.errors import ExilError
 from exil.common.journal import Journal
 from exil.common.oracle.asker import Asker
-from exil.common.oracle.base import InvalidAnswer, OracleContext, Question, validate
+from exil.common.oracle.base import validate
 from exil.common.oracle.explanations import ExplanationBank, explanation_question
 from exil.common.oracle.lexicon import LexiconTeacher
 from exil.common.oracle.llm import ChatClient, LLMOracle
+from exil.common.oracle.question import InvalidAnswer, OracleContext, Question
 from exil.common.oracle.simulated import SimulatedOracle
 
 
