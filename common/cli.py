@@ -56,7 +56,7 @@ def main() -> None:
         code = _guard(refuse_if_live, Path(resume))
         if code:
             sys.exit(code)
-    missing = missing_plugin(argv) or _misspelt_loop_key(argv)
+    missing = missing_plugin(argv) or _misspelt_loop_key(argv) or _run_dir_problem(argv)
     if missing:
         from rich.console import Console
         from rich.markup import escape
@@ -101,7 +101,7 @@ def missing_plugin(argv: list[str]) -> str | None:
                         wanted.append((kind, line.split(":", 1)[1].strip(), arg))
     storage = _given(argv, "hydra.sweeper.storage")
     if storage and storage != "null":
-        why = _optuna_storage_problem(storage)
+        why = _optuna_storage_problem(storage, argv)
         if why:
             return why
     for kind, value, arg in wanted:
@@ -141,19 +141,64 @@ def _misspelt_loop_key(argv: list[str]) -> str | None:
     return None
 
 
-def _optuna_storage_problem(storage: str) -> str | None:
-    """Why ``hydra.sweeper.storage=<url>`` cannot work here, or None. hydra-optuna-sweeper pins Optuna 2.10,
-    whose database storage fails under SQLAlchemy 2 with a bare ``AssertionError`` mid-sweep."""
+def _run_dir_problem(argv: list[str]) -> str | None:
+    """``hydra.run.dir`` / ``hydra.sweep.dir`` naming a file (or a folder inside one): Hydra would fail making it
+    with a traceback before the run starts."""
+    for key in ("hydra.run.dir", "hydra.sweep.dir"):
+        value = _given(argv, key)
+        if not value or "${" in value:
+            continue
+        path = Path(value).expanduser()
+        for p in (path, *path.parents):
+            if p.exists() and not p.is_dir():
+                what = "is a file" if p == path else f"is inside {p}, which is a file"
+                return f"{key}={value} {what}: give a folder (a new one is made)"
+    return None
+
+
+def _optuna_storage_problem(storage: str, argv: list[str] = ()) -> str | None:
+    """Why ``hydra.sweeper.storage=<url>`` cannot work, or None. hydra-optuna-sweeper pins Optuna 2.10, whose
+    database storage fails under SQLAlchemy 2 with a bare ``AssertionError`` mid-sweep (``exil[search]`` installs
+    SQLAlchemy 1.4); a URL that is none, a SQLite file in a folder that does not exist, a missing database driver;
+    and a resumed study's new trials sent into the folder of an earlier invocation, where Hydra would number them
+    from 0 again onto its runs. Each is said in one line before anything runs."""
     try:
         import optuna
         import sqlalchemy
     except ImportError:
         return None  # the missing sweeper is named by missing_plugin
     if int(sqlalchemy.__version__.split(".")[0]) >= 2 and int(optuna.__version__.split(".")[0]) < 3:
-        return (f"hydra.sweeper.storage={storage}: the Optuna sweeper's Optuna {optuna.__version__} cannot open a "
-                f"database with SQLAlchemy {sqlalchemy.__version__} (installed here). Drop the setting (the study "
-                "lives in the sweep's process, and every trial's run folder and journal are kept), or install "
-                "'sqlalchemy<2' for a persistent, resumable study")
+        return (f"hydra.sweeper.storage={storage}: the Optuna sweeper's Optuna {optuna.__version__} opens a study "
+                f"database only with SQLAlchemy 1.4, and {sqlalchemy.__version__} is installed here: pip install "
+                "'exil[search]' (it installs SQLAlchemy 1.4), or drop the setting (the study then lives in the "
+                "sweep's process; every trial's run folder is kept)")
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(storage)
+        dialect = url.get_dialect()
+    except Exception as e:  # SQLAlchemy's ArgumentError, NoSuchModuleError
+        return (f"hydra.sweeper.storage={storage} is not a database URL SQLAlchemy can open ({e}); a study file: "
+                "hydra.sweeper.storage=sqlite:///study.db (in this folder) or sqlite:////abs/path/study.db")
+    try:
+        (getattr(dialect, "import_dbapi", None) or dialect.dbapi)()
+    except ImportError as e:
+        return f"hydra.sweeper.storage={storage}: the {url.drivername} database driver is not installed ({e})"
+    if url.drivername.startswith("sqlite") and url.database and url.database != ":memory:":
+        folder = Path(url.database).expanduser().parent
+        if not folder.is_dir():
+            return (f"hydra.sweeper.storage={storage}: the folder {folder} does not exist; make it, or give "
+                    "sqlite:///<existing folder>/<file>.db")
+    sweep_dir = _given(list(argv), "hydra.sweep.dir")
+    if sweep_dir and "${" not in sweep_dir:
+        held = sorted(str(j.parent.relative_to(Path(sweep_dir).expanduser()))
+                      for j in Path(sweep_dir).expanduser().glob("*/journal.sqlite"))
+        if held:
+            return (f"hydra.sweep.dir={sweep_dir} already holds the runs of an earlier invocation "
+                    f"({', '.join(held[:5])}{', ...' if len(held) > 5 else ''}), and the sweeper numbers a resumed "
+                    "study's new trials from 0 again, onto them: give each invocation a folder of its own (without "
+                    "hydra.sweep.dir, outputs/multiruns/<date>/<time>); `exil compare` over both folders ranks "
+                    "every trial")
     return None
 
 

@@ -286,6 +286,7 @@ def build_parts(cfg, team=None):
     from omegaconf.errors import ConfigKeyError, ValidationError
 
     from exil.common import distributed
+    from exil.common.config_check import check_values
     from exil.common.errors import ConfigError
     from exil.common.loop import LoopConfig, seed_init
 
@@ -296,6 +297,7 @@ def build_parts(cfg, team=None):
     except (ValidationError, ConfigKeyError) as e:
         key = f"loop.{e.full_key}" if getattr(e, "full_key", None) else "loop"
         raise ConfigError(f"{key}: {str(e.msg).splitlines()[0]}") from None
+    check_values(cfg)  # every value against what it builds, before anything is built or asked
     dm = instantiate(cfg.dataset)
     dm.setup()
     seed_init(loop_cfg.seed)  # the initial weights depend on the seed only
@@ -306,6 +308,12 @@ def build_parts(cfg, team=None):
     device = loop_cfg.device
     if device == "auto":
         device = "cuda" if accel in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu"
+    elif device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"loop.device={device}, but this machine has no GPU that PyTorch can use "
+                          "(torch.cuda.is_available() is false): use loop.device=auto or cpu")
+    if accel in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.accelerator={accel}, but this machine has no GPU that PyTorch can use: use "
+                          "trainer=cpu (or trainer.accelerator=auto)")
     if team is None:
         distributed.check_launch(cfg.trainer)  # a launched run's trainer, or a ddp_multi trainer without one
     if team is not None and device == "cuda":

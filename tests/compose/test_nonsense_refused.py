@@ -28,6 +28,14 @@ BAD = {
     "trainer=ddp_multi_cpu": "trainer.strategy=ddp (trainer=ddp_multi / ddp_multi_cpu) runs in processes a launcher "
                              "started: `torchrun --nproc-per-node=N",
     "loop.embeddings=bf16": "loop.embeddings='bf16': valid choices are auto, float32, float16, disk",
+    # one validation pass over every group's values, before the initial set is asked (issue 24)
+    "trainer.max_epochs=abc": "trainer.max_epochs=abc: must be a whole number or null",
+    "dataset.test_size=1.5": "dataset.test_size=1.5: must be a fraction in (0, 1) or a whole number of items ≥ 1",
+    "oracle.latency=-1": "oracle.latency=-1: must be seconds ≥ 0",
+    "oracle.noise=abc": "oracle.noise=abc: must be a number",
+    "method.module.optimizer.lr=-0.1": "method.module.optimizer.lr=-0.1: must be a learning rate > 0",
+    "trainer.accelerator=gpu": "trainer.accelerator=gpu, but this machine has no GPU that PyTorch can use",
+    "loop.device=cuda": "loop.device=cuda, but this machine has no GPU that PyTorch can use",
     "strategy=xal": "strategy=xal needs a model that explains its predictions (method=xal), and method=baseline "
                     "is Classifier; choices that work: method=xal",
 }
@@ -62,12 +70,31 @@ def test_a_method_that_changes_its_model_is_refused_a_reset_before_round_0(tmp_p
     assert "loop.reset_each_round=false" in err and not (tmp_path / "run" / "journal.sqlite").exists()
 
 
+def test_a_value_of_a_users_own_target_is_checked_against_its_signature(tmp_path, capsys):
+    """The check reads any target's annotations, not a list of exil's keys: a Literal of Lightning's Trainer."""
+    code = _guard(run, compose(["loop.rounds=1", "trainer.max_epochs=1", "+trainer.precision=13"], tmp_path / "run"))
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and err.startswith("error: trainer.precision=13: must be one of"), err
+    assert not (tmp_path / "run" / "journal.sqlite").exists()
+
+
 def test_the_command_line_exits_2_with_one_line(tmp_path):
     env = dict(os.environ, WANDB_MODE="offline", PYTHONPATH=str(ROOT))
     p = subprocess.run([sys.executable, "-m", "exil.common.cli", "loop.rounds=-1", f"hydra.run.dir={tmp_path}/r"],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert [ln for ln in p.stderr.splitlines() if ln.strip()] == ["error: loop.rounds=-1: must be a whole number ≥ 0"]
+
+
+def test_a_run_folder_that_is_a_file_is_one_line(tmp_path):
+    (tmp_path / "f").write_text("x")
+    env = dict(os.environ, WANDB_MODE="offline", PYTHONPATH=str(ROOT))
+    p = subprocess.run([sys.executable, "-m", "exil.common.cli", f"hydra.run.dir={tmp_path}/f/run"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert [ln for ln in p.stderr.splitlines() if ln.strip()] == [
+        f"error: hydra.run.dir={tmp_path}/f/run is inside {tmp_path}/f, which is a file: give a folder (a new one is "
+        "made)"]
 
 
 def test_a_run_whose_pool_runs_out_says_it_stopped_early(tmp_path, capsys):
