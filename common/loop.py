@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from exil.common.abilities import HasTexts, TextData, check_composition
+from exil.common.config_secrets import redact_config
 from exil.common.data.base import PoolDataModule
 from exil.common.distributed import alone
 from exil.common.errors import ConfigError, ExilError
@@ -144,9 +145,11 @@ class ActiveLoop:
         run_dir: where the journal, checkpoints and results live.
         loggers: Lightning loggers that receive the per-round metrics (step = labels).
         device: where pool scoring runs.
-        config: the resolved config, stored in the journal (a resumed run must match it).
+        config: the resolved config, stored in the journal (a resumed run must match it), credentials in URLs
+            redacted (:mod:`exil.common.config_secrets`).
         on_stage: optional ``callback(round, stage, seconds)`` after each stage (progress display).
-        overrides: the command line's overrides, kept in the journal (a resumed run's ``.hydra/overrides.yaml`` is put back).
+        overrides: the command line's overrides, kept in the journal (a resumed run's ``.hydra/overrides.yaml``
+            is put back), redacted as ``config``.
     """
 
     def __init__(
@@ -178,8 +181,8 @@ class ActiveLoop:
         self.run_log = RunLog(self.loggers, hooks.progress_axis)
         self._query_predictions: dict[int, dict[int, int]] = {}  # round → {item: the model's class when queried}
         self.device = torch.device(device)
-        self.config = config or {}
-        self.overrides = list(overrides) if overrides is not None else None
+        self.config = redact_config(config or {})  # no credential in a URL is written to the journal
+        self.overrides = redact_config(list(overrides)) if overrides is not None else None
         self.on_stage = on_stage
         self.journal: Journal | None = None
         self.asker: Asker | None = None
@@ -530,8 +533,9 @@ class ActiveLoop:
 
 
 def _identity(config: dict[str, Any]) -> dict[str, Any]:
-    """What a run's results depend on: its config less where its logs go (loggers, tags)."""
-    return {k: v for k, v in config.items() if k not in NOT_IDENTITY}
+    """What a run's results depend on: its config less where its logs go (loggers, tags), credentials in URLs
+    redacted (a journal written before they were still has them)."""
+    return {k: v for k, v in redact_config(config).items() if k not in NOT_IDENTITY}
 
 
 #: config keys that say where and how a run is reported, not what it computes

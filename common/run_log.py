@@ -25,6 +25,8 @@ from typing import Any, Sequence
 
 import lightning.pytorch as pl
 
+from exil.common.config_secrets import redact_config
+
 MAX_TABLE_ROWS = 200
 MAX_IMAGES = 8
 AXES = ("round", "n_labels", "n_questions", "n_explanations")
@@ -81,14 +83,14 @@ class RunLog:
 
     # ---------------------------------------------------------------- start
     def start(self, config: dict[str, Any]) -> None:
-        """The resolved config as hyperparameters; W&B's axes declared. A resumed run's CSV keeps the per-epoch
-        rows of its earlier sessions (Lightning's CSV writer deletes ``metrics.csv`` when it opens it; the
-        per-round rows come back from the journal, :meth:`ActiveLoop._replay_logs`)."""
+        """The resolved config as hyperparameters (credentials in URLs redacted); W&B's axes declared. A resumed
+        run's CSV keeps the per-epoch rows of its earlier sessions (Lightning's CSV writer deletes ``metrics.csv``
+        when it opens it; the per-round rows come back from the journal, :meth:`ActiveLoop._replay_logs`)."""
         kept = [(lg, _epoch_rows(lg)) for lg in self.loggers if _kind(lg) == "CSVLogger"]
-        self.config = config
+        self.config = redact_config(config)  # csv/hparams.yaml, TensorBoard's HParams, W&B: no credential in a URL
         for lg in self.loggers:
             if _kind(lg) != "TensorBoardLogger":  # TensorBoard's HParams need the metrics: written at the end
-                lg.log_hyperparams(config)
+                lg.log_hyperparams(self.config)
         for lg, rows in kept:
             for step, row in rows:
                 lg.log_metrics(row, step=step)

@@ -9,25 +9,32 @@ cut off by a kill mid-write is skipped when the cache is read.
 Retry and deadline policy (retries through :mod:`tenacity`):
 
 * **Deadline.** Each attempt has ``timeout`` seconds in all — waiting for a connection, connecting,
-  sending, waiting for the reply and reading its body (httpx's own timeouts are per operation). Each
-  stage (connect, send, headers, body) waits at most the time left when it begins, and the body is read
-  in chunks, the attempt abandoned at the first chunk past the deadline: a server that trickles its reply
-  a byte at a time fails the attempt after about ``timeout`` s. (A stalled read that began just before the
-  deadline can overrun it by at most the time left when its stage began; only a server trickling its
-  *header lines* byte by byte is bounded per read rather than in all.)
+  sending, waiting for the reply and reading its status line, headers and body (httpx's own timeouts are per
+  operation). Every read, write, connect and TLS handshake on the attempt's connection waits at most the time
+  left until the attempt's deadline, and one that would begin after it fails at once (the connections come
+  from an httpcore network backend that reads each thread's deadline, also under a proxy from the
+  environment): a server that trickles its status line, its headers or its body a byte at a time fails the
+  attempt after about ``timeout`` s. (Only a DNS lookup, which no timeout of the standard library bounds, is
+  outside it.)
+* **One deadline per request**: ``deadline`` seconds (default 180) across all its attempts and the waits
+  between them. No wait begins that would end past it, and an attempt that begins near it gets only the time
+  left; when it is spent the run stops with an ExilError that says so and names ``oracle.client.deadline``.
+  (Without it, the defaults — 6 attempts of 60 s, 31 s of backoff — would let one request take 391 s.)
 * **Transient failures are retried**: HTTP 408, 409, 425, 429 and 5xx; timeouts; refused, reset or broken
   connections; protocol errors (a bad status line, a body cut off before its ``Content-Length``); and
   invalid replies — a body that is not JSON, or not an object whose ``choices[0].message.content`` is a
   string (``null`` content is read as ``""``, which the oracle asks again). At most ``retries`` further
   attempts; the wait before retry ``a`` (1, 2, ...) is ``min(backoff · 2^(a-1), max_backoff)`` seconds,
   or the server's ``Retry-After`` (on 429 and 503) if that is longer, still capped at ``max_backoff``.
-  When the retries are spent the run stops with an :class:`~exil.common.errors.ExilError`; resuming it asks
-  again, the answers so far are kept.
+  When the retries (or the request's deadline) are spent the run stops with an
+  :class:`~exil.common.errors.ExilError`; resuming it asks again, the answers so far are kept.
 * **Anything else fails at once** with an ExilError that says what to fix: HTTP 400, 401, 403, 404,
   422, ... (and redirects: ``base_url`` is then wrong), an unsupported URL scheme.
 * **Secrets are never printed**: every error message and every log line goes through :func:`redact`,
-  which hides the API key's value, ``Bearer ...`` credentials and ``sk-...`` tokens; reply bodies quoted
-  in errors are cut to :data:`SNIPPET` characters.
+  which hides the API key's value, ``Bearer ...`` credentials, ``sk-...`` tokens and credentials in URLs;
+  reply bodies quoted in errors are cut to :data:`SNIPPET` characters. A credential in ``base_url`` is
+  redacted wherever the config is written (:mod:`exil.common.config_secrets`); a resumed run, whose config
+  comes from its journal, takes ``base_url`` whole from ``$OPENAI_BASE_URL`` (``base_url_env``).
 
 :class:`LLMOracle` answers ``explain_label`` (XAL): for an item and its label it asks, concurrently,
 for an explanation of each class — the gold label's (reasonable) and the others' (unreasonable) — with
@@ -52,9 +59,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import httpcore
 import httpx
 import tenacity
 
+from exil.common.config_secrets import REDACTED, URL_SECRET_PATTERNS, redact_url
 from exil.common.errors import ConfigError, ExilError
 from exil.common.oracle.base import SIMULATED_SETTINGS, Oracle
 from exil.common.oracle.question import OracleContext, Question
@@ -82,8 +91,7 @@ _SECRET_PATTERNS = (
     (re.compile(r"(?i)\bbearer\s+[^\s\"',;]+"), "Bearer [redacted]"),
     (re.compile(r"(?i)\bbasic\s+[A-Za-z0-9+/]{8,}={0,2}"), "Basic [redacted]"),
     (re.compile(r"sk-[A-Za-z0-9_\-]{8,}"), "[redacted]"),
-    (re.compile(r"(?i)([?&](?:api[_-]?key|key|token|access_token)=)[^&#\s\"']+"), r"\1[redacted]"),
-    (re.compile(r"(://[^/\s:@]+:)[^/\s@]+@"), r"\1[redacted]@"),  # a password in a URL
+    *URL_SECRET_PATTERNS,  # keys in URL queries, passwords in URLs (also what a written config hides)
 )
 _known_secrets: frozenset[str] = frozenset()  # the API keys clients have sent (replaced whole: thread-safe reads)
 
@@ -235,6 +243,93 @@ class _TimeLeft(dict):
         return self._left()
 
 
+class _Deadline(threading.local):
+    """The deadline (``time.monotonic()``) of the attempt the current thread is making, or None between attempts.
+    httpx's sync client does all of a request's I/O in the thread that sends it."""
+
+    at: float | None = None
+
+    def bound(self, timeout: float | None, late: type[Exception]) -> float | None:
+        """``timeout`` cut to the time left (``late`` raised if none is)."""
+        if self.at is None:
+            return timeout
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise late("the attempt's deadline has passed")
+        return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read, write and TLS handshake waits at most until the deadline of the attempt using
+    it: a server that trickles its status line, its headers or its body a byte at a time is cut at the deadline,
+    not one whole timeout per byte."""
+
+    def __init__(self, stream: httpcore.NetworkStream, deadline: _Deadline):
+        self._stream, self._deadline = stream, deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, self._deadline.bound(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, self._deadline.bound(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        timeout = self._deadline.bound(timeout, httpcore.ConnectTimeout)
+        stream = self._stream.start_tls(ssl_context, server_hostname, timeout)
+        return _DeadlineStream(stream, self._deadline)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's network backend (``ConnectionPool(network_backend=...)``) whose connections are
+    :class:`_DeadlineStream` objects; connecting waits at most the time left too."""
+
+    def __init__(self, backend: httpcore.NetworkBackend, deadline: _Deadline):
+        self._backend, self._deadline = backend, deadline
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Any = None) -> httpcore.NetworkStream:
+        stream = self._backend.connect_tcp(host, port, self._deadline.bound(timeout, httpcore.ConnectTimeout),
+                                           local_address=local_address, socket_options=socket_options)
+        return _DeadlineStream(stream, self._deadline)
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Any = None) -> httpcore.NetworkStream:
+        stream = self._backend.connect_unix_socket(path, self._deadline.bound(timeout, httpcore.ConnectTimeout),
+                                                   socket_options=socket_options)
+        return _DeadlineStream(stream, self._deadline)
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def _bound_by_deadline(client: httpx.Client, deadline: _Deadline) -> bool:
+    """Put :class:`_DeadlineBackend` under every transport of ``client``: its own and those mounted for the
+    environment's proxies (``HTTPS_PROXY``, ...: an HTTP or SOCKS proxy's pool is an httpcore
+    ``ConnectionPool`` too). httpx does not pass a network backend through, so each pool's is wrapped in place;
+    False (nothing changed) if this httpx or httpcore keeps them elsewhere."""
+    pools = []
+    for transport in (getattr(client, "_transport", None), *getattr(client, "_mounts", {}).values()):
+        if transport is None:
+            continue
+        pool = getattr(transport, "_pool", None)
+        if not isinstance(getattr(pool, "_network_backend", None), httpcore.NetworkBackend):
+            return False
+        pools.append(pool)
+    if not pools:
+        return False
+    for pool in pools:
+        if not isinstance(pool._network_backend, _DeadlineBackend):
+            pool._network_backend = _DeadlineBackend(pool._network_backend, deadline)
+    return True
+
+
 class ChatClient:
     """OpenAI-compatible chat completions with a deadline, retries, bounded concurrency and a request cache
     (the module docstring has the retry and deadline policy).
@@ -244,28 +339,40 @@ class ChatClient:
         model: the model name sent with each request.
         api_key_env: the environment variable holding the key (unset: no Authorization header).
         timeout: seconds per attempt, in all (connecting, sending, waiting, reading the reply).
-        retries: further attempts after a transient failure.
+        deadline: seconds per request, in all: its attempts and the waits between them (default 180 s; without
+            it the other defaults would allow 6 attempts of 60 s and 31 s of waits, 391 s).
+        retries: further attempts after a transient failure (as many as fit before ``deadline``).
         backoff, max_backoff: the wait before retry ``a`` is ``min(backoff · 2^(a-1), max_backoff)`` seconds
             (or a longer ``Retry-After``, still capped at ``max_backoff``).
         concurrency: requests in flight at most (in :meth:`complete_many`).
         temperature, max_tokens: sent with each request.
         cache_path: the request cache (JSONL); ``None`` until the oracle sets it to the run's folder.
+        base_url_env: the environment variable a ``base_url`` whose credentials were redacted (``[redacted]``,
+            as a resumed run's config from its journal has it: :mod:`exil.common.config_secrets`) is taken from,
+            whole, when it holds the same URL with its credentials.
     """
 
     def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", timeout: float = 60.0,
                  retries: int = 5, backoff: float = 1.0, max_backoff: float = 30.0, concurrency: int = 4,
-                 temperature: float = 0.0, max_tokens: int = 128, cache_path: str | Path | None = None):
+                 temperature: float = 0.0, max_tokens: int = 128, cache_path: str | Path | None = None,
+                 deadline: float = 180.0, base_url_env: str | None = "OPENAI_BASE_URL"):
         if concurrency < 1 or retries < 0 or timeout <= 0 or backoff < 0 or max_backoff < 0:
             raise ConfigError(f"llm client: concurrency >= 1, retries >= 0, timeout > 0 and backoff, max_backoff "
                               f">= 0 are needed, got {concurrency}, {retries}, {timeout}, {backoff}, {max_backoff}")
-        self.url = str(base_url).rstrip("/") + "/chat/completions"
+        if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not deadline > 0:
+            raise ConfigError(f"llm client: deadline (oracle.client.deadline, seconds per request across its "
+                              f"retries) must be a number > 0, got {deadline!r}")
+        base_url = self._with_credentials(str(base_url), base_url_env)
+        self.url = base_url.rstrip("/") + "/chat/completions"
         try:
             scheme = httpx.URL(self.url).scheme
         except (httpx.InvalidURL, TypeError, ValueError) as e:
             raise ConfigError(f"llm client: base_url {redact(base_url)!r} is not a URL ({redact(str(e))})") from None
         if scheme not in ("http", "https"):
             raise ConfigError(f"llm client: base_url {redact(base_url)!r} must start with http:// or https://")
-        self.model, self.api_key_env, self.timeout = model, api_key_env, float(timeout)
+        self.model, self.api_key_env, self.timeout, self.deadline = model, api_key_env, float(timeout), float(deadline)
+        self.base_url_env = base_url_env
+        self._deadline = _Deadline()  # the attempt each thread is making (read by the connections' I/O)
         self.retries, self.backoff, self.max_backoff, self.concurrency = retries, backoff, max_backoff, concurrency
         self.temperature, self.max_tokens = temperature, max_tokens
         self.requests = 0  # HTTP requests sent (retries included)
@@ -276,6 +383,21 @@ class ChatClient:
         self.cache_path: Path | None = None
         if cache_path is not None:
             self.use_cache(cache_path)
+
+    @staticmethod
+    def _with_credentials(base_url: str, env: str | None) -> str:
+        """``base_url``, or, if its credentials were redacted, the URL in ``$env`` that redacts to it."""
+        if REDACTED not in base_url:
+            return base_url
+        given = os.environ.get(env, "").strip() if env else ""
+        if given and redact_url(given).rstrip("/") == base_url.rstrip("/"):
+            return given
+        if env:
+            fix = (f"${env} holds another URL" if given else f"${env} is not set") + f"; set ${env} to the whole URL"
+        else:
+            fix = "oracle.client.base_url_env is null; name a variable that holds the whole URL"
+        raise ConfigError(f"llm client: base_url {base_url!r} has a redacted credential (a run's config is written, "
+                          f"and read back on resume, without one) and {fix}, credential included")
 
     # --------------------------------------------------------------- cache
     def use_cache(self, path: str | Path) -> None:
@@ -368,6 +490,10 @@ class ChatClient:
                     timeout=self.timeout, follow_redirects=False,
                     limits=httpx.Limits(max_connections=max(100, self.concurrency),
                                         max_keepalive_connections=self.concurrency))
+                if not _bound_by_deadline(self._http, self._deadline):
+                    log.warning("this httpx (%s) / httpcore (%s) keeps its connection pools elsewhere: each "
+                                "read of a reply's headers waits up to oracle.client.timeout, not only until the "
+                                "attempt's deadline", httpx.__version__, httpcore.__version__)
             return self._http
 
     def _api_key(self) -> str | None:
@@ -393,15 +519,29 @@ class ChatClient:
         if key:
             headers["Authorization"] = f"Bearer {key}"
         attempts = self.retries + 1
-        retrying = tenacity.Retrying(stop=tenacity.stop_after_attempt(attempts), wait=self._wait,
-                                     retry=tenacity.retry_if_exception_type(_Transient),
+        end = time.monotonic() + self.deadline  # the request's deadline, across its attempts and waits
+        made = [0]
+
+        def stop(state: tenacity.RetryCallState) -> bool:  # the attempts are spent, or the wait would end past it
+            return state.attempt_number >= attempts or time.monotonic() + self._wait(state) >= end
+
+        def attempt() -> str:
+            made[0] += 1
+            return self._attempt(body, headers, end)
+
+        retrying = tenacity.Retrying(stop=stop, wait=self._wait, retry=tenacity.retry_if_exception_type(_Transient),
                                      before_sleep=self._log_retry, reraise=True)
         try:
-            return retrying(self._attempt, body, headers)
+            return retrying(attempt)
         except _Transient as e:
-            raise ExilError(self._redact(
-                f"the LLM endpoint {self.url} failed {attempts} times; last: {e.what} ({e.hint}). The run "
-                "stopped; resume it (loop.resume=<run dir>) to ask again — answers so far are kept")) from None
+            if made[0] < attempts:
+                what = (f"the LLM endpoint {self.url} gave no answer within the request's {self.deadline:g} s "
+                        f"deadline ({made[0]} attempt{'s' if made[0] != 1 else ''}); last: {e.what} ({e.hint}). "
+                        "Raise oracle.client.deadline to keep trying longer")
+            else:
+                what = f"the LLM endpoint {self.url} failed {attempts} times; last: {e.what} ({e.hint})"
+            raise ExilError(self._redact(f"{what}. The run stopped; resume it (loop.resume=<run dir>) to ask "
+                                         "again — answers so far are kept")) from None
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         """Seconds before the next attempt: the exponential backoff, or a longer ``Retry-After``; at most
@@ -418,16 +558,24 @@ class ChatClient:
         log.info(self._redact(f"LLM request to {self.url} failed ({getattr(exc, 'what', exc)}); retry "
                               f"{state.attempt_number} of {self.retries} in {wait:.2f} s"))
 
-    def _attempt(self, body: bytes, headers: dict[str, str]) -> str:
-        """One request within the deadline: the reply's content, or :class:`_Transient`, or an ExilError."""
+    def _attempt(self, body: bytes, headers: dict[str, str], end: float | None = None) -> str:
+        """One request within the attempt's deadline (``timeout`` from now, or the request's ``end`` if sooner):
+        the reply's content, or :class:`_Transient`, or an ExilError."""
         with self._lock:
             self.requests += 1
+        client = self._client()
         deadline = time.monotonic() + self.timeout
-        late = f"no complete reply within the {self.timeout:g} s timeout"
-        late_hint = "raise oracle.client.timeout if the model is this slow, or check the server"
+        if end is not None and end < deadline:
+            deadline = end
+            late = f"no complete reply before the request's {self.deadline:g} s deadline"
+            late_hint = "raise oracle.client.deadline if the model is this slow, or check the server"
+        else:
+            late = f"no complete reply within the {self.timeout:g} s timeout"
+            late_hint = "raise oracle.client.timeout if the model is this slow, or check the server"
+        self._deadline.at = deadline  # every read, write and connect of this thread's attempt ends by then
         try:
-            with self._client().stream("POST", self.url, content=body, headers=headers,
-                                       extensions={"timeout": _TimeLeft(deadline, self.timeout)}) as resp:
+            with client.stream("POST", self.url, content=body, headers=headers,
+                               extensions={"timeout": _TimeLeft(deadline, self.timeout)}) as resp:
                 status, ok = resp.status_code, resp.is_success
                 limit = MAX_REPLY_BYTES if ok else MAX_ERROR_BYTES
                 chunks, size = [], 0
@@ -457,6 +605,8 @@ class ChatClient:
             what = f"{type(e).__name__}: {_snippet(str(e))}"
             raise ExilError(self._redact(f"could not send a request to the LLM endpoint {self.url} ({what}); "
                                          "check oracle.client.base_url")) from None
+        finally:
+            self._deadline.at = None
         if ok:
             try:
                 return parse_reply(raw)

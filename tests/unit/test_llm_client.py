@@ -164,6 +164,101 @@ def test_a_trickling_body_is_cut_at_the_deadline(stand):
     assert s.count == 1 and "failed 1 times" in str(e.value)
 
 
+def trickled_head(stop: threading.Event, gap: float = 0.2):
+    """A reply whose status line and headers come one byte every ``gap`` s (each byte well within any read
+    timeout), about 60 s in all: only a deadline on the whole attempt cuts it."""
+    head = http(200, "", {"X-Padding": "p" * 240}).split(b"\r\n\r\n")[0] + b"\r\n\r\n"
+
+    def reply(sock, req):
+        for b in head:
+            if stop.wait(gap):
+                return
+            sock.sendall(bytes([b]))
+
+    return reply
+
+
+def test_a_server_trickling_its_headers_is_cut_at_the_deadline(stand):
+    s = stand()
+    s.replies.append(trickled_head(s.stop))
+    t0 = time.monotonic()
+    with pytest.raises(ExilError, match=r"failed 1 times; last: no complete reply within the 1 s timeout"):
+        client(s, timeout=1, retries=0).complete(MSGS)
+    elapsed = time.monotonic() - t0
+    assert elapsed < 3, f"took {elapsed:.1f} s"  # each byte within a per-read timeout: ~60 s if only those held
+    assert s.count == 1
+
+
+def test_a_proxy_from_the_environment_is_used_and_its_trickle_cut_too(stand, monkeypatch):
+    s = stand(completion())
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    proxy = s.url.rsplit("/", 1)[0]
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    monkeypatch.setenv("http_proxy", proxy)
+    c = ChatClient("http://llm.invalid/v1", "stand-in", timeout=1, retries=0)
+    assert c.complete(MSGS) == "because fresh"  # sent to the proxy (the stand-in), in absolute form
+    assert s.requests[0]["path"] == "http://llm.invalid/v1/chat/completions"
+    s.replies[:] = [trickled_head(s.stop)]
+    t0 = time.monotonic()
+    with pytest.raises(ExilError, match="no complete reply within the 1 s timeout"):
+        c.complete([{"role": "user", "content": "why rotten"}])
+    assert time.monotonic() - t0 < 3 and s.count == 2
+    c.close()
+
+
+def test_retries_stop_at_the_request_deadline_with_a_clear_error(stand):
+    s = stand(http(503, {"error": "overloaded"}))
+    t0 = time.monotonic()
+    with pytest.raises(ExilError, match=r"no answer within the request's 1\.5 s deadline \(\d+ attempts\); "
+                                        r"last: HTTP 503.*Raise oracle\.client\.deadline") as e:
+        client(s, timeout=1, retries=1000, backoff=0.2, max_backoff=0.2, deadline=1.5).complete(MSGS)
+    elapsed = time.monotonic() - t0
+    assert elapsed < 2.5, f"took {elapsed:.1f} s"
+    assert 2 <= s.count <= 9 and "resume" in str(e.value)
+
+
+def test_an_attempt_is_cut_at_the_request_deadline_when_that_comes_first(stand):
+    s = stand(lambda sock, req: s.stop.wait(30))  # never answers; the attempt's own timeout is longer
+    t0 = time.monotonic()
+    with pytest.raises(ExilError, match=r"no complete reply before the request's 1 s deadline.*"
+                                        r"raise oracle\.client\.deadline"):
+        client(s, timeout=20, retries=3, deadline=1).complete(MSGS)
+    assert time.monotonic() - t0 < 3 and s.count == 1
+
+
+def test_the_defaults_bound_a_request_well_below_391_s():
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    c = ChatClient("http://127.0.0.1:1/v1", "m")
+    assert c.deadline == 180 and c.timeout == 60 and c.retries == 5  # 6 × 60 s + 31 s of waits were possible
+    conf = Path(__file__).resolve().parents[2] / "common" / "conf" / "oracle" / "llm.yaml"
+    assert OmegaConf.load(conf).client.deadline == 180
+
+
+def test_a_redacted_base_url_takes_its_credentials_from_the_environment(stand, monkeypatch):
+    import base64
+
+    s = stand(completion())
+    full = s.url.replace("http://", "http://user:pw-123@")
+    stored = full.replace("pw-123", "[redacted]")  # what a resumed run's config (from its journal) says
+    monkeypatch.setenv("TEST_BASE_URL", full + "/")
+    c = ChatClient(stored, "m", base_url_env="TEST_BASE_URL", retries=0)
+    assert c.complete(MSGS) == "because fresh"
+    assert s.requests[0]["headers"]["authorization"] == "Basic " + base64.b64encode(b"user:pw-123").decode()
+    monkeypatch.setenv("TEST_BASE_URL", full.replace("pw-123", "other").replace("user", "someone"))
+    with pytest.raises(ConfigError, match=r"redacted credential .*\$TEST_BASE_URL holds another URL"):
+        ChatClient(stored, "m", base_url_env="TEST_BASE_URL")
+    monkeypatch.delenv("TEST_BASE_URL")
+    with pytest.raises(ConfigError, match=r"\$TEST_BASE_URL is not set; set \$TEST_BASE_URL to the whole URL") as e:
+        ChatClient(stored, "m", base_url_env="TEST_BASE_URL")
+    assert "pw-123" not in str(e.value)
+    with pytest.raises(ConfigError, match=r"base_url_env is null; name a variable that holds the whole URL"):
+        ChatClient(stored, "m", base_url_env=None)
+
+
 def test_a_server_that_never_answers_is_cut_at_the_deadline(stand):
     s = stand(lambda sock, req: s.stop.wait(10))
     t0 = time.monotonic()
@@ -286,6 +381,9 @@ def test_bad_settings_are_config_errors(monkeypatch):
         ChatClient("ftp://example.com/v1", "m")
     with pytest.raises(ConfigError, match="timeout > 0"):
         ChatClient("http://127.0.0.1:1/v1", "m", timeout=0)
+    for bad in (0, -1, "60", None, True):
+        with pytest.raises(ConfigError, match=r"deadline \(oracle\.client\.deadline.*must be a number > 0"):
+            ChatClient("http://127.0.0.1:1/v1", "m", deadline=bad)
     monkeypatch.setenv("TEST_LLM_KEY", "sk-a b")
     with pytest.raises(ConfigError, match=r"\$TEST_LLM_KEY has spaces"):
         ChatClient("http://127.0.0.1:1/v1", "m", api_key_env="TEST_LLM_KEY").complete(MSGS)
