@@ -170,7 +170,7 @@ def _optuna_storage_problem(storage: str, argv: list[str] = ()) -> str | None:
     if int(sqlalchemy.__version__.split(".")[0]) >= 2 and int(optuna.__version__.split(".")[0]) < 3:
         return (f"hydra.sweeper.storage={storage}: the Optuna sweeper's Optuna {optuna.__version__} opens a study "
                 f"database only with SQLAlchemy 1.4, and {sqlalchemy.__version__} is installed here: pip install "
-                "'exil[search]' (it installs SQLAlchemy 1.4), or drop the setting (the study then lives in the "
+                "'exil[search]' (it installs 'sqlalchemy<2'), or drop the setting (the study then lives in the "
                 "sweep's process; every trial's run folder is kept)")
     from sqlalchemy.engine import make_url
 
@@ -370,7 +370,8 @@ def _compare_cli(argv: list[str]) -> None:
 
     p = argparse.ArgumentParser(prog="exil compare", description="Compare runs (mean ± std over seeds).")
     p.add_argument("dirs", nargs="+")
-    p.add_argument("--metric", default="test/acc")
+    p.add_argument("--metric", default=None, help="default: the metric an Optuna search optimised (its runs are "
+                   "ranked, the best marked ★), else test/acc; a ..._auc metric ranks the area under the curve")
     p.add_argument("--out", default=None, help="where comparison.csv/png go (default: the first folder)")
     p.add_argument("--x", default=None, choices=["n_labels", "round", "n_explanations"],
                    help="the x-axis (default: labels; n_explanations: accuracy per explanation given)")

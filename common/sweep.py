@@ -9,9 +9,10 @@ from hydra.experimental.callback import Callback
 
 
 class CompareOnMultirunEnd(Callback):
-    """``metric`` is compared (``comparison.csv/png``); ``also`` adds tables and plot panels of more metrics."""
+    """``metric`` is compared (``comparison.csv/png``; default: what an Optuna search optimised, else ``test/acc``);
+    ``also`` adds tables and plot panels of more metrics."""
 
-    def __init__(self, metric: str = "test/acc", also: list[str] | None = None):
+    def __init__(self, metric: str | None = None, also: list[str] | None = None):
         self.metric, self.also = metric, list(also or [])
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:

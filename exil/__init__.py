@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -50,13 +50,18 @@ def results(run_dir: str | Path) -> list[dict]:
 @dataclass
 class Comparison:
     """What :func:`compare` found: one row per (configuration, x) with the mean and std over seeds, the x axis,
-    and the files written (``comparison.csv``, ``comparison.png``)."""
+    and the files written (``comparison.csv``, ``comparison.png``). A metric with one value per run
+    (``test/acc_auc``) has no x: one row per configuration, ranked. ``best``: the best configuration's label where
+    the runs are an Optuna search's (by its direction), and ``ranking`` its configurations best first (label, mean,
+    std, runs, best, folders: the final value of ``metric``); else None and empty."""
 
     rows: list[dict]
     metric: str
-    x: str
+    x: str | None
     csv: Path
     png: Path
+    best: str | None = None
+    ranking: list[dict] = field(default_factory=list)
 
     def frame(self):
         """The rows as a pandas DataFrame (label, x, mean, std, runs)."""
@@ -65,23 +70,26 @@ class Comparison:
         return pd.DataFrame(self.rows)
 
 
-def compare(run_dirs: Iterable[str | Path], out_dir: str | Path | None = None, metric: str = "test/acc",
+def compare(run_dirs: Iterable[str | Path], out_dir: str | Path | None = None, metric: str | None = None,
             x: str | None = None) -> Comparison:
     """``exil compare``: mean ± std of ``metric`` over seeds for each configuration of the runs found under
     ``run_dirs`` (run folders or folders holding them, e.g. a sweep's). Writes ``comparison.csv`` and
-    ``comparison.png`` into ``out_dir`` (default: the first folder given) and returns them with the rows."""
+    ``comparison.png`` into ``out_dir`` (default: the first folder given) and returns them with the rows.
+    ``metric``: default the metric an Optuna search optimised, where the runs are a search's, else ``test/acc``."""
     import csv
 
-    from exil.common.report import compare_runs, find_runs
+    from exil.common.report import comparison, find_runs
 
     given = [Path(d) for d in ([run_dirs] if isinstance(run_dirs, (str, Path)) else run_dirs)]
     out = Path(out_dir) if out_dir is not None else given[0]
-    png = compare_runs(find_runs(given), out, metric=metric, x=x)
-    table = out / "comparison.csv"
-    with open(table, newline="") as f:
+    done = comparison(find_runs(given), out, metric=metric, x=x)
+    with open(done.csv, newline="") as f:
         rows = list(csv.DictReader(f))
-    axis = next((k for k in (rows[0] if rows else {}) if k not in ("label", "mean", "std", "runs")), x or "n_labels")
     for r in rows:
-        r[axis], r["runs"] = int(float(r[axis])), int(r["runs"])
+        if done.x is not None:
+            r[done.x] = int(float(r[done.x]))
+        r["runs"] = int(r["runs"])
         r["mean"], r["std"] = float(r["mean"]), float(r["std"])
-    return Comparison(rows, metric, axis, table, png)
+        if "best" in r:
+            r["best"] = r["best"] == "True"
+    return Comparison(rows, done.metric, done.x, done.csv, done.png, done.best, done.ranking)

@@ -112,6 +112,50 @@ def test_a_three_trial_optuna_search_optimises_the_area_under_the_learning_curve
     assert len(lrs) == 3  # three different trials
 
 
+def test_an_optuna_study_in_a_database_is_resumed_by_the_next_invocation_and_compared_ranked(tmp_path):
+    """``hydra.sweeper.storage=sqlite:///...``: a second invocation with the same study runs only its own new
+    trials (new parameters, not the first invocation's again), the study holds both invocations' trials, the same
+    folder again is refused in one line, and ``exil compare`` over both folders ranks all four trials by the metric
+    the search optimised, each labelled by what it varied, the best marked."""
+    import optuna
+    import yaml
+
+    from exil.common.report import area_under_curve, run_rows
+
+    db = f"sqlite:///{tmp_path / 'study.db'}"
+    search = ["-m", "hparams_search=digits_optuna", "hydra.sweeper.n_trials=2", f"hydra.sweeper.storage={db}",
+              "hydra.sweeper.study_name=resumed", *TINY, "trainer.max_epochs=1"]
+    for folder in ("first", "second"):
+        p = exil(*search, f"hydra.sweep.dir={tmp_path / folder}")
+        assert p.returncode == 0, p.stderr[-3000:]
+    study = optuna.load_study(study_name="resumed", storage=db)
+    assert [(t.number, t.state.name) for t in study.trials] == [(n, "COMPLETE") for n in range(4)]
+    runs = [tmp_path / f / str(j) for f in ("first", "second") for j in (0, 1)]
+    assert sorted(tmp_path.glob("*/*/journal.sqlite")) == [d / "journal.sqlite" for d in runs]  # 2 + 2, no more
+    lrs = [next(float(o.split("=")[1]) for o in yaml.safe_load((d / ".hydra" / "overrides.yaml").read_text())
+                if o.startswith("method.module.optimizer.lr=")) for d in runs]
+    assert lrs == [t.params["method.module.optimizer.lr"] for t in study.trials] and len(set(lrs)) == 4
+    values = [area_under_curve(run_rows(d)[1], "test/acc") for d in runs]
+    assert [t.value for t in study.trials] == pytest.approx(values)
+    second = yaml.safe_load((tmp_path / "second" / "optimization_results.yaml").read_text())
+    assert second["best_value"] == pytest.approx(max(values))  # the study's best, over both invocations
+
+    p = exil(*search, f"hydra.sweep.dir={tmp_path / 'first'}")
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr[-2000:]
+    assert "already holds the runs of an earlier invocation" in p.stderr
+    assert len(optuna.load_study(study_name="resumed", storage=db).trials) == 4  # refused before any trial
+
+    p = exil("compare", str(tmp_path / "first"), str(tmp_path / "second"), "--out", str(tmp_path / "cmp"),
+             columns=200)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "test/acc_auc, the metric the search optimised (maximize)" in p.stdout
+    rows = [line for line in p.stdout.splitlines() if "lr=" in line]
+    assert len(rows) == 4 and all("strategy=" in r for r in rows)
+    best = runs[values.index(max(values))]
+    assert "★" in rows[0] and f"{best.parent.name}/{best.name}" in rows[0]  # ranked: the best first, marked
+    assert sum("★" in r for r in rows) == 1
+
+
 def test_a_missing_launcher_plugin_names_the_extra(tmp_path):
     import importlib.util
 
