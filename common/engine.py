@@ -211,13 +211,17 @@ def print_config(cfg, console) -> None:
     from rich.syntax import Syntax
     from rich.tree import Tree
 
+    from exil.common.config_secrets import redact_config
+
     tree = Tree("config", guide_style="dim")
     first = ["dataset", "backbone", "method", "strategy", "oracle", "loop", "trainer", "logger"]
     for key in first + sorted(k for k in cfg if k not in first):
         if key not in cfg:
             continue
         node = cfg[key]
-        text = OmegaConf.to_yaml(node, resolve=True) if OmegaConf.is_config(node) else str(node)
+        plain = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+        plain = redact_config(plain)  # a credential in a URL (oracle.client.base_url) is not printed
+        text = OmegaConf.to_yaml(plain) if isinstance(plain, (dict, list)) else str(plain)
         tree.add(key, guide_style="dim").add(Syntax(text.rstrip(), "yaml", theme="ansi_dark", background_color="default"))
     console.print(tree)
 
@@ -388,6 +392,7 @@ def _resumed_config(cfg, run_dir: Path):
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
+    from exil.common.config_secrets import redact_config
     from exil.common.errors import ConfigError, ExilError
     from exil.common.journal import read_journal
     from exil.common.run_folder import RunFolderDamaged, check_journal, refuse_links, stored_config_problem
@@ -425,9 +430,10 @@ def _resumed_config(cfg, run_dir: Path):
             lg.save_dir = str(run_dir)
     hydra_dir = resume / ".hydra"
     if hydra_dir.is_dir():  # Hydra wrote the command line's config and overrides here: put the run's back
-        OmegaConf.save(stored, hydra_dir / "config.yaml")
+        # (redacted: a journal written before credentials in URLs were redacted still has them)
+        OmegaConf.save(OmegaConf.create(redact_config(OmegaConf.to_container(stored))), hydra_dir / "config.yaml")
         if meta.get("overrides") is not None:
-            OmegaConf.save(OmegaConf.create(list(meta["overrides"])), hydra_dir / "overrides.yaml")
+            OmegaConf.save(OmegaConf.create(redact_config(list(meta["overrides"]))), hydra_dir / "overrides.yaml")
     return stored
 
 
@@ -452,9 +458,16 @@ def _takes_save_dir(logger_cfg) -> bool:
     from hydra.utils import get_class
 
     try:
-        return "save_dir" in inspect.signature(get_class(str(logger_cfg.get("_target_", "")))).parameters
+        cls = get_class(str(logger_cfg.get("_target_", "")))
     except Exception:  # noqa: BLE001 - a logger that cannot be located is reported when it is built
         return "save_dir" in logger_cfg
+    for c in cls.__mro__:  # a subclass taking **kwargs (exil.common.loggers.WandbLogger) passes it to its base
+        params = inspect.signature(c.__init__).parameters if "__init__" in vars(c) else {}
+        if "save_dir" in params:
+            return True
+        if params and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            return False
+    return False
 
 
 def _same_as_stored(cfg, stored, override: str) -> bool:

@@ -14,7 +14,14 @@ Tables (rows are inserted, never updated or deleted):
 * ``annotations(round, item, payload)`` — a teacher's annotation fields of a labelled item (masks);
 * ``metrics(round, n_labels, name, value)`` — per-round evaluation;
 * ``files(name, sha256, round, stage)`` — the SHA-256 of each checkpoint, recorded with the stage that wrote it
-  (a checkpoint that does not match is refused: :mod:`exil.common.run_folder`).
+  (a checkpoint that does not match is refused: :mod:`exil.common.run_folder`);
+* ``ledger(seq, tbl, digest)`` — a hash chain over every row of the tables that decide what the model learns
+  (:data:`CHAINED`: queries, answers, revisions, labelled, extras, annotations). Row ``n`` (its ``ledger``
+  column) has ``digest_n = SHA-256(digest_{n-1} ‖ table ‖ the row's values)``, with ``digest_0`` =
+  :data:`LEDGER_ROOT`; :func:`ledger_problem` recomputes the chain when a run is resumed, so a row edited, deleted
+  or added by hand (``UPDATE labelled SET label = 3``) is refused, naming the row. The chain is not a signature: whoever
+  rewrites the journal *and* recomputes every later digest is not detected; it catches edits made with SQLite's
+  tools, which is how a run folder is changed by hand.
 
 A stage's rows and its ``stages`` mark are written in one transaction, so after a
 kill a stage is either fully recorded or absent. Answers are committed one by one
@@ -24,6 +31,7 @@ as they arrive: a kill in the middle of asking loses no answer.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import io
 import json
 import os
@@ -58,7 +66,23 @@ CREATE TABLE IF NOT EXISTS annotations(round INTEGER, item INTEGER PRIMARY KEY, 
 CREATE TABLE IF NOT EXISTS metrics(round INTEGER, n_labels INTEGER, name TEXT, value REAL,
     PRIMARY KEY(round, name));
 CREATE TABLE IF NOT EXISTS files(name TEXT PRIMARY KEY, sha256 TEXT NOT NULL, round INTEGER, stage TEXT);
+CREATE TABLE IF NOT EXISTS ledger(seq INTEGER PRIMARY KEY, tbl TEXT NOT NULL, digest TEXT NOT NULL);
 """
+
+#: the chained tables and their columns in hash order, each with its storage type (i: INTEGER, r: REAL, t: TEXT,
+#: b: BLOB); each such table also has a ``ledger`` column, the row's place in the chain
+CHAINED: dict[str, tuple[tuple[str, str], ...]] = {
+    "queries": (("round", "i"), ("position", "i"), ("item", "i"), ("score", "r")),
+    "answers": (("round", "i"), ("question", "t"), ("key", "t"), ("answer", "t"), ("oracle", "t"), ("session", "i"),
+                ("t", "r")),
+    "revisions": (("round", "i"), ("question", "t"), ("key", "t"), ("seq", "i"), ("answer", "t"), ("oracle", "t"),
+                  ("session", "i"), ("t", "r")),
+    "labelled": (("round", "i"), ("item", "i"), ("label", "i"), ("source", "t")),
+    "extras": (("round", "i"), ("position", "i"), ("origin", "i"), ("label", "i"), ("weight", "r"), ("kind", "t"),
+               ("payload", "b")),
+    "annotations": (("round", "i"), ("item", "i"), ("payload", "b")),
+}
+LEDGER_ROOT = "exil-ledger/1"
 
 
 class Journal:
@@ -81,7 +105,13 @@ class Journal:
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self.db.execute("PRAGMA journal_mode=WAL")
+        fresh = not self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone()
         self.db.executescript(SCHEMA)
+        for table in CHAINED:  # a journal from before the ledger: its rows stay unchained, new ones are chained
+            if "ledger" not in {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN ledger INTEGER")
+        if fresh:  # every row of this journal is chained: one without a ledger entry was added by hand
+            self.db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('ledger', ?)", (json.dumps(LEDGER_ROOT),))
         cur = self.db.execute("INSERT INTO sessions(pid, started) VALUES (?, ?)", (os.getpid(), time.time()))
         self.session = cur.lastrowid
 
@@ -129,20 +159,34 @@ class Journal:
         alone holds the run up to its last finished stage."""
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
+    def _append(self, table: str, rows: Sequence[tuple]) -> None:
+        """Insert ``rows`` (values in :data:`CHAINED` order) into ``table``, each linked into the ledger, in the
+        open transaction (or one of their own): the rows and their digests commit together."""
+        if not self.db.in_transaction:
+            with self.transaction():
+                return self._append(table, rows)
+        cols = CHAINED[table]
+        rows = [tuple(_stored(v, ty) for v, (_, ty) in zip(r, cols, strict=True)) for r in rows]
+        last = self.db.execute("SELECT seq, digest FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, digest = last if last else (0, LEDGER_ROOT)
+        entries, chained = [], []
+        for r in rows:
+            seq, digest = seq + 1, _link(digest, table, r)
+            entries.append((seq, table, digest))
+            chained.append((*r, seq))
+        names = ", ".join(c for c, _ in cols)
+        self.db.executemany("INSERT INTO ledger(seq, tbl, digest) VALUES (?, ?, ?)", entries)
+        self.db.executemany(f"INSERT INTO {table}({names}, ledger) VALUES ({', '.join('?' * (len(cols) + 1))})",
+                            chained)
+
     def add_queries(self, round: int, items: Sequence[int], scores: Sequence[float]) -> None:
-        self.db.executemany(
-            "INSERT INTO queries(round, position, item, score) VALUES (?, ?, ?, ?)",
-            [(round, p, int(i), _float(s)) for p, (i, s) in enumerate(zip(items, scores))],
-        )
+        self._append("queries", [(round, p, int(i), _float(s)) for p, (i, s) in enumerate(zip(items, scores))])
 
     def add_answer(self, round: int, question: str, key: str, answer: Any, oracle: str) -> None:
         """Commit one answer immediately (outside any open transaction it would be lost with)."""
         if self.db.in_transaction:
             raise RuntimeError("answers are committed on their own, never inside a stage transaction")
-        self.db.execute(
-            "INSERT INTO answers(round, question, key, answer, oracle, session, t) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (round, question, key, json.dumps(answer), oracle, self.session, time.time()),
-        )
+        self._append("answers", [(round, question, key, json.dumps(answer), oracle, self.session, time.time())])
 
     def add_revision(self, round: int, question: str, key: str, answer: Any, oracle: str) -> int:
         """Commit a later answer to an answered question (the newest counts); returns its revision number."""
@@ -151,41 +195,25 @@ class Journal:
         with self.transaction():
             seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM revisions WHERE round = ? AND question = ? "
                                   "AND key = ?", (round, question, key)).fetchone()[0]
-            self.db.execute("INSERT INTO revisions(round, question, key, seq, answer, oracle, session, t) "
-                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            (round, question, key, seq, json.dumps(answer), oracle, self.session, time.time()))
+            self._append("revisions", [(round, question, key, seq, json.dumps(answer), oracle, self.session,
+                                        time.time())])
         return seq
 
     def add_answers(self, round: int, rows: Sequence[tuple[str, str, Any]], oracle: str) -> None:
         """Commit many (question, key, answer) rows of a reproducible oracle in one transaction."""
         t = time.time()
-        with self.transaction():
-            self.db.executemany(
-                "INSERT INTO answers(round, question, key, answer, oracle, session, t) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(round, q, k, json.dumps(a), oracle, self.session, t) for q, k, a in rows],
-            )
+        self._append("answers", [(round, q, k, json.dumps(a), oracle, self.session, t) for q, k, a in rows])
 
     def add_labels(self, round: int, items: Sequence[int], labels: Sequence[int], source: str) -> None:
-        self.db.executemany(
-            "INSERT INTO labelled(round, item, label, source) VALUES (?, ?, ?, ?)",
-            [(round, int(i), int(y), source) for i, y in zip(items, labels)],
-        )
+        self._append("labelled", [(round, int(i), int(y), source) for i, y in zip(items, labels)])
 
     def add_extras(self, round: int, extras: Sequence[Extra]) -> None:
         start = self.db.execute("SELECT COUNT(*) FROM extras WHERE round = ?", (round,)).fetchone()[0]
-        self.db.executemany(
-            "INSERT INTO extras(round, position, origin, label, weight, kind, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                (round, start + p, e.origin, e.label, e.weight, e.kind, pack_tensors(e.fields))
-                for p, e in enumerate(extras)
-            ],
-        )
+        self._append("extras", [(round, start + p, e.origin, e.label, e.weight, e.kind, pack_tensors(e.fields))
+                                for p, e in enumerate(extras)])
 
     def add_annotations(self, round: int, annotations: dict[int, dict[str, torch.Tensor]]) -> None:
-        self.db.executemany(
-            "INSERT INTO annotations(round, item, payload) VALUES (?, ?, ?)",
-            [(round, int(i), pack_tensors(f)) for i, f in annotations.items()],
-        )
+        self._append("annotations", [(round, int(i), pack_tensors(f)) for i, f in annotations.items()])
 
     def add_metrics(self, round: int, n_labels: int, metrics: dict[str, float]) -> None:
         self.db.executemany(
@@ -318,6 +346,63 @@ class _Transaction:
     def __exit__(self, exc_type, exc, tb):
         self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
         return False
+
+
+def _stored(v: Any, kind: str) -> Any:
+    """``v`` as SQLite stores it in a column of ``kind`` (i, r, t, b), so a digest of what was inserted equals
+    a digest of what is read back."""
+    if v is None:
+        return None
+    return {"i": int, "r": float, "t": str, "b": bytes}[kind](v)
+
+
+def _link(prev: str, table: str, row: tuple) -> str:
+    """The ledger digest of ``row`` of ``table`` after ``prev``: SHA-256 over the previous digest, the table's
+    name and the row's values as canonical JSON (a blob by its own SHA-256)."""
+    values = [hashlib.sha256(v).hexdigest() if isinstance(v, bytes) else v for v in row]
+    text = json.dumps([prev, table, values], separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def ledger_problem(db: sqlite3.Connection) -> str | None:
+    """Why the journal's rows do not match its ledger (a row of a :data:`CHAINED` table changed, deleted or added
+    by hand since it was written), or None. Reads every chained row once."""
+    meta = dict(db.execute("SELECT key, value FROM meta WHERE key = 'ledger'"))
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "ledger" not in tables:
+        return "it has no ledger table (deleted by hand)" if meta else None
+    rows: dict[int, tuple[str, tuple, str]] = {}
+    for table, cols in CHAINED.items():
+        if "ledger" not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
+            if meta:
+                return f"its table {table} has no ledger column (rebuilt by hand)"
+            continue
+        names = ", ".join(c for c, _ in cols)
+        for *values, seq in db.execute(f"SELECT {names}, ledger FROM {table}"):
+            where = _row_name(table, cols, values)
+            if seq is None:
+                if meta:
+                    return f"{where} is not in the ledger: it was added by hand"
+                continue  # a row written before this journal had a ledger
+            if seq in rows:
+                return f"{where} claims ledger entry {seq}, which another row holds: it was added by hand"
+            rows[seq] = (table, tuple(values), where)
+    digest = LEDGER_ROOT
+    for seq, table, recorded in db.execute("SELECT seq, tbl, digest FROM ledger ORDER BY seq"):
+        if seq not in rows:
+            return f"the row of {table} in ledger entry {seq} is missing: it was deleted by hand"
+        tbl, values, where = rows.pop(seq)
+        digest = _link(digest, tbl, values)
+        if tbl != table or digest != recorded:
+            return f"{where} is not what was written (ledger entry {seq}): it was changed by hand"
+    if rows:
+        return f"{next(iter(rows.values()))[2]} is not in the ledger: it was added by hand"
+    return None
+
+
+def _row_name(table: str, cols: tuple[tuple[str, str], ...], values: list) -> str:
+    shown = {c: v for (c, _), v in zip(cols, values) if c in ("round", "item", "question", "key", "position", "seq")}
+    return f"the row of {table} (" + ", ".join(f"{k} {v}" for k, v in shown.items()) + ")"
 
 
 def _float(s: Any) -> float | None:

@@ -38,6 +38,7 @@ from typing import Any
 import torch
 
 from exil.common.errors import ExilError
+from exil.common.journal import ledger_problem
 
 #: the tables a journal must have (``exil.common.journal.SCHEMA`` creates them)
 JOURNAL_TABLES = ("meta", "sessions", "stages", "queries", "answers", "labelled", "extras", "annotations", "metrics")
@@ -196,7 +197,8 @@ def check_journal(path: Path) -> None:
 
     Checked: the file exists and is an SQLite database; ``PRAGMA integrity_check`` passes; every table of
     the schema is there; the stored config matches the hash recorded with it (an edited ``meta.config``
-    would resume silently with different settings)."""
+    would resume silently with different settings); every answer, label, query and added example is what was
+    written (the journal's ledger, :func:`exil.common.journal.ledger_problem`)."""
     folder = path.parent
     if not path.exists():
         if (folder / ".hydra").is_dir() or (folder / "checkpoints").is_dir():
@@ -232,6 +234,7 @@ def check_journal(path: Path) -> None:
             if missing:
                 raise RunFolderDamaged(f"{path} holds no run yet: it was stopped before it started. {_start_again(folder)}")
             meta = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('config', 'config_sha256')"))
+            edited = ledger_problem(db)
         finally:
             db.close()
     except sqlite3.DatabaseError as e:
@@ -240,6 +243,9 @@ def check_journal(path: Path) -> None:
         hint = f" (or its data is in a missing {wal.name})" if not had_wal else ""
         raise RunFolderDamaged(f"{path} holds no config: the run was stopped before it started{hint}. "
                                f"{_start_again(folder)}")
+    if edited:
+        raise RunFolderDamaged(f"{path}: {edited}. A run resumes only from the answers and labels it was given: "
+                               "restore the journal from a copy of the run folder, or start a new run")
     recorded = meta.get("config_sha256")
     if recorded is not None and config_hash(json.loads(meta["config"])) != json.loads(recorded):
         raise RunFolderDamaged(f"{path}: the stored config (meta.config) does not match the hash recorded when the "

@@ -116,6 +116,67 @@ def test_edited_config(copy, capsys):
     refused(d, capsys, "stored config (meta.config) does not match", "edited")
 
 
+EDITS = {  # what a person with SQLite's tools can do to a journal → what the refusal names
+    "a label changed": ("UPDATE labelled SET label = (label + 1) % 10 WHERE seq = 12",
+                        "the row of labelled (round 1, item", "was changed by hand"),
+    "an answer changed": ("UPDATE answers SET answer = '3' WHERE rowid = (SELECT MAX(rowid) FROM answers)",
+                          "the row of answers (round 1, question label", "was changed by hand"),
+    "a label deleted": ("DELETE FROM labelled WHERE seq = 12", "the row of labelled in ledger entry",
+                        "was deleted by hand"),
+    "a label added": ("INSERT INTO labelled(round, item, label, source) VALUES (2, 99999, 1, 'oracle')",
+                      "the row of labelled (round 2, item 99999) is not in the ledger", "added by hand"),
+    "a query's score changed": ("UPDATE queries SET score = 0 WHERE round = 0 AND position = 0",
+                                "the row of queries (round 0, position 0, item", "changed by hand"),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(EDITS))
+def test_an_edited_journal_row_is_refused(copy, capsys, edit):
+    """Issue 24: labels edited in the journal were accepted (rc 0, a different model); the ledger names the row."""
+    d = copy()
+    sql, *needles = EDITS[edit]
+    set_meta(d, sql)
+    refused(d, capsys, "journal.sqlite:", *needles, "restore the journal")
+
+
+def test_an_unedited_journal_passes_its_ledger(finished_run):
+    from exil.common.journal import ledger_problem
+
+    db = sqlite3.connect(f"file:{finished_run / 'journal.sqlite'}?mode=ro", uri=True)
+    try:
+        assert ledger_problem(db) is None
+        n = sum(db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in
+                ("queries", "answers", "revisions", "labelled", "extras", "annotations"))
+        assert db.execute("SELECT COUNT(*), MIN(seq), MAX(seq) FROM ledger").fetchone() == (n, 1, n)
+    finally:
+        db.close()
+
+
+def test_a_journal_from_before_the_ledger_still_resumes(copy, capsys):
+    d = copy()
+    db = sqlite3.connect(d / "journal.sqlite")
+    db.execute("DELETE FROM meta WHERE key = 'ledger'")
+    db.execute("DROP TABLE ledger")
+    for table in ("queries", "answers", "revisions", "labelled", "extras", "annotations"):
+        db.execute(f"ALTER TABLE {table} DROP COLUMN ledger")
+    db.commit()
+    db.close()
+    check_journal(d / "journal.sqlite")  # its rows are not in a ledger, and none is claimed
+    from exil.common.journal import Journal, ledger_problem
+
+    j = Journal(d / "journal.sqlite")  # reopened as a resume does: new rows are chained
+    with j.transaction():
+        j.add_labels(3, [99999], [1], "oracle")
+    j.close()
+    check_journal(d / "journal.sqlite")
+    db = sqlite3.connect(d / "journal.sqlite")
+    assert db.execute("SELECT ledger FROM labelled WHERE item = 99999").fetchone() == (1,)
+    db.execute("UPDATE labelled SET label = 2 WHERE item = 99999")
+    db.commit()
+    assert "was changed by hand" in ledger_problem(db)
+    db.close()
+
+
 def test_swapped_checkpoint_is_refused(copy, capsys):
     d = copy()
     shutil.copy(d / "checkpoints" / "init.pt", d / "checkpoints" / "round_001_end.pt")
