@@ -402,7 +402,12 @@ def _resumed_config(cfg, run_dir: Path):
     if not resume.is_dir():
         raise ExilError(f"loop.resume={resume}: no such folder; give the folder of the run to resume")
     refuse_links(resume)
-    check_journal(journal)
+    note = check_journal(journal)
+    if note:
+        from rich.console import Console
+        from rich.markup import escape
+
+        Console(stderr=True, soft_wrap=True).print(f"[bold yellow]note:[/bold yellow] {escape(note)}", highlight=False)
     meta = read_journal(journal)["meta"]
     why = stored_config_problem(meta.get("config"), installed_targets())
     if why:

@@ -192,13 +192,68 @@ def load_checkpoint(path: Path, sha256: str | None = None, context: str = "") ->
     return {"arch": arch, "state_dict": ckpt["state_dict"]}
 
 
-def check_journal(path: Path) -> None:
+def wal_cut(wal: Path) -> str | None:
+    """How a journal's write-ahead log was cut short, or None (no WAL, or one that ends where a record ends).
+
+    SQLite reads a WAL up to its last commit whose frames are whole and whose checksums hold, and silently drops
+    the rest: a ``-wal`` file cut in half (a copy stopped early, a full disk) loses every answer after the cut
+    without a word. Checked here (the format of https://sqlite.org/fileformat.html#walformat: a 32-byte header,
+    then frames of a 24-byte header and one page; each frame's salts equal the header's, and the checksum runs
+    on from frame to frame): a WAL that ends inside a frame, or whose frame of the current salts fails its
+    checksum, was cut. Frames of an older salt after the valid ones are a reused log's leftovers, not a cut. Must
+    be called before SQLite opens the journal (which folds the WAL into it)."""
+    if not wal.is_file() or wal.is_symlink():
+        return None
+    data = wal.read_bytes()
+    if not data:
+        return None
+    if len(data) < 32:
+        return f"{wal.name} ends inside its header ({len(data)} bytes)"
+    magic, _version, page, _seq, salt1, salt2 = (int.from_bytes(data[i:i + 4], "big") for i in range(0, 24, 4))
+    if magic not in (0x377F0682, 0x377F0683):
+        return f"{wal.name} is not a write-ahead log"
+    order = "big" if magic & 1 else "little"
+    s = _wal_checksum(data[:24], order, (0, 0))
+    if s != (int.from_bytes(data[24:28], "big"), int.from_bytes(data[28:32], "big")):
+        return f"{wal.name}'s header fails its checksum"
+    frame, offset = 24 + page, 32
+    while offset + frame <= len(data):
+        head = data[offset:offset + 24]
+        if (int.from_bytes(head[8:12], "big"), int.from_bytes(head[12:16], "big")) != (salt1, salt2):
+            return None  # a reused log's older frames: SQLite stops here by design
+        s = _wal_checksum(head[:8] + data[offset + 24:offset + frame], order, s)
+        if s != (int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")):
+            return f"{wal.name} is damaged at byte {offset} (a record fails its checksum)"
+        offset += frame
+    if offset < len(data):
+        return f"{wal.name} ends inside a record (byte {len(data)} of a record ending at {offset + frame})"
+    return None
+
+
+def _wal_checksum(data: bytes, order: str, start: tuple[int, int]) -> tuple[int, int]:
+    """SQLite's WAL checksum of ``data`` (a multiple of 8 bytes) continuing from ``start``: over 32-bit words
+    x in pairs, ``s0 += x[i] + s1; s1 += x[i+1] + s0`` (mod 2^32)."""
+    import numpy as np
+
+    words = np.frombuffer(data, dtype=">u4" if order == "big" else "<u4").astype(np.uint64)
+    s0, s1 = start
+    mask = 0xFFFFFFFF
+    for a, b in zip(words[0::2].tolist(), words[1::2].tolist()):
+        s0 = (s0 + a + s1) & mask
+        s1 = (s1 + b + s0) & mask
+    return s0, s1
+
+
+def check_journal(path: Path) -> str | None:
     """Refuse, with one message, a journal that SQLite cannot read, that is damaged, or that holds no run.
 
     Checked: the file exists and is an SQLite database; ``PRAGMA integrity_check`` passes; every table of
     the schema is there; the stored config matches the hash recorded with it (an edited ``meta.config``
     would resume silently with different settings); every answer, label, query and added example is what was
-    written (the journal's ledger, :func:`exil.common.journal.ledger_problem`)."""
+    written (the journal's ledger, :func:`exil.common.journal.ledger_problem`).
+
+    Returns a note for the person resuming, or None: a write-ahead log that was cut (:func:`wal_cut`) loses what
+    came after the cut, which is asked again — the note says from when."""
     folder = path.parent
     if not path.exists():
         if (folder / ".hydra").is_dir() or (folder / "checkpoints").is_dir():
@@ -210,6 +265,7 @@ def check_journal(path: Path) -> None:
                                "(the one with journal.sqlite in it)")
     wal = path.with_name(path.name + "-wal")
     had_wal = wal.exists()  # before SQLite opens the file (which makes an empty one)
+    cut = wal_cut(wal)  # before SQLite opens the file (which folds what it can read of the WAL into it)
     with open(path, "rb") as f:
         head = f.read(len(SQLITE_HEADER))
     if not head and not had_wal:
@@ -235,6 +291,7 @@ def check_journal(path: Path) -> None:
                 raise RunFolderDamaged(f"{path} holds no run yet: it was stopped before it started. {_start_again(folder)}")
             meta = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('config', 'config_sha256')"))
             edited = ledger_problem(db)
+            last = db.execute("SELECT MAX(t) FROM answers").fetchone()[0] if cut else None
         finally:
             db.close()
     except sqlite3.DatabaseError as e:
@@ -251,6 +308,13 @@ def check_journal(path: Path) -> None:
         raise RunFolderDamaged(f"{path}: the stored config (meta.config) does not match the hash recorded when the "
                                "run started; it was edited. Restore the journal, or start a new run with the "
                                "settings you want")
+    if cut:
+        import time
+
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last)) if last else "the run started"
+        return (f"{cut}: SQLite keeps what was committed before the cut, so the answers given after {when} (the "
+                "last one saved) were not saved and will be asked again")
+    return None
 
 
 def never_started(path: Path) -> bool:

@@ -177,6 +177,36 @@ def test_a_journal_from_before_the_ledger_still_resumes(copy, capsys):
     db.close()
 
 
+def test_a_wal_cut_in_half_is_said_on_resume_with_when_answers_were_lost(copy, tmp_path, capsys):
+    """SQLite rolls a cut write-ahead log back to its last whole commit without a word (its contract); resuming
+    says that answers after the last saved one will be asked again (issue 24)."""
+    import time
+
+    from exil.common.journal import Journal
+
+    d = copy()
+    j = Journal(d / "journal.sqlite")
+    j.db.execute("PRAGMA wal_autocheckpoint=0")
+    for k in range(10):  # answers of a round in progress: in the WAL only
+        j.add_answer(9, "label", str(k), 1, "SimulatedOracle")
+    cut = tmp_path / "cut"
+    shutil.copytree(d, cut)  # copied while the run is live, as a half-finished copy is
+    j.close()
+    wal = cut / "journal.sqlite-wal"
+    wal.write_bytes(wal.read_bytes()[: wal.stat().st_size // 2])
+    code, err = resume(cut, capsys)
+    said = " ".join(err.split())
+    assert code == 0, err
+    db = sqlite3.connect(cut / "journal.sqlite")
+    (last,) = db.execute("SELECT MAX(t) FROM answers WHERE round = 9").fetchone()
+    kept = db.execute("SELECT COUNT(*) FROM answers WHERE round = 9").fetchone()[0]
+    db.close()
+    assert 0 < kept < 10
+    assert "note: journal.sqlite-wal ends inside a record" in said, said
+    assert f"answers given after {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(last))} (the last one saved) " \
+           "were not saved and will be asked again" in said, said
+
+
 def test_swapped_checkpoint_is_refused(copy, capsys):
     d = copy()
     shutil.copy(d / "checkpoints" / "init.pt", d / "checkpoints" / "round_001_end.pt")

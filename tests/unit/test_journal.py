@@ -62,3 +62,57 @@ def test_metrics_and_read_only_summary(tmp_path):
     s = read_journal(tmp_path / "j.sqlite")
     assert s["meta"]["config"] == {"a": 1}
     assert s["metrics"] == {0: {"n_labels": 20, "test/acc": 0.5}, 1: {"n_labels": 30, "test/acc": 0.7}}
+
+
+def _answers_then_copy(tmp_path, n: int):
+    """A journal whose last ``n`` answers sit in its write-ahead log, copied (with the -wal) while the writer is
+    still open, as a run folder copied mid-round is."""
+    import shutil
+
+    j = Journal(tmp_path / "live" / "journal.sqlite")
+    j.db.execute("PRAGMA wal_autocheckpoint=0")
+    j.checkpoint_wal()
+    for k in range(n):
+        j.add_answer(0, "label", str(k), k % 3, "SimulatedOracle")
+    out = tmp_path / "copy"
+    out.mkdir()
+    for name in ("journal.sqlite", "journal.sqlite-wal"):
+        shutil.copy(tmp_path / "live" / name, out / name)
+    j.close()
+    return out / "journal.sqlite"
+
+
+def _count(path) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_an_intact_wal_passes_the_checksum_sqlite_wrote(tmp_path):
+    """SQLite's own file is the reference for the WAL checksum: an intact log is not called cut."""
+    from exil.common.run_folder import wal_cut
+
+    path = _answers_then_copy(tmp_path, 12)
+    wal = path.with_name("journal.sqlite-wal")
+    assert wal.stat().st_size > 12 * 4096 and wal_cut(wal) is None
+    assert _count(path) == 12
+
+
+@pytest.mark.parametrize("damage", ["cut in half", "one byte flipped"])
+def test_a_cut_or_damaged_wal_is_named_with_what_sqlite_dropped(tmp_path, damage):
+    from exil.common.run_folder import wal_cut
+
+    path = _answers_then_copy(tmp_path, 12)
+    wal = path.with_name("journal.sqlite-wal")
+    data = bytearray(wal.read_bytes())
+    if damage == "cut in half":
+        data = data[: len(data) // 2]
+    else:
+        data[len(data) // 2] ^= 0xFF
+    wal.write_bytes(bytes(data))
+    said = wal_cut(wal)
+    assert said is not None and ("ends inside a record" if damage == "cut in half" else "fails its checksum") in said
+    kept = _count(path)  # what SQLite kept: the commits before the cut, silently
+    assert 0 < kept < 12
