@@ -390,10 +390,11 @@ def _ranking_table(finals: dict[str, list[float]], folders: dict[str, list[Path]
     what = (f"the metric the search optimised ({search.direction})" if optimised else
             f"each run's last value (★: the search's best by {search.metric})" if search and best else
             "each run's last value" if not metric.endswith("_auc") else "the area under each run's curve")
-    table = Table(title=f"{metric}, {what}: mean ± std over seeds · {path.parent}")
+    table = Table(title=f"{metric}, {what}: mean ± std over seeds · {path.parent}",
+                  caption=f"run folders in {root}" if len(every) > 1 else None)
     table.add_column("")
     table.add_column("trial" if search else "configuration", overflow="fold")
-    table.add_column(f"run folders (in {root})" if len(every) > 1 else "run folder", overflow="fold")
+    table.add_column("run folder", overflow="fold")
     table.add_column(metric, justify="right")
     table.add_column("n", justify="right")
     rows = []
