@@ -14,8 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import optuna
-from optuna.samplers import BaseSampler
+
+try:
+    from optuna.samplers import BaseSampler
+except ImportError:  # without exil[search] this module still imports (every exil module does); using it says so
+    BaseSampler = object
 
 
 class _SeededPerTrial(BaseSampler):
@@ -23,6 +26,11 @@ class _SeededPerTrial(BaseSampler):
     between trials but their generator (what they learn, they read from the study's trials)."""
 
     def __init__(self, seed: int | None = None, **options: Any) -> None:
+        if BaseSampler is object:
+            from exil.common.errors import ExilError
+
+            raise ExilError(f"{type(self).__name__} is an Optuna sampler, and Optuna is not installed: "
+                            "pip install 'exil[search]'")
         self.seed, self.options = seed, options
         self._unseeded = self._make(None) if seed is None else None
         self._by_trial: dict[int, BaseSampler] = {}
@@ -60,6 +68,8 @@ class TPESampler(_SeededPerTrial):
     """``optuna.samplers.TPESampler`` (the same keys), its draws for trial ``n`` seeded by ``(seed, n)``."""
 
     def _make(self, seed: int | None) -> BaseSampler:
+        import optuna
+
         return optuna.samplers.TPESampler(seed=seed, **self.options)
 
 
@@ -67,4 +77,6 @@ class RandomSampler(_SeededPerTrial):
     """``optuna.samplers.RandomSampler``, its draws for trial ``n`` seeded by ``(seed, n)``."""
 
     def _make(self, seed: int | None) -> BaseSampler:
+        import optuna
+
         return optuna.samplers.RandomSampler(seed=seed, **self.options)
