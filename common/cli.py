@@ -56,7 +56,7 @@ def main() -> None:
         code = _guard(refuse_if_live, Path(resume))
         if code:
             sys.exit(code)
-    missing = missing_plugin(argv) or _misspelt_loop_key(argv) or _run_dir_problem(argv)
+    missing = missing_plugin(argv) or _misspelt_loop_key(argv) or _run_dir_problem(argv) or _no_room(argv)
     if missing:
         from rich.console import Console
         from rich.markup import escape
@@ -154,6 +154,23 @@ def _run_dir_problem(argv: list[str]) -> str | None:
                 what = "is a file" if p == path else f"is inside {p}, which is a file"
                 return f"{key}={value} {what}: give a folder (a new one is made)"
     return None
+
+
+def _no_room(argv: list[str]) -> str | None:
+    """A full disk where the run would be written, said before Hydra writes its ``.hydra/`` files there (which
+    would fail with a traceback before exil runs); later writes are named by :mod:`exil.common.disk_full`."""
+    import os
+
+    from exil.common.disk_full import START_ROOM, looks_full, message
+
+    root = os.environ.get("EXIL_ROOT", ".")
+    where = (_given(argv, "loop.resume") or _given(argv, "hydra.sweep.dir" if {"-m", "--multirun"} & set(argv)
+                                                        else "hydra.run.dir")
+             or _given(argv, "paths.log_dir") or f"{_given(argv, 'paths.root_dir') or root}/outputs")
+    if "${" in where or not looks_full(where, START_ROOM):
+        return None
+    resume = _given(argv, "loop.resume")
+    return message(Path(where), Path(resume) if resume else None)
 
 
 def _optuna_storage_problem(storage: str, argv: list[str] = ()) -> str | None:

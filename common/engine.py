@@ -176,6 +176,22 @@ def run(cfg) -> Path:
 
 
 def _run_loop(cfg, run_dir: Path, team) -> Path:
+    """:func:`_run_loop_in` with a full disk said in one line (:mod:`exil.common.disk_full`)."""
+    import sqlite3
+
+    from exil.common.disk_full import disk_full
+    from exil.common.errors import ExilError
+
+    try:
+        return _run_loop_in(cfg, run_dir, team)
+    except (OSError, sqlite3.Error, RuntimeError) as e:
+        why = disk_full(e, run_dir)
+        if why is None:
+            raise
+        raise ExilError(why) from e
+
+
+def _run_loop_in(cfg, run_dir: Path, team) -> Path:
     from exil.common.report import run_report
 
     loop = build_loop(cfg, run_dir, team)

@@ -25,6 +25,7 @@ is output, rebuilt by a resumed run.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -37,6 +38,7 @@ from typing import Any
 
 import torch
 
+from exil.common.disk_full import looks_full, stream_failed
 from exil.common.errors import ExilError
 from exil.common.journal import ledger_problem
 
@@ -74,8 +76,14 @@ def save_checkpoint(path: Path, arch: dict[str, Any], state_dict: dict[str, torc
                         f"bool): {e}") from None
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save({"format": "exil-checkpoint/1", "arch": arch_json,
-                "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()}}, tmp)
+    try:
+        torch.save({"format": "exil-checkpoint/1", "arch": arch_json,
+                    "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()}}, tmp)
+    except (RuntimeError, OSError) as e:
+        tmp.unlink(missing_ok=True)  # a partial file: give its room back
+        if isinstance(e, OSError) or not (stream_failed(e) and looks_full(tmp.parent)):
+            raise
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp)) from e  # torch says only "iostream error"
     digest = sha256_file(tmp)
     tmp.replace(path)
     return digest
