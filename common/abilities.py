@@ -81,8 +81,8 @@ class Need:
     what: str
 
 
-TEXT_NEED = Need("module", ReadsText, "a model that reads text (method=text_baseline backbone=minilm, or "
-                "method=xal)")
+TEXT_NEED = Need("module", ReadsText, "a model that reads text (experiment=own_text: nothing to fetch; "
+                "method=text_baseline backbone=minilm; or method=xal)")
 
 
 class TextData:

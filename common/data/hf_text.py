@@ -3,8 +3,10 @@ network), or one saved on disk (``Dataset.save_to_disk`` / ``DatasetDict.save_to
 
 ``dataset=hf_text dataset.path=imdb`` (or ``dataset.path=/data/my_dataset``) reads the ``train_split`` as the
 pool and the ``test_split`` as the test set (``test_split: null``: a stratified split of the pool), the
-columns ``text_fields`` and ``label_field``; a ``ClassLabel`` label column gives the class names. Everything
-else — tokenising, pairs, test subsets, the oracle's view of the text — is :class:`~exil.common.data.text.TextDataModule`.
+columns ``text_fields`` and ``label_field``; a ``ClassLabel`` label column gives the class names. A folder
+holding one ``Dataset`` (no splits), or a ``.csv`` / ``.tsv`` / ``.jsonl`` file (read without ``datasets``),
+is the pool, ``test_size`` of it (stratified) the test set. Everything else — tokenising, pairs, test subsets,
+the oracle's view of the text — is :class:`~exil.common.data.text.TextDataModule`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from exil.common.data.text import TextDataModule
+from exil.common.data.text import FORMATS, TextDataModule
 from exil.common.errors import ConfigError, DataMissing
 
 
@@ -20,7 +22,7 @@ class HFTextDataModule(TextDataModule):
     """A Hugging Face text dataset (module docstring).
 
     Args:
-        path: a Hub name (``imdb``, ``glue``) or a folder written by ``save_to_disk``.
+        path: a Hub name (``imdb``, ``glue``), a folder written by ``save_to_disk``, or a CSV / TSV / JSONL file.
         name: the dataset's configuration (``glue``: ``rte``), if it has several.
         train_split, test_split: the splits that become the pool and the test set.
         revision: a Hub revision (a commit, for reproducible runs).
@@ -29,9 +31,19 @@ class HFTextDataModule(TextDataModule):
 
     def __init__(self, path: str = "???", name: str | None = None, train_split: str = "train",
                  test_split: str | None = "test", revision: str | None = None, **kwargs: Any):
-        super().__init__(train_file=train_split, test_file=test_split, **kwargs)
-        self.hf_path, self.hf_name, self.revision = path, name, revision
+        local = Path(str(path)).expanduser()
+        file = local.suffix.lower() in {f".{f}" for f in FORMATS} | {".json"} and not local.is_dir()
+        if file:  # one file of rows: TextDataModule reads it; test_size of it is the test set
+            super().__init__(train_file=str(local.absolute()), test_file=None, **kwargs)
+        else:
+            super().__init__(train_file=train_split, test_file=test_split, **kwargs)
+        self.hf_path, self.hf_name, self.revision, self.is_file = path, name, revision, file
         self._splits = None
+
+    def load(self):
+        if not self.is_file and not hasattr(self._dataset(), "keys"):
+            self.test_file = None  # one Dataset saved, no splits: split the test set off it, never test on the pool
+        return super().load()
 
     def _dataset(self):
         if self._splits is None:
@@ -52,10 +64,17 @@ class HFTextDataModule(TextDataModule):
         return self._splits
 
     def _read(self, split: str) -> list[dict[str, Any]]:
+        if self.is_file:
+            if not Path(split).is_file():
+                raise DataMissing(f"dataset.path={self.hf_path}: no such file ({split})")
+            return super()._read(split)
         ds = self._dataset()
         if hasattr(ds, "keys"):
             if split not in ds:
-                raise ConfigError(f"dataset.path={self.hf_path} has no split {split!r}; its splits: {', '.join(ds)}")
+                hint = ("; dataset.test_split=null splits a test set off the pool"
+                        if split == self.test_file and split != self.train_file else "")
+                raise ConfigError(f"dataset.path={self.hf_path} has no split {split!r}; its splits: {', '.join(ds)}"
+                                  f"{hint}")
             ds = ds[split]
         feature = ds.features.get(self.label_field)
         rows = ds.to_list()

@@ -20,22 +20,23 @@ Layouts (``format: auto`` picks by file suffix; TSV is read without quote handli
 * JSONL: one object per line, e.g. ``exil data fetch rotten_tomatoes``'s ``{"id", "text", "label", "movie"}``.
 
 Tokenizers: ``offline:<source>`` (a Hugging Face folder fetched with ``exil data fetch``; MiniLM's holds its
-tokenizer), ``file:<folder>`` (relative to ``data_dir``), or a Hugging Face model name (downloaded by the
-library, for users with a network).
+tokenizer), ``file:<folder>`` (relative to ``data_dir``), ``words:<N>`` (built from the pool's own texts, nothing
+to fetch: :func:`word_tokenizer`; for a model trained from scratch, ``experiment=own_text``), or a Hugging Face
+model name (downloaded by the library, for users with a network).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from exil.common.data.base import PoolDataModule, stratified_subset
-
 from exil.common.data.items import TensorItems
 from exil.common.errors import ConfigError, DataMissing
 
@@ -56,11 +57,49 @@ class TextItems(TensorItems):
         return batch
 
 
-def load_tokenizer(tokenizer: str, data_dir: str | Path = "data"):
-    """A Hugging Face tokenizer from ``offline:<source>``, ``file:<folder>`` or a model name (module docstring)."""
+#: the special tokens of a :func:`word_tokenizer`, at ids 0–4 (BERT's names)
+WORD_SPECIAL = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+def word_tokenizer(texts: Iterable[str], size: int):
+    """A word-level Hugging Face tokenizer over ``texts``, built here (nothing fetched): the ``size`` − 5 most
+    frequent words of the texts get ids 5, 6, … (ties in alphabetical order, so the same texts always give the
+    same ids: a resumed run tokenises as the first session did), any other word is ``[UNK]``; text is
+    normalised and split as BERT does (lower case, accents stripped, punctuation apart); ``[PAD]`` = 0,
+    ``[CLS]`` text ``[SEP]`` (pairs: ``[CLS]`` a ``[SEP]`` b ``[SEP]``, with token types 0 / 1)."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    if size <= len(WORD_SPECIAL):
+        raise ConfigError(f"words:{size}: a word tokenizer needs more than {len(WORD_SPECIAL)} tokens (its specials)")
+    normalizer, splitter = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(w for w, _ in splitter.pre_tokenize_str(normalizer.normalize_str(text)))
+    words = sorted(counts, key=lambda w: (-counts[w], w))[: size - len(WORD_SPECIAL)]
+    vocab = {w: i for i, w in enumerate([*WORD_SPECIAL, *words])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.normalizer, tok.pre_tokenizer = normalizer, splitter
+    tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+                                                       special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
+                                   sep_token="[SEP]", mask_token="[MASK]",
+                                   model_input_names=["input_ids", "token_type_ids", "attention_mask"])
+
+
+def load_tokenizer(tokenizer: str, data_dir: str | Path = "data", texts: Sequence[str] | None = None):
+    """A Hugging Face tokenizer from ``offline:<source>``, ``file:<folder>``, ``words:<N>`` (built from ``texts``)
+    or a model name (module docstring)."""
     from transformers import AutoTokenizer
 
     kind, _, arg = str(tokenizer).partition(":")
+    if kind == "words":
+        if not arg.isdigit():
+            raise ConfigError(f"dataset.tokenizer={tokenizer}: words:<N> takes the vocabulary size, e.g. words:8000 "
+                              "(the backbone's config.vocab_size)")
+        if texts is None:
+            raise ConfigError(f"dataset.tokenizer={tokenizer} is built from a text dataset's pool")
+        return word_tokenizer(texts, int(arg))
     if kind == "offline" and arg:
         from exil.common.acquire import require
         from exil.common.backbones.weights import OFFLINE
@@ -107,7 +146,7 @@ class TextDataModule(PoolDataModule):
         label_map: raw ``label_field`` value → class name, applied first (e.g. SpamAssassin's mail groups
             ``easy-ham-1``, ``spam-2``, … → ``ham`` / ``spam``); values it does not name are kept.
         id_field: an id column (``None``: the row number); ids key the explanation bank.
-        tokenizer: ``offline:<source>`` | ``file:<folder>`` | a Hugging Face name.
+        tokenizer: ``offline:<source>`` | ``file:<folder>`` | ``words:<N>`` | a Hugging Face name.
         max_length: tokens per text (pairs: both together), longer ones truncated.
         format: ``auto`` | ``csv`` | ``tsv`` | ``jsonl``.
         source: the ``exil data fetch`` source the files come from (a missing file then names the command).
@@ -189,7 +228,8 @@ class TextDataModule(PoolDataModule):
             tr, te = train_test_split(np.arange(len(train)), test_size=self.test_size, stratify=labels,
                                       random_state=self.split_seed)
             train, test = [train[i] for i in np.sort(tr)], [train[i] for i in np.sort(te)]
-        self.tokenizer = load_tokenizer(self.tokenizer_spec, self.data_dir)
+        self.tokenizer = load_tokenizer(self.tokenizer_spec, self.data_dir,
+                                        texts=[str(r[f]) for r in train for f in self.text_fields])
         pool_items, test_items = self._items(train, self.train_file), self._items(test, self.test_file or "split")
         if self.test_items is not None and self.test_items < len(test):
             keep = stratified_subset(test_items.targets.numpy(), self.test_items, np.random.default_rng(self.split_seed))
@@ -204,8 +244,10 @@ class TextDataModule(PoolDataModule):
             raise ConfigError(f"{name}: labels {unknown[:5]} are not in dataset.label_names {self._names}")
         y = torch.tensor([index[str(r[self.label_field])] for r in rows], dtype=torch.long)
         texts = [[str(r[f]) for r in rows] for f in self.text_fields]
+        built = str(self.tokenizer_spec).startswith("words:")  # its ids depend on the pool it was built from
         key = (name, len(rows), hash(tuple(texts[0][:50])), hash(tuple(texts[-1][-50:])), self.tokenizer_spec,
-               str(self.data_dir), self.max_length, self.text_fields)
+               str(self.data_dir), self.max_length, self.text_fields,
+               hash(tuple(sorted(self.tokenizer.get_vocab().items()))) if built else None)
         if key not in _TOKENIZED:
             enc = self.tokenizer(*texts, padding="max_length", truncation=True, max_length=self.max_length,
                                  return_tensors="pt")

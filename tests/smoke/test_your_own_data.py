@@ -99,3 +99,47 @@ def test_a_hugging_face_text_dataset_saved_on_disk(tmp_path):
                    f"dataset.tokenizer=file:{tokenizer_folder(tmp_path)}"], tmp_path / "run2")
     with pytest.raises(Exception, match="has no split 'validation'; its splits: train, test"):
         instantiate(bad.dataset).setup()
+
+
+def write_own_texts(root, n_train=120, n_test=40):
+    """Reviews (tests.text_fixtures) as a user's own data: a save_to_disk DatasetDict (``label`` a ClassLabel) and
+    the same rows as one JSONL file."""
+    import json
+
+    import datasets
+
+    from tests.text_fixtures import review
+
+    rng = np.random.default_rng(0)
+    rows = [{"text": review(rng, i % 5 < 3), "label": int(i % 5 < 3)} for i in range(n_train + n_test)]
+    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["bad", "good"])})
+    split = {"train": rows[:n_train], "test": rows[n_train:]}
+    datasets.DatasetDict({k: datasets.Dataset.from_list(v, features=features) for k, v in split.items()}).save_to_disk(
+        str(root / "reviews"))
+    with open(root / "reviews.jsonl", "w") as f:
+        f.writelines(json.dumps({"text": r["text"], "label": ["bad", "good"][r["label"]]}) + "\n" for r in rows)
+    return root / "reviews", root / "reviews.jsonl"
+
+
+@pytest.mark.parametrize("form", ["save_to_disk", "jsonl"])
+def test_your_own_texts_run_end_to_end_with_experiment_own_text(tmp_path, form):
+    """``exil experiment=own_text dataset.path=...``, the README's one-liner, through the real command: nothing to
+    fetch (a word tokenizer built from the pool, a small BERT from scratch), metrics for every round."""
+    import csv
+
+    pytest.importorskip("datasets")
+    from tests.smoke.test_runs import exil
+
+    folder, jsonl = write_own_texts(tmp_path)
+    run_dir = tmp_path / "run"
+    p = exil("experiment=own_text", f"dataset.path={folder if form == 'save_to_disk' else jsonl}", "loop.rounds=2",
+             "loop.query_size=5", "loop.initial_per_class=2", "trainer.max_epochs=1", "loop.threads=1",
+             f"hydra.run.dir={run_dir}")
+    assert p.returncode == 0, p.stderr[-3000:]
+    with open(run_dir / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["n_labels"]) for r in rows] == [4, 9, 14]
+    assert all(0.0 <= float(r["test/acc"]) <= 1.0 and r["test/macro_f1"] for r in rows)
+    j = Journal(run_dir / "journal.sqlite")
+    assert len(j.labelled()) == 14
+    j.close()
