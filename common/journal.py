@@ -46,6 +46,7 @@ import torch
 
 from exil.common.data.pool_state import Extra
 from exil.common.errors import ExilError
+from exil.common.kill_points import reached
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -344,6 +345,8 @@ class _Transaction:
         return self
 
     def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            reached("commit")
         self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
         return False
 

@@ -41,6 +41,7 @@ import torch
 from exil.common.disk_full import looks_full, stream_failed
 from exil.common.errors import ExilError
 from exil.common.journal import ledger_problem
+from exil.common.kill_points import reached
 
 #: the tables a journal must have (``exil.common.journal.SCHEMA`` creates them)
 JOURNAL_TABLES = ("meta", "sessions", "stages", "queries", "answers", "labelled", "extras", "annotations", "metrics")
@@ -84,6 +85,7 @@ def save_checkpoint(path: Path, arch: dict[str, Any], state_dict: dict[str, torc
         if isinstance(e, OSError) or not (stream_failed(e) and looks_full(tmp.parent)):
             raise
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp)) from e  # torch says only "iostream error"
+    reached("checkpoint")
     digest = sha256_file(tmp)
     tmp.replace(path)
     return digest

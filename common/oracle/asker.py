@@ -17,6 +17,7 @@ from typing import Any
 
 from exil.common.errors import ExilError
 from exil.common.journal import Journal
+from exil.common.kill_points import reached
 from exil.common.oracle.base import Oracle, validate
 from exil.common.oracle.question import InvalidAnswer, OracleContext, Question
 
@@ -194,6 +195,7 @@ class Asker:
             raw = oracle.answer(question, self.ctx)
             try:
                 answer = validate(question, raw, self.ctx)
+                reached("answer")
                 break
             except InvalidAnswer as e:
                 oracle.reject(question, raw, str(e))

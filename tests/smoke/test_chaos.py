@@ -102,3 +102,51 @@ def test_many_kills_alice(tmp_path):
 
     write_idx_folder(tmp_path / "fm", n_train=60, n_test=30)
     chaos(tmp_path, [*alice_args(tmp_path / "fm"), "loop.rounds=3"], kills=8, seed=2)
+
+
+def killed_at(args: list[str], spec: str):
+    """``exil <args>`` that SIGKILLs itself at the named moment (:mod:`exil.common.kill_points`)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = dict(os.environ, WANDB_MODE="offline", PYTHONPATH=str(ROOT), EXIL_KILL_AT=spec)
+    return subprocess.Popen([sys.executable, "-m", "exil.common.cli", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def aimed(tmp_path: Path, args: list[str], kills: list[str]) -> None:
+    """The uninterrupted reference; then the same run killed at each of ``kills`` in turn (``point:n``: the n-th
+    checkpoint write, SQLite commit or teacher's answer of that process), resumed after each, compared at the end.
+    Only a kill between an answer and the end of its commit may ask that one answer again (a ``commit`` kill
+    may land in an answer's own transaction)."""
+    ref, run_dir = tmp_path / "reference", tmp_path / "aimed"
+    finish(exil(*args, *TEACHER, f"oracle.call_log={tmp_path / 'ref_calls.log'}", f"hydra.run.dir={ref}"))
+    log = tmp_path / "aimed_calls.log"
+    first = [*args, *TEACHER, f"oracle.call_log={log}", f"hydra.run.dir={run_dir}"]
+    for i, spec in enumerate(kills):
+        proc = killed_at(first if i == 0 else [f"loop.resume={run_dir}"], spec)
+        out, _ = proc.communicate(timeout=600)
+        assert proc.returncode == -signal.SIGKILL, f"{spec} was never reached:\n{out[-3000:]}"
+    finish(exil(f"loop.resume={run_dir}"))
+
+    assert outcome(run_dir) == outcome(ref)
+    ref_calls, got = calls(tmp_path / "ref_calls.log"), calls(log)
+    assert set(got) == set(ref_calls) and all(n == 1 for n in ref_calls.values())
+    repeats = sum(got.values()) - len(got)
+    assert repeats <= sum(k.startswith(("answer", "commit")) for k in kills), got.most_common(5)
+
+
+def test_kills_aimed_at_a_checkpoint_a_commit_and_an_answer_lose_and_repeat_nothing(tmp_path):
+    """CI's short version: one baseline run killed while a checkpoint is written, inside an SQLite commit and
+    between a teacher's answer and its journal entry, resumed after each."""
+    aimed(tmp_path, BASELINE, ["checkpoint:2", "commit:6", "answer:3"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["checkpoint:3", "commit:9", "answer:5"])
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_a_kill_aimed_at_each_moment_for_each_method(tmp_path, method, point):
+    aimed(tmp_path, METHODS[method], [point, point])
