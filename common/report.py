@@ -14,7 +14,7 @@ import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 from rich.console import Console
@@ -56,12 +56,22 @@ def comparison_labels(metas: list[dict], searched: Sequence[str] = ()) -> list[s
     differing = [k for k in differing if k not in hidden]
     if searched:
         return _search_labels(metas, flat, [p for p in searched if not p.startswith(_SEEDS)], differing)
+    # ... and says it in the label (dataset=decoy_digits), unless run_label does (method/strategy): runs on two
+    # datasets are never averaged as seeds of one configuration
+    said = [f"choices.{g}" for g, keys_ in implied.items() if len(keys_) > 3 and g not in ("method", "strategy")]
     out = []
     for meta, f in zip(metas, flat):
-        extra = " ".join(f"{k.split('.')[-1] if k.startswith('strategy.') else k}={f.get(k)}" for k in differing
-                         if f.get(k) is not None)
+        extra = " ".join(f"{_label_key(k)}={f.get(k)}" for k in (*said, *differing) if f.get(k) is not None)
         out.append(f"{run_label(meta)} {extra}".strip())
     return out
+
+
+def _label_key(key: str) -> str:
+    """How a differing key reads in a label: a group's choice by the group (``dataset``), a strategy's setting by
+    its own name (``passes``), anything else in full."""
+    if key.startswith("choices."):
+        return key.removeprefix("choices.")
+    return key.split(".")[-1] if key.startswith("strategy.") else key
 
 
 def _search_labels(metas: list[dict], flat: list[dict], searched: list[str], differing: list[str]) -> list[str]:
@@ -308,8 +318,8 @@ def comparison(run_dirs: Iterable[str | Path], out_dir: str | Path, metric: str 
                       "once", highlight=False)
     _explanation_sheet({label: d for label, (_, d) in sorted(first.items())}, out_dir / "explanations.png", console)
     title = f"{metric} vs {X_AXES[x]}" if per_round else f"{curve} vs {X_AXES[x]} ({metric}: the area under it)"
-    png = learning_curve(groups, out_dir / "comparison.png", metric=curve, title=title, x=x,
-                         also=[m for m in metrics if m != curve], best=best)
+    drawn = [m for m in metrics if m != curve and any(m in r for runs_ in groups.values() for rows in runs_ for r in rows)]
+    png = learning_curve(groups, out_dir / "comparison.png", metric=curve, title=title, x=x, also=drawn, best=best)
     return Compared(metric, x if per_round else None, out_dir / "comparison.csv", png, best, ranking)
 
 
@@ -498,6 +508,8 @@ def learning_curve(groups: dict[str, list[list[dict]]], path: Path, metric: str 
     x = x or x_axis(groups)
     panels = [metric, *also]
     fig, axes = plt.subplots(1, len(panels), figsize=(6 + 4.2 * (len(panels) - 1), 4), dpi=120, squeeze=False)
+    colors = {label: f"C{i % 10}" for i, label in enumerate(sorted(groups))}  # a label's colour in every panel
+    lines: dict[str, Any] = {}  # each label's first curve: the legend's entry, whichever panels it is drawn in
     for ax, m in zip(axes[0], panels):
         for label, runs in sorted(groups.items()):
             s = _mean_std(runs, m, x)
@@ -507,21 +519,27 @@ def learning_curve(groups: dict[str, list[list[dict]]], path: Path, metric: str 
             mean = np.array([s[k][0] for k in n])
             sd = np.array([s[k][1] for k in n])
             mark = " ★ best" if label == best else ""
-            ax.plot(n, mean, marker="o", ms=3, label=f"{label} (n={len(runs)}){mark}", lw=2.5 if mark else None)
+            line, = ax.plot(n, mean, marker="o", ms=3, color=colors[label], label=f"{label} (n={len(runs)}){mark}",
+                            lw=2.5 if mark else None)
+            lines.setdefault(label, line)
             if len(runs) > 1:
-                ax.fill_between(n, mean - sd, mean + sd, alpha=0.2)
+                ax.fill_between(n, mean - sd, mean + sd, color=colors[label], alpha=0.2)
         ax.set_xlabel("round (this method asks no labels)" if x == "round" else X_AXES[x])
         ax.set_ylabel(m)
         ax.grid(alpha=0.3)
     axes[0, 0].set_title(title)
     last = axes[0, -1]
-    if len(groups) > 1:  # outside the axes, on the right: it never covers a curve, and is never clipped
-        last.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
-    else:
-        last.legend(fontsize=8)
+    handles = [lines[label] for label in colors if label in lines]
+    outside = []
+    if handles and len(groups) > 1:  # outside the axes, on the right: it never covers a curve
+        legend = last.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+        legend.set_in_layout(False)  # tight_layout arranges the axes alone (long labels left it no room to do so) ...
+        outside.append(legend)
+    elif handles:
+        last.legend(handles=handles, fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight")
+    fig.savefig(path, bbox_inches="tight", bbox_extra_artists=outside or None)  # ... and the picture takes it in
     plt.close(fig)
     return path
 

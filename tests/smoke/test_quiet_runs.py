@@ -7,8 +7,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from tests.conftest import ROOT
 
 
@@ -28,15 +26,10 @@ def test_a_wandb_run_prints_no_anonymous_setting_warning(tmp_path):
     assert list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
 
 
-NEEDS_REPORT_PATCH = pytest.mark.xfail(strict=True, reason="needs the learning_curve / comparison_labels patch to "
-                                                           "common/report.py described in issue 23's report")
-
-
 def rows(shift: float, rounds: int = 3) -> list[dict]:
     return [{"round": r, "n_labels": 10 * (r + 1), "test/acc": 0.5 + shift + 0.05 * r} for r in range(rounds)]
 
 
-@NEEDS_REPORT_PATCH
 def test_a_comparison_plot_of_long_labels_and_an_empty_panel_warns_nothing(tmp_path):
     """The two matplotlib warnings ``exil compare`` printed: ``Tight layout not applied`` (labels of runs that
     differ in many keys, the legend beside the plot) and ``No artists with labels found to put in legend`` (a
@@ -58,7 +51,6 @@ def test_a_comparison_plot_of_long_labels_and_an_empty_panel_warns_nothing(tmp_p
     assert width > 1.5 * 6 * 120  # the 6-inch plot at 120 dpi and, beside it, the legend of long labels
 
 
-@NEEDS_REPORT_PATCH
 def test_runs_on_two_datasets_are_two_configurations_not_seeds_of_one():
     from exil.common.report import comparison_labels
 
