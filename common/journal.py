@@ -56,9 +56,11 @@ CREATE TABLE IF NOT EXISTS stages(round INTEGER, stage TEXT, seconds REAL, sessi
 CREATE TABLE IF NOT EXISTS queries(round INTEGER, position INTEGER, item INTEGER, score REAL,
     PRIMARY KEY(round, position));
 CREATE TABLE IF NOT EXISTS answers(round INTEGER, question TEXT, key TEXT, answer TEXT, oracle TEXT,
-    session INTEGER, t REAL, PRIMARY KEY(round, question, key));
+    session INTEGER, t REAL, teacher TEXT, seconds REAL, PRIMARY KEY(round, question, key));
 CREATE TABLE IF NOT EXISTS revisions(round INTEGER, question TEXT, key TEXT, seq INTEGER, answer TEXT,
-    oracle TEXT, session INTEGER, t REAL, PRIMARY KEY(round, question, key, seq));
+    oracle TEXT, session INTEGER, t REAL, teacher TEXT, seconds REAL, PRIMARY KEY(round, question, key, seq));
+CREATE TABLE IF NOT EXISTS opinions(round INTEGER, question TEXT, key TEXT, teacher TEXT, answer TEXT,
+    seconds REAL, session INTEGER, t REAL, PRIMARY KEY(round, question, key, teacher));
 CREATE TABLE IF NOT EXISTS labelled(seq INTEGER PRIMARY KEY AUTOINCREMENT, round INTEGER, item INTEGER UNIQUE,
     label INTEGER, source TEXT);
 CREATE TABLE IF NOT EXISTS extras(round INTEGER, position INTEGER, origin INTEGER, label INTEGER,
@@ -75,15 +77,18 @@ CREATE TABLE IF NOT EXISTS ledger(seq INTEGER PRIMARY KEY, tbl TEXT NOT NULL, di
 CHAINED: dict[str, tuple[tuple[str, str], ...]] = {
     "queries": (("round", "i"), ("position", "i"), ("item", "i"), ("score", "r")),
     "answers": (("round", "i"), ("question", "t"), ("key", "t"), ("answer", "t"), ("oracle", "t"), ("session", "i"),
-                ("t", "r")),
+                ("t", "r"), ("teacher", "t"), ("seconds", "r")),
     "revisions": (("round", "i"), ("question", "t"), ("key", "t"), ("seq", "i"), ("answer", "t"), ("oracle", "t"),
-                  ("session", "i"), ("t", "r")),
+                  ("session", "i"), ("t", "r"), ("teacher", "t"), ("seconds", "r")),
+    "opinions": (("round", "i"), ("question", "t"), ("key", "t"), ("teacher", "t"), ("answer", "t"),
+                 ("seconds", "r"), ("session", "i"), ("t", "r")),
     "labelled": (("round", "i"), ("item", "i"), ("label", "i"), ("source", "t")),
     "extras": (("round", "i"), ("position", "i"), ("origin", "i"), ("label", "i"), ("weight", "r"), ("kind", "t"),
                ("payload", "b")),
     "annotations": (("round", "i"), ("item", "i"), ("payload", "b")),
 }
 LEDGER_ROOT = "exil-ledger/1"
+_SQL_TYPE = {"i": "INTEGER", "r": "REAL", "t": "TEXT", "b": "BLOB"}
 
 
 class Journal:
@@ -109,8 +114,10 @@ class Journal:
         fresh = not self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone()
         self.db.executescript(SCHEMA)
         for table in CHAINED:  # a journal from before the ledger: its rows stay unchained, new ones are chained
-            if "ledger" not in {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}:
-                self.db.execute(f"ALTER TABLE {table} ADD COLUMN ledger INTEGER")
+            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            for column, kind in (*CHAINED[table], ("ledger", "i")):  # and from before who answered, how fast
+                if column not in have:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {_SQL_TYPE[kind]}")
         if fresh:  # every row of this journal is chained: one without a ledger entry was added by hand
             self.db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('ledger', ?)", (json.dumps(LEDGER_ROOT),))
         cur = self.db.execute("INSERT INTO sessions(pid, started) VALUES (?, ?)", (os.getpid(), time.time()))
@@ -183,13 +190,19 @@ class Journal:
     def add_queries(self, round: int, items: Sequence[int], scores: Sequence[float]) -> None:
         self._append("queries", [(round, p, int(i), _float(s)) for p, (i, s) in enumerate(zip(items, scores))])
 
-    def add_answer(self, round: int, question: str, key: str, answer: Any, oracle: str) -> None:
-        """Commit one answer immediately (outside any open transaction it would be lost with)."""
+    def add_answer(self, round: int, question: str, key: str, answer: Any, oracle: str, teacher: str | None = None,
+                   seconds: float | None = None) -> None:
+        """Commit one answer immediately (outside any open transaction it would be lost with). ``teacher``: who
+        gave it (a named teacher; several joined by ``+`` when they agreed, the reviewer when one settled it);
+        ``seconds``: what it cost them — the time the question was on screen until it was answered (summed over
+        every teacher who answered it), or a simulated teacher's cost model."""
         if self.db.in_transaction:
             raise RuntimeError("answers are committed on their own, never inside a stage transaction")
-        self._append("answers", [(round, question, key, json.dumps(answer), oracle, self.session, time.time())])
+        self._append("answers", [(round, question, key, json.dumps(answer), oracle, self.session, time.time(),
+                                  teacher, seconds)])
 
-    def add_revision(self, round: int, question: str, key: str, answer: Any, oracle: str) -> int:
+    def add_revision(self, round: int, question: str, key: str, answer: Any, oracle: str, teacher: str | None = None,
+                     seconds: float | None = None) -> int:
         """Commit a later answer to an answered question (the newest counts); returns its revision number."""
         if self.db.in_transaction:
             raise RuntimeError("answers are committed on their own, never inside a stage transaction")
@@ -197,13 +210,44 @@ class Journal:
             seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM revisions WHERE round = ? AND question = ? "
                                   "AND key = ?", (round, question, key)).fetchone()[0]
             self._append("revisions", [(round, question, key, seq, json.dumps(answer), oracle, self.session,
-                                        time.time())])
+                                        time.time(), teacher, seconds)])
         return seq
 
-    def add_answers(self, round: int, rows: Sequence[tuple[str, str, Any]], oracle: str) -> None:
-        """Commit many (question, key, answer) rows of a reproducible oracle in one transaction."""
-        t = time.time()
-        self._append("answers", [(round, q, k, json.dumps(a), oracle, self.session, t) for q, k, a in rows])
+    def add_answers(self, round: int, rows: Sequence[tuple[str, str, Any]], oracle: str,
+                    seconds: dict[str, float] | None = None) -> None:
+        """Commit many (question, key, answer) rows of a reproducible oracle in one transaction; ``seconds``: the
+        cost of an answer of each question kind (a simulated teacher's cost model)."""
+        t, cost = time.time(), seconds or {}
+        self._append("answers", [(round, q, k, json.dumps(a), oracle, self.session, t, None, cost.get(q))
+                                 for q, k, a in rows])
+
+    def add_opinion(self, round: int, question: str, key: str, teacher: str, answer: Any, seconds: float | None) -> None:
+        """Commit one teacher's answer to a question several teachers are asked (``oracle.overlap``): every
+        teacher's answer is kept; the settled one goes to ``answers``."""
+        if self.db.in_transaction:
+            raise RuntimeError("answers are committed on their own, never inside a stage transaction")
+        self._append("opinions", [(round, question, key, teacher, json.dumps(answer), seconds, self.session,
+                                   time.time())])
+
+    def opinions(self, round: int | None = None) -> list[dict[str, Any]]:
+        """Every teacher's answer to overlapping questions, oldest first."""
+        sql = "SELECT round, question, key, teacher, answer, seconds FROM opinions"
+        rows = self.db.execute(sql + (" WHERE round = ?" if round is not None else "") + " ORDER BY t",
+                               (() if round is None else (round,))).fetchall()
+        keys = ("round", "question", "key", "teacher", "answer", "seconds")
+        return [dict(zip(keys, (*r[:4], json.loads(r[4]), r[5]))) for r in rows]
+
+    def teacher_seconds(self, before_round: int | None = None) -> float:
+        """The teachers' time spent so far (answers and revisions, in rounds before ``before_round``)."""
+        where = "" if before_round is None else f" WHERE round < {int(before_round)}"
+        return float(sum(self.db.execute(f"SELECT COALESCE(SUM(seconds), 0) FROM {t}{where}").fetchone()[0]
+                         for t in ("answers", "revisions")))
+
+    def seconds_by_kind(self, before_round: int | None = None) -> dict[str, tuple[int, float]]:
+        """{question kind: (answers with a known cost, their seconds)} in rounds before ``before_round``."""
+        where = "seconds IS NOT NULL" + ("" if before_round is None else f" AND round < {int(before_round)}")
+        rows = self.db.execute(f"SELECT question, COUNT(*), SUM(seconds) FROM answers WHERE {where} GROUP BY question")
+        return {q: (int(n), float(total)) for q, n, total in rows}
 
     def add_labels(self, round: int, items: Sequence[int], labels: Sequence[int], source: str) -> None:
         self._append("labelled", [(round, int(i), int(y), source) for i, y in zip(items, labels)])
@@ -264,7 +308,7 @@ class Journal:
         """Every answered question in the order first answered, with its newest answer (``revisions``: how many
         later answers it has)."""
         sql = (f"SELECT round, question, key, {_LATEST}, oracle, session, (SELECT COUNT(*) FROM revisions r WHERE "
-               "r.round = a.round AND r.question = a.question AND r.key = a.key) FROM answers a")
+               "r.round = a.round AND r.question = a.question AND r.key = a.key), teacher, seconds FROM answers a")
         rows = self.db.execute(sql + (" WHERE round = ?" if round is not None else "") + " ORDER BY t",
                                (() if round is None else (round,))).fetchall()
         keys = ("round", "question", "key", "answer", "oracle", "session")
@@ -272,6 +316,10 @@ class Journal:
         for row, r in zip(out, rows):
             if r[6]:
                 row["revisions"] = r[6]
+            if r[7] is not None:
+                row["teacher"] = r[7]
+            if r[8] is not None:
+                row["seconds"] = r[8]
         return out
 
     def revisions(self, round: int | None = None) -> list[dict[str, Any]]:
@@ -376,10 +424,13 @@ def ledger_problem(db: sqlite3.Connection) -> str | None:
         return "it has no ledger table (deleted by hand)" if meta else None
     rows: dict[int, tuple[str, tuple, str]] = {}
     for table, cols in CHAINED.items():
-        if "ledger" not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
+        if table not in tables:
+            continue  # a table newer than the journal (its ledger entries, if any, are then missing rows)
+        have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+        if not {"ledger", *(c for c, _ in cols)} <= have:
             if meta:
-                return f"its table {table} has no ledger column (rebuilt by hand)"
-            continue
+                return f"its table {table} lacks columns exil writes (rebuilt by hand)"
+            continue  # a journal from before the ledger
         names = ", ".join(c for c, _ in cols)
         for *values, seq in db.execute(f"SELECT {names}, ledger FROM {table}"):
             where = _row_name(table, cols, values)

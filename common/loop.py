@@ -80,13 +80,16 @@ def seed_init(seed: int) -> None:
 
 @dataclass
 class LoopConfig:
-    """``conf/loop/*.yaml``. ``budget`` caps the oracle labels (None: rounds × query_size)."""
+    """``conf/loop/*.yaml``. ``budget`` caps the oracle labels (None: rounds × query_size); ``budget_seconds``
+    caps the teachers' time (the seconds the journal records per answer: measured for a person, the cost model
+    for a simulated teacher), so methods that ask different questions are compared at equal human cost."""
 
     rounds: int = 10
     query_size: int = 10
     initial_per_class: int | None = 2
     initial_size: int | None = None
     budget: int | None = None
+    budget_seconds: float | None = None
     seed: int = 0
     pool_subsample: int | None = None
     reset_each_round: bool = True
@@ -114,6 +117,10 @@ class LoopConfig:
         at_least("rounds", 0)
         at_least("query_size", 0)
         at_least("budget", 0, none_ok=True)
+        if self.budget_seconds is not None and (isinstance(self.budget_seconds, bool)
+                                                or not isinstance(self.budget_seconds, (int, float))
+                                                or not self.budget_seconds > 0):
+            raise ConfigError(f"loop.budget_seconds={self.budget_seconds!r}: must be a number of seconds > 0 or null")
         at_least("initial_per_class", 1, none_ok=True)
         at_least("initial_size", 1, none_ok=True, also=(-1,))
         at_least("pool_subsample", 1, none_ok=True)
@@ -218,7 +225,7 @@ class ActiveLoop:
                 k = self._query_size()
                 if r == self.cfg.rounds:
                     break
-                if self.hooks.done(k):
+                if self.hooks.done(k) or self._time_left() == 0:
                     self.stopped_early = self._why_stopped(r)
                     self._status(r, "done", message=self.stopped_early)
                     break
@@ -330,12 +337,27 @@ class ActiveLoop:
             self._save_predictions(r)
             metrics.update(self.hooks.metrics(self._ctx(r, "evaluate")))
         metrics["n_explanations"] = float(self.journal.explanation_count(before_round=r))
+        metrics.update(self._teacher_metrics(r))
         n = len(self.dm.labels)
         with self._stage_transaction():
             self.journal.add_metrics(r, n, metrics)
             self.journal.mark(r, "evaluate", time.perf_counter() - t0)
         self._log_evaluation(r)
         self._stage(r, "evaluate", t0)
+
+    def _teacher_metrics(self, r: int) -> dict[str, float]:
+        """What teaching cost so far and how well the teachers agreed: ``teacher/seconds`` (all answers before round
+        ``r``), ``teacher/seconds_per_<kind>`` (the mean of each kind), and the agreement of the round just
+        answered (:mod:`exil.common.agreement`) when several teachers answered its questions."""
+        from exil.common.agreement import agreement
+
+        by_kind = self.journal.seconds_by_kind(before_round=r)
+        out = {}
+        if by_kind:
+            out["teacher/seconds"] = self.journal.teacher_seconds(before_round=r)
+            out.update({f"teacher/seconds_per_{kind}": total / n for kind, (n, total) in by_kind.items() if n})
+        out.update(agreement(self.journal.opinions(r - 1)))
+        return out
 
     def _query(self, r: int, k: int) -> Selection | None:
         """The items round ``r`` asks labels of; None for a method whose rounds ask something else (its hooks'
@@ -441,15 +463,37 @@ class ActiveLoop:
     def _why_stopped(self, r: int) -> str:
         used = self.journal.label_count("oracle")
         budget = self.cfg.label_budget
-        why = (f"the label budget is spent ({used} of loop.budget={budget})" if used >= budget else
-               f"the pool has no unlabelled item left to ask ({len(self.dm.pool)} items, all labelled or skipped)")
+        spent = self.journal.teacher_seconds()
+        if self._time_left() == 0:
+            why = (f"the teachers' time budget is spent ({spent:.0f} s of loop.budget_seconds="
+                   f"{self.cfg.budget_seconds:g})")
+        elif used >= budget:
+            why = f"the label budget is spent ({used} of loop.budget={budget})"
+        else:
+            why = f"the pool has no unlabelled item left to ask ({len(self.dm.pool)} items, all labelled or skipped)"
         return f"the run stopped after round {r} of {self.cfg.rounds}: {why}"
 
     def _query_size(self) -> int:
         used = self.journal.label_count("oracle")
         budget = self.cfg.label_budget
         left = len(np.setdiff1d(self.dm.unlabelled_indices, self.journal.skipped_items()))
-        return int(max(0, min(self.cfg.query_size, budget - used, left)))
+        affordable = self._time_left()
+        return int(max(0, min(self.cfg.query_size, budget - used, left,
+                              affordable if affordable is not None else left)))
+
+    def _time_left(self) -> int | None:
+        """How many more questions ``loop.budget_seconds`` affords at the mean cost per answered question so far
+        (None: no time budget, or no cost known yet; 0: spent)."""
+        if self.cfg.budget_seconds is None:
+            return None
+        spent = self.journal.teacher_seconds()
+        if spent >= self.cfg.budget_seconds:
+            return 0
+        by_kind = self.journal.seconds_by_kind()
+        n = sum(c for c, _ in by_kind.values())
+        if not n:
+            return None
+        return int((self.cfg.budget_seconds - spent) // (spent / n)) if spent > 0 else None
 
     def _save_predictions(self, r: int) -> None:
         """The test predictions of round ``r`` (``predictions/round_RRR.npy``), for agreement between runs."""

@@ -13,6 +13,7 @@ and if the method had already read the old one its ask stage is run again on the
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from exil.common.errors import ExilError
@@ -56,8 +57,10 @@ class Asker:
         if found:
             self.reused += 1
             return self._give(round, question, answer)
+        t0 = time.monotonic()
         answer = self._ask(round, question, oracle)
-        self.journal.add_answer(round, question.kind, question.key, answer, oracle.name)
+        seconds = oracle.seconds(question.kind, time.monotonic() - t0)
+        self.journal.add_answer(round, question.kind, question.key, answer, oracle.name, seconds=seconds)
         self.asked += 1
         return self._give(round, question, answer)
 
@@ -115,8 +118,38 @@ class Asker:
         return out
 
     # ------------------------------------------------------------ live oracles
-    def submit(self, round: int, question: Question, raw: Any, revise: bool = False) -> Any:
+    def check(self, round: int, question: Question, raw: Any) -> Any:
+        """The canonical answer a live teacher gave (raises :class:`InvalidAnswer`, :class:`AnswerInUse`), without
+        committing it: one teacher's opinion on a question several are asked (``oracle.overlap``)."""
+        oracle = self.oracle_for(question.kind)
+        if question.kind not in oracle.kinds:
+            raise InvalidAnswer(f"{oracle.name} does not answer {question.kind!r} questions")
+        answer = validate(question, raw, self.ctx)
+        if self.is_closed(round):
+            raise AnswerInUse("this answer is already in use: the model was trained on it")
+        return answer
+
+    def opinion(self, round: int, question: Question, teacher: str, raw: Any, seconds: float | None) -> Any:
+        """Validate and commit one named teacher's answer to a question several teachers are asked (the settled
+        answer goes through :meth:`submit`); returns the canonical answer. Raises as :meth:`check`, and
+        :class:`AnswerTaken` when this teacher answered it already."""
+        import sqlite3
+
+        answer = self.check(round, question, raw)
+        try:
+            self.journal.add_opinion(round, question.kind, question.key, teacher, answer, seconds)
+        except sqlite3.IntegrityError:
+            raise AnswerTaken(f"{teacher} answered this question already") from None
+        return answer
+
+    def opinions(self, round: int) -> list[dict[str, Any]]:
+        """Every teacher's answer of ``round`` to questions several teachers are asked."""
+        return self.journal.opinions(round)
+
+    def submit(self, round: int, question: Question, raw: Any, revise: bool = False, teacher: str | None = None,
+               seconds: float | None = None) -> Any:
         """Validate and commit a live teacher's answer (from any thread); returns the canonical answer.
+        ``teacher``: who gave it; ``seconds``: what it cost them (:meth:`Journal.add_answer`).
 
         Raises :class:`InvalidAnswer` (nothing is written), :class:`AnswerTaken` (answered already and
         ``revise`` is false) or :class:`AnswerInUse` (the round's answers have been incorporated)."""
@@ -131,11 +164,11 @@ class Asker:
             if found and not revise:
                 raise AnswerTaken("this question was answered already (in another tab?)")
             if found:
-                self.journal.add_revision(round, question.kind, question.key, answer, oracle.name)
+                self.journal.add_revision(round, question.kind, question.key, answer, oracle.name, teacher, seconds)
                 if (question.kind, question.key) in self._read.get(round, set()):
                     self._stale.add(round)
             else:
-                self.journal.add_answer(round, question.kind, question.key, answer, oracle.name)
+                self.journal.add_answer(round, question.kind, question.key, answer, oracle.name, teacher, seconds)
                 self.asked += 1
             self._answered.setdefault(round, set()).add((question.kind, question.key))
             self._cond.notify_all()
@@ -181,7 +214,8 @@ class Asker:
     # --------------------------------------------------------------- helpers
     def _commit(self, round: int, rows: list[tuple[str, str, Any]], oracle: Oracle) -> None:
         if rows:
-            self.journal.add_answers(round, rows, oracle.name)
+            cost = {q: oracle.seconds(q, None) for q in {r[0] for r in rows}}
+            self.journal.add_answers(round, rows, oracle.name, {q: c for q, c in cost.items() if c is not None})
             self.asked += len(rows)
             rows.clear()
 

@@ -45,6 +45,13 @@ class Oracle(ABC):
     def reject(self, question: Question, answer: Any, reason: str) -> None:
         """Called when ``answer`` was invalid, before the question is asked again."""
 
+    def seconds(self, kind: str, measured: float | None) -> float | None:
+        """What an answer of ``kind`` cost the teacher, in seconds of a person's time (None: not a person's time,
+        e.g. an LLM). ``measured``: the wall time the answer took here. A person at the terminal costs what was
+        measured; a simulated teacher costs what its cost model says (:mod:`exil.common.oracle.cost`); the web
+        page sends its own measure with each answer."""
+        return None
+
     #: answers come from ground truth (simulated, or a router whose labels do): the initial set may then be
     #: stratified by class; a person's is drawn at random, since nobody told the loop the classes yet
     labels_from_truth: bool = False
@@ -80,7 +87,7 @@ class Oracle(ABC):
 
 #: the simulated teacher's settings (a router hands an experiment's to its simulated routes)
 SIMULATED_SETTINGS = frozenset({"noise", "latency", "seed", "relevance_field", "irrelevant_field",
-                                "exemplar_threshold", "explainer"})
+                                "exemplar_threshold", "explainer", "cost"})
 #: settings of the machine teachers (simulated, LLM) that an experiment may set for its default teacher;
 #: a person's oracle (web, terminal) accepts and ignores them, so ``experiment=X oracle=web`` just works
 MACHINE_TEACHER_SETTINGS = SIMULATED_SETTINGS | {"task", "template", "verbalizer", "client", "labels", "system"}

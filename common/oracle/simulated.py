@@ -58,14 +58,26 @@ class SimulatedOracle(Oracle):
 
     def __init__(self, noise: float = 0.0, latency: float = 0.0, seed: int = 0, relevance_field: str = "mask",
                  irrelevant_field: str | None = "auto", exemplar_threshold: float | None = 0.5, explainer: Any = None,
-                 cheap: bool = True, call_log: str | None = None):
+                 cheap: bool = True, call_log: str | None = None, cost: dict[str, float] | None = None):
+        from exil.common.errors import ConfigError
+        from exil.common.oracle.cost import DEFAULT_SECONDS
+
         if not 0 <= noise < 1:
             raise ValueError(f"noise must be in [0, 1), got {noise}")
+        self.cost = dict(DEFAULT_SECONDS) if cost is None else {str(k): v for k, v in dict(cost).items()}
+        bad = {k: v for k, v in self.cost.items() if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0}
+        if bad:
+            raise ConfigError(f"oracle.cost: seconds per answer must be numbers ≥ 0, got {bad}")
         self.noise, self.latency, self.seed = noise, latency, seed
         self.relevance_field, self.irrelevant_field = relevance_field, irrelevant_field
         self.exemplar_threshold = exemplar_threshold
         self.explainer = explainer
         self.cheap, self.call_log = bool(cheap), call_log
+
+    def seconds(self, kind: str, measured: float | None) -> float | None:
+        """What an answer of ``kind`` would cost a person: the cost model (``oracle.cost``), not the time
+        simulating it took."""
+        return self.cost.get(kind)
 
     def rng(self, question: Question) -> np.random.Generator:
         h = hashlib.sha256(f"{self.seed}/{question.kind}/{question.key}".encode()).digest()

@@ -59,6 +59,10 @@ class TerminalOracle(Oracle):
     def attach_display(self, paused: Callable[[], ContextManager]) -> None:
         self._paused = paused
 
+    def seconds(self, kind: str, measured: float | None) -> float | None:
+        """A person at the terminal: the time from the question shown until its (valid) answer."""
+        return measured
+
     def answer(self, question: Question, ctx: OracleContext) -> Any:
         with self._paused():
             return kind_of(question.kind).terminal(question, ctx, self)

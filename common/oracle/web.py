@@ -57,6 +57,13 @@ class WebOracle(Oracle):
         review_seconds: after a round's last answer, how long the person may still revise before the model
             trains (``0``: at once; the page's "hold" waits until "train now").
         max_body: the largest request accepted, in bytes.
+        teachers: names of the people who teach this run (null: one, unnamed). Each gets their own token and
+            link (``web.json`` keeps them; every link is printed), and the journal records who gave each answer.
+        overlap: how many different teachers answer each question (1: one each; at most ``len(teachers)``).
+            Every answer is kept; equal labels settle a question, different ones go to the ``reviewer``.
+        reviewer: the teacher who settles disagreements (default: the first).
+        show_model_explanation: false hides the model's prediction and explanation from the teachers (so they
+            are not anchored by it); recorded in the run's config like any setting.
         print_fn: where the page's address is said (default :func:`announce`: the link with its token on the
             controlling terminal only, never into a log).
         **ignored: settings of the simulated / LLM teacher an experiment sets (``irrelevant_field``, ...):
@@ -67,8 +74,20 @@ class WebOracle(Oracle):
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, token: bool = True, token_env: str = "EXIL_WEB_TOKEN",
                  claim_seconds: float = 120.0, review_seconds: float = 5.0, max_body: int = 1_000_000,
-                 print_fn: Callable[[str], None] | None = None, **ignored: Any):
+                 print_fn: Callable[[str], None] | None = None, teachers: list[str] | None = None, overlap: int = 1,
+                 reviewer: str | None = None, show_model_explanation: bool = True, **ignored: Any):
         check_ignored("web", ignored)
+        names = [str(t) for t in (teachers or [])]
+        bad = [t for t in names if not t or not t.replace("-", "").replace("_", "").isalnum()]
+        if bad or len(set(names)) != len(names):
+            raise ConfigError(f"oracle.teachers={names}: give distinct names of letters, digits, - and _")
+        if int(overlap) < 1 or int(overlap) > max(1, len(names)):
+            raise ConfigError(f"oracle.overlap={overlap}: each question can be answered by 1 to {max(1, len(names))} "
+                              "teachers (list them in oracle.teachers=[alice,bob])")
+        if reviewer is not None and reviewer not in names:
+            raise ConfigError(f"oracle.reviewer={reviewer} is not one of oracle.teachers={names}")
+        self.teachers = names
+        reviewer = reviewer or (names[0] if names else None)
         if not token and not is_loopback(host):
             raise ConfigError(f"oracle.host={host} without a token would let anyone on the network answer (and "
                               "read the data): keep oracle.token=true, or bind oracle.host=127.0.0.1")
@@ -76,10 +95,12 @@ class WebOracle(Oracle):
             raise ConfigError(f"oracle.port={port}: give 0 (any free port) or 1..65535")
         self.host, self.port, self.use_token, self.token_env = host, int(port), bool(token), token_env
         self.max_body = int(max_body)
-        self.session = WebSession(claim_seconds=claim_seconds, review_seconds=review_seconds)
+        self.session = WebSession(claim_seconds=claim_seconds, review_seconds=review_seconds, overlap=int(overlap),
+                                  reviewer=reviewer, hide_model=not show_model_explanation)
         self.print_fn = print_fn
         self.token: str | None = None
         self.url: str | None = None
+        self.urls: dict[str, str] = {}  # each named teacher's link
         self._server = None
         self._thread: threading.Thread | None = None
 
@@ -103,16 +124,23 @@ class WebOracle(Oracle):
         token = None
         if self.use_token:
             token = os.environ.get(self.token_env) or saved.get("token") or secrets.token_urlsafe(24)
+        saved_team = saved.get("teachers") or {}
+        team = {name: saved_team.get(name) or secrets.token_urlsafe(24) for name in self.teachers}
         sock = _bind(self.host, port)
         if sock is None:  # the saved port is taken: any free one
             sock = _bind(self.host, 0)
         port = sock.getsockname()[1]
         shown = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
-        _write_private(state_path, {"port": port, **({"token": token} if token else {}), "url": url})
+        urls = {name: f"http://{shown}:{port}/?token={t}" for name, t in team.items()}
+        url = next(iter(urls.values()), url)  # a team has no unnamed link
+        shown_token = next(iter(team.values()), token)  # a team has no unnamed link: the first teacher's
+        _write_private(state_path, {"port": port, **({"token": shown_token} if shown_token else {}), "url": url,
+                                    **({"teachers": team, "urls": urls} if team else {})})
         hosts = LOOPBACK if is_loopback(self.host) else None
         title = f"exil · {Path(ctx.out_dir).parent.name}"
-        app = build_app(self.session, token, title=title, hosts=hosts, max_body=self.max_body)
+        app = build_app(self.session, token, title=title, hosts=hosts, max_body=self.max_body,
+                        teachers=team or None)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", ws="none")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True,
@@ -121,11 +149,14 @@ class WebOracle(Oracle):
         deadline = time.monotonic() + 10
         while not self._server.started and time.monotonic() < deadline:
             time.sleep(0.01)
-        self.token, self.port, self.url = token, port, url
-        if self.print_fn is not None:
-            self.print_fn(f"exil teacher page: {url}  (open it in a browser; the run waits for your answers)")
-        else:
-            announce(url, f"http://{shown}:{port}/", state_path)
+        self.token, self.port, self.url, self.urls = token, port, url, urls
+        links = urls or {"": url}
+        for name, link in links.items():
+            who = f" for {name}" if name else ""
+            if self.print_fn is not None:
+                self.print_fn(f"exil teacher page{who}: {link}  (open it in a browser; the run waits for answers)")
+            else:
+                announce(link, f"http://{shown}:{port}/", state_path, who)
 
     def close(self) -> None:
         if self._server is not None:
@@ -149,7 +180,7 @@ class WebOracle(Oracle):
         raise NotImplementedError("the web oracle is live: the asker offers it questions (Asker.many)")
 
 
-def announce(url: str, address: str, state_path: Path) -> None:
+def announce(url: str, address: str, state_path: Path, who: str = "") -> None:
     """Say where the page is without letting its token reach a log: the link with the token goes to the
     controlling terminal (``/dev/tty``), which no logger captures (W&B's console capture, a SLURM output file,
     Hydra's job log read stdout and stderr); stderr gets the address without the token and where the full link
@@ -157,12 +188,12 @@ def announce(url: str, address: str, state_path: Path) -> None:
     said = False
     try:
         with open("/dev/tty", "w") as tty:
-            tty.write(f"exil teacher page: {url}  (open it in a browser; the run waits for your answers)\n")
+            tty.write(f"exil teacher page{who}: {url}  (open it in a browser; the run waits for your answers)\n")
             said = True
     except OSError:  # no controlling terminal (a batch job, a service)
         pass
     where = "printed on your terminal above; also" if said else "with its token"
-    print(f"exil teacher page: {address}  (the link {where} in {state_path}, readable only by you)",
+    print(f"exil teacher page{who}: {address}  (the link {where} in {state_path}, readable only by you)",
           file=sys.stderr, flush=True)
 
 

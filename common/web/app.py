@@ -19,7 +19,7 @@ files, registered kinds' view modules and in-memory images are served.
 ``GET /api/state``         the loop's stage, the round's questions, the answers given (long poll: ``since``)
 ``POST /api/next``         claim the next question for this tab (``{keep: id}``: the one it shows, if open)
 ``GET /api/question/ID``   one question (with its answer, to revise it)
-``POST /api/answer``       ``{id, answer, revise}`` → saved (in the journal) · 422 invalid · 409 taken · 410 in use
+``POST /api/answer``       ``{id, answer, revise, seconds}`` → saved (journal) · 422 invalid · 409 taken · 410 in use
 ``POST /api/preview``      ``{id, data}`` → the kind's live feedback (ALICE: parsed parts)
 ``POST /api/review``       ``{action: train | hold}`` at the end of a round
 =========================  ===================================================================
@@ -77,9 +77,13 @@ class TokenGate:
     """ASGI middleware: the token on every request (as the header for the API), same-origin JSON for every
     change, a sane Host on loopback, bounded bodies, and the security headers on every response."""
 
-    def __init__(self, app, token: str | None, hosts: set[str] | None, max_body: int):
+    def __init__(self, app, token: str | None, hosts: set[str] | None, max_body: int,
+                 teachers: dict[str, str] | None = None):
         self.app, self.token, self.hosts, self.max_body = app, token, hosts, max_body
-        self.cookie = cookie_name(token) if token else None
+        #: token → the named teacher it belongs to (None: the run's one teacher)
+        self.tokens: dict[str, str | None] = {t: name for name, t in (teachers or {}).items()}
+        if token is not None and not self.tokens:
+            self.tokens[token] = None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -98,22 +102,36 @@ class TokenGate:
             return await refused(scope, receive, secured)
         return await self.app(scope, _bounded(receive, self.max_body), secured)
 
+    def _match(self, given: str | None) -> str | None:
+        """The token of this run that ``given`` is (compared in constant time), else None."""
+        if not given:
+            return None
+        found = None
+        for t in self.tokens:
+            if secrets.compare_digest(given, t):
+                found = t
+        return found
+
     def _refusal(self, req: Request) -> Response | None:
         """The response that refuses ``req``, or None when it may go on."""
         path = req.url.path
         if self.hosts is not None and req.headers.get("host", "").rsplit(":", 1)[0] not in self.hosts:
             return JSONResponse({"error": "unknown host"}, status_code=421)
-        if self.token is not None:
-            query = req.query_params.get("token")
-            if path == "/" and query is not None and secrets.compare_digest(query, self.token):
+        if self.tokens:
+            query = self._match(req.query_params.get("token"))
+            if path == "/" and query is not None:
                 resp = RedirectResponse("/", status_code=303)  # the token leaves the address bar
-                resp.set_cookie(self.cookie, self.token, httponly=True, samesite="strict", path="/")
+                resp.set_cookie(cookie_name(query), query, httponly=True, samesite="strict", path="/")
                 return resp
             # the API: the header only (a cookie goes with any site's request; the header only with the page's)
-            given = req.headers.get("x-exil-token") if path.startswith("/api/") else \
-                (req.headers.get("x-exil-token") or req.cookies.get(self.cookie))
-            if given is None or not secrets.compare_digest(given, self.token):
+            if path.startswith("/api/"):
+                given = self._match(req.headers.get("x-exil-token"))
+            else:
+                given = self._match(req.headers.get("x-exil-token")) or next(
+                    (t for t in self.tokens if secrets.compare_digest(req.cookies.get(cookie_name(t), ""), t)), None)
+            if given is None:
                 return _forbidden(path)
+            req.scope.setdefault("state", {}).update(token=given, teacher=self.tokens[given])
         if req.method in STATE_CHANGING:
             why = cross_site(req)
             if why:
@@ -213,17 +231,25 @@ def _bounded(receive, limit: int):
 
 
 def build_app(session: WebSession, token: str | None, title: str = "exil", hosts: set[str] | None = None,
-              max_body: int = 1_000_000, long_poll: float = 20.0):
-    """The ASGI app of one run's teacher page (module docstring)."""
+              max_body: int = 1_000_000, long_poll: float = 20.0, teachers: dict[str, str] | None = None):
+    """The ASGI app of one run's teacher page (module docstring). ``teachers``: name → token of each named
+    teacher (each answers with their own link; the journal records who answered)."""
 
     polls = LongPolls(session)
 
+    def teacher_of(req: Request) -> str | None:
+        return getattr(req.state, "teacher", None)
+
     def tab_of(req: Request) -> str:
-        return req.headers.get("x-exil-tab", "")[:64] or "anonymous"
+        tab = req.headers.get("x-exil-tab", "")[:64] or "anonymous"
+        who = teacher_of(req)
+        return f"{who}/{tab}" if who else tab
 
     def page(req: Request) -> Response:
         html = (STATIC / "index.html").read_text(encoding="utf-8")
-        html = html.replace("{{TITLE}}", _escape(title)).replace("{{TOKEN}}", token or "")
+        who = teacher_of(req)
+        shown = f"{title} · {who}" if who else title
+        html = html.replace("{{TITLE}}", _escape(shown)).replace("{{TOKEN}}", getattr(req.state, "token", None) or "")
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
     def view(req: Request) -> Response:
@@ -254,16 +280,17 @@ def build_app(session: WebSession, token: str | None, title: str = "exil", hosts
         session.touch(tab)
         if since == session.version:
             await polls.wait(since, timeout=min(long_poll, wait))
-        return JSONResponse(session.state_json(tab))
+        return JSONResponse(session.state_json(tab, teacher_of(req)))
 
     async def next_question(req: Request) -> Response:
         body = await _json(req)
         if isinstance(body, BadBody):
             return body.response()
         keep = body.get("keep") if isinstance(body, dict) else None
-        e = session.next_for(tab_of(req), keep=str(keep) if keep else None)
+        who = teacher_of(req)
+        e = session.next_for(tab_of(req), keep=str(keep) if keep else None, teacher=who)
         return JSONResponse({"question": session.question_json(e) if e is not None else None,
-                             "state": session.state_json(tab_of(req))})
+                             "state": session.state_json(tab_of(req), who)})
 
     def one(req: Request) -> Response:
         e = session.entry(req.path_params["qid"])
@@ -279,23 +306,24 @@ def build_app(session: WebSession, token: str | None, title: str = "exil", hosts
             return JSONResponse({"error": "send {id, answer}"}, status_code=400)
         from starlette.concurrency import run_in_threadpool
 
-        return await run_in_threadpool(_answer, body, tab_of(req))
+        return await run_in_threadpool(_answer, body, tab_of(req), teacher_of(req))
 
-    def _answer(body: dict[str, Any], tab: str) -> Response:
+    def _answer(body: dict[str, Any], tab: str, who: str | None) -> Response:
         qid, revise = str(body["id"]), bool(body.get("revise"))
+        seconds = body.get("seconds")
         try:
-            e = session.submit(qid, body["answer"], revise)
+            e = session.submit(qid, body["answer"], revise, teacher=who, seconds=seconds)
         except KeyError:
             return JSONResponse({"error": "this question is no longer open (the run has moved on)"}, status_code=404)
         except InvalidAnswer as err:
             return JSONResponse({"error": str(err)}, status_code=422)
         except AnswerTaken as err:
-            nxt = session.next_for(tab)
+            nxt = session.next_for(tab, teacher=who)
             return JSONResponse({"error": str(err), "taken": True,
                                  "next": session.question_json(nxt) if nxt else None}, status_code=409)
         except AnswerInUse as err:
             return JSONResponse({"error": str(err)}, status_code=410)
-        nxt = None if revise else session.next_for(tab)
+        nxt = None if revise else session.next_for(tab, teacher=who)
         return JSONResponse({"saved": True, "id": qid, "summary": e.summary,
                              "next": session.question_json(nxt) if nxt else None})
 
@@ -328,7 +356,7 @@ def build_app(session: WebSession, token: str | None, title: str = "exil", hosts
         Route("/api/preview", preview, methods=["POST"]), Route("/api/review", review, methods=["POST"]),
     ]
     app = Starlette(routes=routes)
-    return TokenGate(app, token, hosts, max_body)
+    return TokenGate(app, token, hosts, max_body, teachers=teachers)
 
 
 class BadBody:

@@ -10,6 +10,15 @@ claim, answer and read. Every change bumps ``version`` and wakes the pages waiti
   answered; a second answer to an answered question is refused as *taken* unless it is a revision.
 * **Review** — when a round's questions are all answered, :meth:`settle` waits ``review_seconds`` after the
   last answer (or until the person says "train now"; "hold" waits for that) so a misclick can be taken back.
+* **Teams** — with named teachers and ``overlap`` k > 1, each question is answered by k different teachers
+  (no claims: each teacher gets the first question they have not answered). Every answer is journaled as an
+  *opinion*; when k are in, equal answers (any answer, for kinds other than ``label``) settle the question, with
+  the teachers joined by ``+`` as who answered and the sum of their seconds as its cost; different labels send
+  it to the ``reviewer``, whose answer settles it (and is what the model trains on). Opinions are final; the
+  settled answer may be revised until the round is used.
+* **Cost** — each answer carries the seconds the question was on the teacher's screen (the page's own clock;
+  the server's, from when it handed the question out, when the page sends none).
+* ``hide_model``: the model's prediction and explanation are left out of every question (anchoring control).
 """
 
 from __future__ import annotations
@@ -51,6 +60,9 @@ class Entry:
     answered_at: float = 0.0
     answer: Any = None
     summary: str = ""
+    opinions: dict[str, Any] = field(default_factory=dict)  # teacher → answer (overlap > 1)
+    opinion_seconds: dict[str, float | None] = field(default_factory=dict)
+    disputed: bool = False  # its k answers differ: waiting for the reviewer
 
     @property
     def id(self) -> str:
@@ -65,11 +77,20 @@ class Review:
     train_now: bool = False
 
 
+#: keys of a question's view that show what the model predicts or why (left out with ``hide_model``)
+MODEL_KEYS = ("predictions", "prediction", "probs", "explanation", "explanations", "saliency", "model")
+#: the longest time an answer may claim to have taken (a tab left open overnight is not a day of work)
+MAX_SECONDS = 3600.0
+
+
 @dataclass
 class WebSession:
     claim_seconds: float = 120.0
     review_seconds: float = 5.0
     media: Media = field(default_factory=Media)
+    overlap: int = 1
+    reviewer: str | None = None
+    hide_model: bool = False
 
     def __post_init__(self):
         self.cond = threading.Condition()
@@ -84,6 +105,8 @@ class WebSession:
         #: polls are woken through it without a thread waiting for each
         self.listeners: list[Callable[[], None]] = []
         self.waiting = 0  # long polls waiting right now (the page server's count)
+        self._team = threading.Lock()  # one opinion at a time settles a question
+        self._handed: dict[tuple[str, str | None], float] = {}  # (question, teacher) → when it was handed out
 
     # ------------------------------------------------------------ the loop's side
     def _bump(self) -> None:
@@ -105,6 +128,13 @@ class WebSession:
                 if qid not in self.entries:
                     self._order += 1
                     self.entries[qid] = Entry(round, q, self._order)
+            if self.overlap > 1:  # a resumed run: the opinions given before the kill stand
+                for o in desk.opinions(round):
+                    e = self.entries.get(question_id(round, o["question"], o["key"]))
+                    if e is not None and not e.answered:
+                        e.opinions[o["teacher"]] = o["answer"]
+                        e.opinion_seconds[o["teacher"]] = o["seconds"]
+                        e.disputed = len(e.opinions) >= self.overlap and not self._agreed(e)
             self._bump()
 
     def settle(self, round: int) -> None:
@@ -132,9 +162,24 @@ class WebSession:
         return max(times, default=time.monotonic())
 
     def _held_elsewhere(self, e: Entry, tab: str | None, now: float) -> bool:
-        """An open question another tab holds (its claim has not lapsed)."""
-        return (not e.answered and e.claimed_by is not None and e.claimed_by != tab
+        """An open question another tab holds (its claim has not lapsed; teams do not claim)."""
+        return (self.overlap <= 1 and not e.answered and e.claimed_by is not None and e.claimed_by != tab
                 and now - e.claimed_at <= self.claim_seconds)
+
+    def _open_for(self, e: Entry, teacher: str | None) -> bool:
+        """Whether ``teacher`` has something to answer on ``e``."""
+        if e.answered:
+            return False
+        if self.overlap <= 1:
+            return True
+        if e.disputed:
+            return teacher is not None and teacher == self.reviewer
+        return teacher not in e.opinions
+
+    @staticmethod
+    def _agreed(e: Entry) -> bool:
+        values = list(e.opinions.values())
+        return e.question.kind != "label" or all(v == values[0] for v in values[1:])
 
     # ---------------------------------------------------------- the page's side
     def release_lapsed(self) -> float | None:
@@ -159,12 +204,25 @@ class WebSession:
                 if e.claimed_by == tab and not e.answered:
                     e.claimed_at = now
 
-    def next_for(self, tab: str, keep: str | None = None) -> Entry | None:
+    def next_for(self, tab: str, keep: str | None = None, teacher: str | None = None) -> Entry | None:
         """The question this tab should show: ``keep`` (the one it shows) if it is still open and nobody else
-        holds it, else its own unanswered claim, else the first free one (claimed)."""
+        holds it, else its own unanswered claim, else the first free one (claimed). In a team, a question this
+        ``teacher`` has not answered yet; the reviewer gets the disputed ones first."""
+        e = self._next_for(tab, keep, teacher)
+        if e is not None:
+            self._handed.setdefault((e.id, teacher), time.monotonic())
+        return e
+
+    def _next_for(self, tab: str, keep: str | None, teacher: str | None) -> Entry | None:
         now = time.monotonic()
         with self.cond:
             kept = self.entries.get(keep) if keep else None
+            if self.overlap > 1:
+                if kept is not None and self._open_for(kept, teacher):
+                    return kept
+                open_ = sorted((e for e in self.entries.values() if self._open_for(e, teacher)),
+                               key=lambda e: (not e.disputed, e.order))
+                return open_[0] if open_ else None
             if kept is not None and not kept.answered and not self._held_elsewhere(kept, tab, now):
                 for e in self.entries.values():  # one question per tab: its other claims go back
                     if e is not kept and e.claimed_by == tab and not e.answered:
@@ -188,24 +246,75 @@ class WebSession:
             return self.entries.get(qid)
 
     def view_of(self, e: Entry) -> dict[str, Any]:
-        """The kind's web payload of an entry, made once (images encoded once)."""
+        """The kind's web payload of an entry, made once (images encoded once); without the model's prediction
+        and explanation when ``hide_model``."""
         if e.view is None:
-            e.view = kind_of(e.question.kind).web(e.question, self.ctx, self.media)
+            view = kind_of(e.question.kind).web(e.question, self.ctx, self.media)
+            if self.hide_model:
+                view = {k: v for k, v in view.items() if k not in MODEL_KEYS}
+            e.view = view
         return e.view
 
-    def submit(self, qid: str, raw: Any, revise: bool) -> Entry:
-        """Validate and commit through the asker (raises its errors); then mark the entry answered."""
+    def submit(self, qid: str, raw: Any, revise: bool, teacher: str | None = None,
+               seconds: float | None = None) -> Entry:
+        """Validate and commit through the asker (raises its errors); then mark the entry answered. In a team, an
+        opinion, which settles the question when it is the k-th (module docstring). ``seconds``: the page's own
+        measure of how long the question was on screen (the server's is used when it sends none)."""
+        from exil.common.oracle.asker import AnswerTaken
+
         e = self.entry(qid)
         if e is None:
             raise KeyError(qid)
-        answer = self.desk.submit(e.round, e.question, raw, revise=revise)
+        seconds = self._seconds(e, teacher, seconds)
+        if self.overlap <= 1 or revise:
+            answer = self.desk.submit(e.round, e.question, raw, revise=revise, teacher=teacher, seconds=seconds)
+            self._answered(e, answer)
+            return e
+        with self._team:
+            if e.answered:
+                raise AnswerTaken("this question was settled already")
+            if e.disputed:
+                if teacher != self.reviewer:
+                    raise AnswerTaken(f"the teachers disagree on this question: it waits for {self.reviewer}")
+                total = sum(s for s in e.opinion_seconds.values() if s) + (seconds or 0.0)
+                answer = self.desk.submit(e.round, e.question, raw, teacher=teacher, seconds=total)
+                self._answered(e, answer)
+                return e
+            if teacher in e.opinions:
+                raise AnswerTaken("you answered this question already")
+            answer = self.desk.opinion(e.round, e.question, teacher, raw, seconds)
+            with self.cond:
+                e.opinions[teacher], e.opinion_seconds[teacher] = answer, seconds
+                e.summary = kind_of(e.question.kind).summary(answer, self.ctx)
+                self._bump()
+            if len(e.opinions) < self.overlap:
+                return e
+            if not self._agreed(e):
+                with self.cond:
+                    e.disputed = True
+                    self._bump()
+                return e
+            first = next(iter(e.opinions.values()))
+            total = sum(s for s in e.opinion_seconds.values() if s)
+            answer = self.desk.submit(e.round, e.question, first, teacher="+".join(sorted(e.opinions)),
+                                      seconds=total or None)
+            self._answered(e, answer)
+        return e
+
+    def _answered(self, e: Entry, answer: Any) -> None:
         with self.cond:
             e.answered, e.answer, e.answered_at = True, answer, time.monotonic()
             e.summary = kind_of(e.question.kind).summary(answer, self.ctx)
             if self.review is not None and self.review.round == e.round:
                 self.review.last_activity = e.answered_at
             self._bump()
-        return e
+
+    def _seconds(self, e: Entry, teacher: str | None, given: float | None) -> float | None:
+        """The page's measure when it is a sane number, else the server's (from when the question was handed)."""
+        if isinstance(given, (int, float)) and not isinstance(given, bool) and 0 <= given <= MAX_SECONDS:
+            return float(given)
+        handed = self._handed.get((e.id, teacher))
+        return None if handed is None else min(time.monotonic() - handed, MAX_SECONDS)
 
     def set_review(self, action: str) -> None:
         with self.cond:
@@ -227,18 +336,24 @@ class WebSession:
         with self.cond:
             same = [x for x in self.entries.values() if x.round == e.round]
             revisable = not (self.desk is not None and self.desk.is_closed(e.round))
+            dispute = None
+            if e.disputed and not e.answered:
+                summary = kind_of(e.question.kind).summary
+                dispute = [{"teacher": t, "summary": summary(a, self.ctx)} for t, a in sorted(e.opinions.items())]
         return {"id": e.id, "kind": e.question.kind,
                 "key": e.question.key, "round": e.round, "item": e.question.item, "view": self.view_of(e),
                 "answered": e.answered, "answer": e.answer if e.answered else None, "summary": e.summary,
                 "revisable": revisable, "position": sorted(x.order for x in same).index(e.order) + 1,
-                "of": len(same)}
+                "of": len(same), "dispute": dispute}
 
-    def state_json(self, tab: str | None = None) -> dict[str, Any]:
+    def state_json(self, tab: str | None = None, teacher: str | None = None) -> dict[str, Any]:
         with self.cond:
             status = dict(self.status)
             status["text"] = STAGE_TEXT.get(status.get("stage"), status.get("stage", ""))
             entries = sorted(self.entries.values(), key=lambda e: e.order)
-            open_ = [e for e in entries if not e.answered]
+            open_ = [e for e in entries if self._open_for(e, teacher)]
+            waiting = [e for e in entries if not e.answered and not self._open_for(e, teacher)] \
+                if self.overlap > 1 else []
             if status.get("stage") in ("ask", "initial") and open_:
                 status["text"] = "waiting for your answers"
             now = time.monotonic()
@@ -248,11 +363,16 @@ class WebSession:
                 left = self.review.last_activity + self.review_seconds - now
                 review = {"round": self.review.round, "seconds_left": max(0.0, left), "hold": self.review.hold}
             closed = self.desk.is_closed if self.desk is not None else (lambda r: False)
+            mine = [e for e in entries if e.answered or (teacher is not None and teacher in e.opinions)]
             return {
                 "version": self.version, "status": status, "open": len(open_), "in_other_tabs": others,
-                "total": len(entries), "review": review,
+                "total": len(entries), "review": review, "teacher": teacher, "waiting_for_others": len(waiting),
                 "answered": [{"id": e.id, "kind": e.question.kind,
-                              "key": e.question.key, "round": e.round, "summary": e.summary,
-                              "revisable": not closed(e.round)} for e in entries if e.answered],
+                              "key": e.question.key, "round": e.round,
+                              "summary": e.summary if e.answered else
+                              f"the teachers disagree: {self.reviewer} settles it" if e.disputed else
+                              "waiting for the other teachers",
+                              "by": None if e.answered or teacher is None else teacher,
+                              "revisable": e.answered and not closed(e.round)} for e in mine],
             }
 

@@ -357,3 +357,78 @@ def test_a_double_click_answers_one_question_not_the_next_one_too(browser, exil_
     page.wait_for_timeout(1000)
     assert [a for _, _, a in run.answers("label")] == [3, 5]
     run.stop()
+
+
+def _press(page, key: int, last: str | None, think_ms: int = 0) -> tuple[str, bool, float]:
+    """Wait for a label question other than ``last``, look at it ``think_ms``, press ``key``; return its id,
+    whether it came as a disagreement to settle, and the browser's own clock when the page moved on (seconds
+    since the page loaded: an upper bound of any question's time on screen)."""
+    qid = wait_question(page, "label", other_than=last)
+    disputed = page.locator("#question .q-dispute").count() > 0
+    page.wait_for_timeout(think_ms)
+    page.keyboard.press(str(key))
+    page.wait_for_function("id => document.querySelector('#question').dataset.id !== id", arg=qid, timeout=60_000)
+    return qid, disputed, page.evaluate("performance.now()") / 1000
+
+
+def test_two_named_teachers_overlap_disagree_and_the_reviewer_settles(browser, exil_run, shots):
+    """Issue 22 §3–§5: alice and bob each answer every question (overlap 2) with their own links; the journal
+    keeps both opinions with who gave them and their seconds on screen; equal labels settle a question, the
+    different ones go to alice (the reviewer), whose label is what the model trains on; the round's agreement in
+    results.csv equals Cohen's κ computed by hand from the journal."""
+    import csv
+    import json
+
+    run = exil_run(["oracle=web", "oracle.teachers=[alice,bob]", "oracle.overlap=2", "oracle.review_seconds=1",
+                    "loop.rounds=0", "loop.initial_per_class=null", "loop.initial_size=6", *TINY])
+    info = json.loads((run.dir / "oracle" / "web.json").read_text())
+    assert set(info["teachers"]) == {"alice", "bob"} and info["teachers"]["alice"] != info["teachers"]["bob"]
+    alice = open_page(browser, run)  # run.url is the first teacher's link
+    bob_ctx = browser.new_context(viewport={"width": 1280, "height": 860})  # another person, another browser
+    bob = bob_ctx.new_page()
+    bob.goto(info["urls"]["bob"])
+
+    alice_keys = [3, 3, 1, 2, 4, 5]
+    bob_keys = [3, 3, 1, 2, 6, 7]  # the last two differ
+    last, timed = None, None
+    for i, key in enumerate(alice_keys):
+        last, disputed, wall = _press(alice, key, last, think_ms=1200 if i == 0 else 0)
+        timed = timed or (last, wall)
+        assert not disputed
+    bob_ids, last = [], None
+    for key in bob_keys:
+        last, disputed, _ = _press(bob, key, last)
+        bob_ids.append(last)
+    alice.screenshot(path=str(shots / "team_review.png"))
+    settled = {}
+    for _ in range(2):  # alice's page now brings the two disagreements, marked as such
+        qid, disputed, _ = _press(alice, 9, last)
+        assert disputed and qid in bob_ids[-2:]
+        settled[qid], last = 9, qid
+    run.wait()
+
+    opinions = run.journal("SELECT key, teacher, answer, seconds FROM opinions ORDER BY t")
+    assert len(opinions) == 12 and {t for _, t, _, _ in opinions} == {"alice", "bob"}
+    first_key, wall = timed[0].split(":")[-1], timed[1]
+    s = next(sec for k, t, _, sec in opinions if k == first_key and t == "alice")
+    assert 1.2 <= s <= wall, (s, wall)  # the page's own clock: at least the look, at most since the page loaded
+    answers = {k: (json.loads(a), t) for k, a, t in run.journal("SELECT key, answer, teacher FROM answers")}
+    assert sorted(t for _, t in answers.values()) == ["alice", "alice", "alice+bob", "alice+bob", "alice+bob",
+                                                      "alice+bob"]
+    labelled = dict(run.journal("SELECT item, label FROM labelled"))
+    for qid in settled:  # the model trains on the reviewer's label, not on either teacher's first answer
+        assert labelled[int(qid.split(":")[-1])] == 9
+    # Cohen's κ by hand: p_o observed agreement, p_e from each teacher's own label frequencies
+    a = {k: int(json.loads(v)) for k, t, v, _ in opinions if t == "alice"}
+    b = {k: int(json.loads(v)) for k, t, v, _ in opinions if t == "bob"}
+    keys = sorted(a)
+    po = sum(a[k] == b[k] for k in keys) / len(keys)
+    pe = sum((list(a.values()).count(c) / len(keys)) * (list(b.values()).count(c) / len(keys))
+             for c in set(a.values()) | set(b.values()))
+    with open(run.dir / "results.csv") as f:
+        row = next(csv.DictReader(f))
+    assert abs(float(row["team/label_kappa"]) - (po - pe) / (1 - pe)) < 1e-9
+    assert float(row["team/label_agreement"]) == po and float(row["team/disagreements"]) == 2
+    assert float(row["teacher/seconds"]) > 0
+    assert not alice.errors
+    bob_ctx.close()

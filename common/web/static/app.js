@@ -195,7 +195,9 @@ async function show(q, revise = false) {
   const head = h("div.q-head", {},
     h("span.q-where", { text: [roundName(q.round), `question ${q.position} of ${q.of}`, kindName(q.kind)].join(" · ") }),
     revise && h("span.q-revising", {}, `Revising your answer (${q.summary || "given"})`,
-      h("button.cancel", { type: "button", onclick: () => serial(leaveRevision) }, "cancel")));
+      h("button.cancel", { type: "button", onclick: () => serial(leaveRevision) }, "cancel")),
+    q.dispute && h("p.q-dispute", { text: "The teachers disagree — " + q.dispute.map((d) => `${d.teacher}: ${d.summary}`)
+      .join(" · ") + ". Your answer settles it (and is what the model learns)." }));
   const root = h("div.view", { "data-kind": q.kind });
   box.replaceChildren(head, root);
   box.dataset.id = q.id;
@@ -234,8 +236,9 @@ async function submit(q, answer, revise) {
   busy = true;
   document.body.classList.add("busy");
   let r, dropped;
+  const seconds = (performance.now() - shownAt) / 1000; // on screen until answered: what the answer cost
   try {
-    ({ r, dropped } = await send(q, answer, revise));
+    ({ r, dropped } = await send(q, answer, revise, seconds));
   } finally {
     busy = false;
     document.body.classList.remove("busy");
@@ -273,13 +276,13 @@ async function submit(q, answer, revise) {
 
 /** POST an answer; through a lost connection it is kept and sent again every second, also to a resumed run
  * (same address), which may need a moment before it offers the same question again. */
-async function send(q, answer, revise) {
+async function send(q, answer, revise, seconds) {
   let dropped = false;
   const since = performance.now();
   for (;;) {
     let r;
     try {
-      r = await call("POST", "/api/answer", { id: q.id, answer, revise });
+      r = await call("POST", "/api/answer", { id: q.id, answer, revise, seconds });
     } catch {
       dropped = true;
       showError("Connection lost — your answer is kept and will be sent when the run is back.");
@@ -348,7 +351,9 @@ function drawFacts(s) {
   $("#round").textContent = st.stage === "initial" || st.round === -1 ? "initial set"
     : st.stage === "done" ? `finished · ${st.rounds} rounds`
     : st.round == null ? "" : st.round >= st.rounds ? `final model · ${st.rounds} rounds` : `round ${st.round + 1} of ${st.rounds}`;
-  const others = s.in_other_tabs ? ` · ${s.in_other_tabs} open in other tabs` : "";
+  const others = (s.in_other_tabs ? ` · ${s.in_other_tabs} open in other tabs` : "")
+    + (s.waiting_for_others ? ` · ${s.waiting_for_others} waiting for the other teachers` : "")
+    + (s.teacher ? ` · you are ${s.teacher}` : "");
   $("#left").textContent = s.total ? `${s.open} of ${s.total} questions left${others}` : "no questions yet";
   $("#budget").textContent = st.labels == null ? "" : `labels ${st.labels}${st.budget ? " / " + st.budget : ""}`;
   $("#budget").title = "labels the teacher gave in the rounds, of the run's budget (the initial set not counted)";

@@ -1,0 +1,87 @@
+"""How well teachers agree on the questions several of them answered (``oracle.overlap``), per question kind.
+
+* ``label``: Cohen's κ when two teachers answered (scikit-learn's :func:`~sklearn.metrics.cohen_kappa_score`,
+  ``κ = (p_o − p_e) / (1 − p_e)`` with ``p_e`` from each teacher's own label frequencies), Fleiss' κ when more
+  did (statsmodels' :func:`~statsmodels.stats.inter_rater.fleiss_kappa`), over the questions answered by every
+  teacher of the round's pairs; and the share of those questions on which they all gave the same label.
+* ``relevance``: the mean pairwise intersection over union of the teachers' ``relevant`` masks (two empty masks
+  agree fully).
+* any other kind: the share of questions whose answers were identical.
+
+Skipped labels (``null``) are left out. Metrics are named ``team/<kind>_<measure>``: ``team/label_kappa``,
+``team/label_agreement``, ``team/relevance_iou``, ``team/<kind>_agreement``; ``team/disagreements`` counts the
+label questions that went to review.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+
+def agreement(opinions: list[dict[str, Any]]) -> dict[str, float]:
+    """Agreement metrics over ``opinions`` (rows of :meth:`exil.common.journal.Journal.opinions`)."""
+    by_question: dict[tuple[str, str], dict[str, Any]] = defaultdict(dict)
+    for o in opinions:
+        if o["answer"] is not None:
+            by_question[(o["question"], o["key"])][o["teacher"]] = o["answer"]
+    kinds: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for (kind, _), answers in by_question.items():
+        if len(answers) >= 2:
+            kinds[kind].append(answers)
+    out: dict[str, float] = {}
+    for kind, questions in sorted(kinds.items()):
+        if kind == "label":
+            out.update(_labels(questions))
+        elif kind == "relevance":
+            out["team/relevance_iou"] = float(np.mean([_mean_iou(list(a.values())) for a in questions]))
+        else:
+            out[f"team/{kind}_agreement"] = float(np.mean([_all_same(list(a.values())) for a in questions]))
+    return out
+
+
+def _labels(questions: list[dict[str, Any]]) -> dict[str, float]:
+    out = {"team/label_agreement": float(np.mean([_all_same(list(a.values())) for a in questions])),
+           "team/disagreements": float(sum(not _all_same(list(a.values())) for a in questions))}
+    teachers = sorted({t for a in questions for t in a})
+    if len(teachers) == 2:
+        both = [a for a in questions if len(a) == 2]
+        if both:
+            from sklearn.metrics import cohen_kappa_score
+
+            x = [int(a[teachers[0]]) for a in both]
+            y = [int(a[teachers[1]]) for a in both]
+            out["team/label_kappa"] = _finite(cohen_kappa_score(x, y))
+        return out
+    k = max(len(a) for a in questions)
+    full = [a for a in questions if len(a) == k]  # Fleiss' κ: the same number of raters per question
+    if full and k >= 2:
+        from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
+
+        table, _ = aggregate_raters(np.array([[int(v) for v in a.values()] for a in full]))
+        out["team/label_kappa"] = _finite(fleiss_kappa(table, method="fleiss"))
+    return out
+
+
+def _finite(v: float) -> float:
+    """κ is undefined (0/0) when every answer was the same class; reported as 1 when all agreed."""
+    v = float(v)
+    return v if np.isfinite(v) else 1.0
+
+
+def _all_same(answers: list[Any]) -> bool:
+    return all(a == answers[0] for a in answers[1:])
+
+
+def _mean_iou(answers: list[Any]) -> float:
+    from exil.common.oracle.relevance import decode_mask
+
+    masks = [decode_mask(a["relevant"]).bool() for a in answers]
+    ious = []
+    for a, b in itertools.combinations(masks, 2):
+        union = (a | b).sum().item()
+        ious.append(1.0 if union == 0 else (a & b).sum().item() / union)
+    return float(np.mean(ious))
