@@ -34,6 +34,8 @@ def main() -> None:
         sys.exit(_guard(_data_cli, argv[1:]))
     if argv[:1] == ["compare"]:
         sys.exit(_guard(_compare_cli, argv[1:]))
+    if argv[:1] == ["teachers"]:
+        sys.exit(_guard(_teachers_cli, argv[1:]))
     register_resolvers()
     for d in _config_dir_args(argv):
         code = _guard(use_config_dir, d)
@@ -348,6 +350,16 @@ def _instantiation_error(e: BaseException) -> str:
         " ".join(ln for ln in rest if not ln.startswith("full_key:"))
     where = f" (at {key})" if key else ""
     return f"{head}{where}: {cause.strip()} — EXIL_TRACEBACK=1 shows the traceback"
+
+
+def _teachers_cli(argv: list[str]) -> None:
+    import argparse
+
+    from exil.common.teachers import print_teachers
+
+    p = argparse.ArgumentParser(prog="exil teachers", description="who answered what in a run, and how fast")
+    p.add_argument("run", help="a run's folder (the one with journal.sqlite)")
+    print_teachers(p.parse_args(argv).run)
 
 
 def _data_cli(argv: list[str]) -> None:

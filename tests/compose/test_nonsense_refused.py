@@ -149,3 +149,26 @@ def test_a_text_dataset_with_an_image_model_is_refused_naming_what_reads_text(tm
     err = " ".join(capsys.readouterr().err.split())
     assert code == 2 and "dataset=rotten_tomatoes needs a model that reads text" in err, err
     assert "method=text_baseline" in err and not (tmp_path / "run" / "journal.sqlite").exists()
+
+
+def test_a_teacher_time_budget_stops_the_run_at_equal_human_cost(tmp_path, capsys):
+    """loop.budget_seconds with the simulated teacher's cost model (oracle.cost): 10 initial labels at 6 s cost
+    60 s, so 90 s afford 5 more labels (one round of 5), then the run stops, saying why; the seconds are in the
+    journal and results.csv."""
+    import csv
+    import sqlite3
+
+    d = tmp_path / "run"
+    code = _guard(run, compose(["loop.rounds=4", "loop.query_size=5", "loop.initial_per_class=1",
+                                "trainer.max_epochs=1", "loop.budget_seconds=90", "oracle.cost={label: 6}",
+                                "loop.threads=1", "print_config=false"], d))
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 0, err
+    db = sqlite3.connect(d / "journal.sqlite")
+    spent, n = db.execute("SELECT SUM(seconds), COUNT(*) FROM answers").fetchone()
+    db.close()
+    assert (spent, n) == (90.0, 15)
+    with open(d / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["teacher/seconds"]) for r in rows] == [60.0, 90.0]
+    assert all(float(r["teacher/seconds_per_label"]) == 6.0 for r in rows)

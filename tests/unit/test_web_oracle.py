@@ -192,3 +192,68 @@ def test_keeping_the_shown_question_gives_back_other_claims(served):
     third = {"id": "0:label:2"}
     assert a.post("/api/next", json={"keep": third["id"]}).json()["question"]["id"] == third["id"]
     assert b.post("/api/next", json={}).json()["question"]["id"] == first["id"]  # a's earlier claim went back
+
+
+@pytest.fixture
+def team(tmp_path):
+    """A web teacher for alice, bob and carol (each question to two of them; carol reviews), hiding the model."""
+    from tests.unit.test_oracle import Tiny
+
+    dm = Tiny()
+    dm.setup()
+    ctx = OracleContext(dm, dm.class_names, tmp_path / "oracle", strategy="entropy")
+    oracle = WebOracle(review_seconds=0, teachers=["alice", "bob", "carol"], overlap=2, reviewer="carol",
+                       show_model_explanation=False, print_fn=lambda s: None)
+    journal = Journal(tmp_path / "journal.sqlite")
+    asker = Asker(oracle, journal, ctx)
+    oracle.start(ctx)
+    yield oracle, asker, journal
+    oracle.close()
+    journal.close()
+
+
+def as_teacher(oracle: WebOracle, name: str) -> httpx.Client:
+    return httpx.Client(base_url=f"http://127.0.0.1:{oracle.port}", timeout=10,
+                        headers={"X-Exil-Tab": "t", "X-Exil-Token": oracle.urls[name].split("token=")[1]})
+
+
+def test_named_teachers_each_answer_with_their_own_token_and_disagreements_go_to_the_reviewer(team):
+    oracle, asker, journal = team
+    assert client(oracle).get("/api/state").status_code == 403  # a team has no unnamed token
+    work = ask_in_background(asker, 0, labels(2, {"probs": [0.1, 0.8, 0.1]}))
+    alice, bob, carol = (as_teacher(oracle, n) for n in ("alice", "bob", "carol"))
+    q = alice.post("/api/next", json={}).json()["question"]
+    assert "predictions" not in q["view"]  # show_model_explanation=false: nothing to be anchored by
+    assert alice.post("/api/answer", json={"id": q["id"], "answer": 1, "seconds": 2.5}).status_code == 200
+    assert alice.post("/api/answer", json={"id": q["id"], "answer": 1}).status_code == 409  # opinions are final
+    assert bob.post("/api/next", json={}).json()["question"]["id"] == q["id"]
+    assert bob.post("/api/answer", json={"id": q["id"], "answer": 1, "seconds": 4.0}).status_code == 200
+    q2 = alice.post("/api/next", json={}).json()["question"]
+    alice.post("/api/answer", json={"id": q2["id"], "answer": 0, "seconds": 1.0})
+    bob.post("/api/answer", json={"id": q2["id"], "answer": 2, "seconds": 1.0})
+    assert alice.post("/api/next", json={}).json()["question"] is None  # the dispute is carol's
+    assert bob.post("/api/answer", json={"id": q2["id"], "answer": 2}).status_code == 409
+    disputed = carol.post("/api/next", json={}).json()["question"]
+    assert disputed["id"] == q2["id"] and {d["teacher"] for d in disputed["dispute"]} == {"alice", "bob"}
+    assert carol.post("/api/answer", json={"id": q2["id"], "answer": 2, "seconds": 3.0}).status_code == 200
+    work["thread"].join(5)
+    assert work["answers"] == [1, 2]
+    rows = {r["key"]: r for r in journal.answers()}
+    assert (rows["0"]["teacher"], rows["0"]["seconds"]) == ("alice+bob", 6.5)
+    assert (rows["1"]["teacher"], rows["1"]["seconds"]) == ("carol", 5.0)
+    assert {(o["key"], o["teacher"]) for o in journal.opinions(0)} == {("0", "alice"), ("0", "bob"), ("1", "alice"),
+                                                                        ("1", "bob")}
+    assert journal.teacher_seconds() == 11.5
+    from exil.common.teachers import teacher_rows
+
+    got = {r["teacher"]: r for r in teacher_rows(journal.path.parent)}
+    assert (got["alice"]["answers"], got["alice"]["total_s"], got["alice"]["matched"]) == (2, 3.5, 0.5)
+    assert (got["bob"]["answers"], got["bob"]["total_s"], got["bob"]["matched"]) == (2, 5.0, 1.0)
+    assert (got["carol"]["answers"], got["carol"]["total_s"], got["carol"]["matched"]) == (1, 3.0, None)
+
+
+def test_a_team_with_an_overlap_it_cannot_fill_is_refused():
+    with pytest.raises(ConfigError, match="oracle.overlap=3"):
+        WebOracle(teachers=["a", "b"], overlap=3)
+    with pytest.raises(ConfigError, match="oracle.reviewer=zoe"):
+        WebOracle(teachers=["a", "b"], overlap=2, reviewer="zoe")

@@ -1,0 +1,42 @@
+"""Agreement between teachers against closed forms computed here by hand (not through the libraries used)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from exil.common.agreement import agreement
+from exil.common.oracle.relevance import encode_mask
+
+
+def rows(answers: dict[str, list]) -> list[dict]:
+    return [{"question": "label", "key": str(i), "teacher": t, "answer": a}
+            for t, labels in answers.items() for i, a in enumerate(labels)]
+
+
+def test_two_teachers_get_cohens_kappa():
+    a, b = [0, 0, 1, 1, 2, 2, 0, 1], [0, 1, 1, 1, 2, 0, 0, 1]
+    po = np.mean([x == y for x, y in zip(a, b)])
+    pe = sum(a.count(c) / len(a) * b.count(c) / len(b) for c in (0, 1, 2))
+    got = agreement(rows({"alice": a, "bob": b}))
+    assert got["team/label_kappa"] == pytest.approx((po - pe) / (1 - pe))
+    assert got["team/label_agreement"] == po and got["team/disagreements"] == 2
+
+
+def test_three_teachers_get_fleiss_kappa():
+    a, b, c = [0, 0, 1, 1, 2], [0, 1, 1, 1, 2], [0, 0, 1, 2, 2]
+    n, k = 3, 3
+    counts = np.array([[[a[i], b[i], c[i]].count(j) for j in range(k)] for i in range(len(a))])
+    p_i = ((counts ** 2).sum(1) - n) / (n * (n - 1))
+    p_j = counts.sum(0) / counts.sum()
+    expected = (p_i.mean() - (p_j ** 2).sum()) / (1 - (p_j ** 2).sum())
+    assert agreement(rows({"a": a, "b": b, "c": c}))["team/label_kappa"] == pytest.approx(expected)
+
+
+def test_masks_get_their_mean_pairwise_iou():
+    m1, m2 = np.zeros((4, 4), bool), np.zeros((4, 4), bool)
+    m1[:2, :2] = True  # 4 px
+    m2[:2, :3] = True  # 6 px, 4 shared
+    ops = [{"question": "relevance", "key": "7", "teacher": t, "answer": {"relevant": encode_mask(m)}}
+           for t, m in (("a", m1), ("b", m2))]
+    assert agreement(ops)["team/relevance_iou"] == pytest.approx(4 / 6)
