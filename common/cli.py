@@ -402,8 +402,9 @@ def _compare_cli(argv: list[str]) -> None:
     p.add_argument("--metric", default=None, help="default: the metric an Optuna search optimised (its runs are "
                    "ranked, the best marked ★), else test/acc; a ..._auc metric ranks the area under the curve")
     p.add_argument("--out", default=None, help="where comparison.csv/png go (default: the first folder)")
-    p.add_argument("--x", default=None, choices=["n_labels", "round", "n_explanations"],
-                   help="the x-axis (default: labels; n_explanations: accuracy per explanation given)")
+    p.add_argument("--x", default=None, choices=["n_labels", "round", "n_explanations", "teacher/seconds"],
+                   help="the x-axis (default: labels; n_explanations: accuracy per explanation given; "
+                        "teacher/seconds: per second of teacher time, methods at equal human cost)")
     a = p.parse_args(argv)
     png = compare_runs(find_runs(a.dirs), a.out or a.dirs[0], metric=a.metric, x=a.x)
     print(f"plot: {png}")

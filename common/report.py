@@ -483,7 +483,8 @@ def _distinct(runs: list[tuple[Path, dict, list[dict]]]) -> tuple[list[tuple[Pat
 
 
 #: the x-axes a comparison can be drawn on, and their names on a plot
-X_AXES = {"n_labels": "labels", "round": "round", "n_explanations": "explanations given"}
+X_AXES = {"n_labels": "labels", "round": "round", "n_explanations": "explanations given",
+          "teacher/seconds": "seconds of teacher time"}  # the last: methods compared at equal human cost
 
 
 def x_axis(groups: dict[str, list[list[dict]]]) -> str:
