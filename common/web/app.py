@@ -159,13 +159,18 @@ def cross_site(req: Request) -> str | None:
 
 class LongPolls:
     """Long polls that wait on the event loop: ``await polls.wait(since, timeout)`` returns when the session's
-    version moves past ``since``, a claim lapses, or ``timeout`` seconds pass — holding no thread, so any
-    number of open pages leave the server's threads to the requests that need them."""
+    version moves past ``since`` (then ``coalesce`` seconds later), a claim lapses, or ``timeout`` seconds
+    pass — holding no thread, so any number of open pages leave the server's threads to the requests that need
+    them."""
 
-    def __init__(self, session: WebSession):
+    def __init__(self, session: WebSession, coalesce: float = 0.03):
         self.session = session
         self.loop: asyncio.AbstractEventLoop | None = None
         self.futures: set[asyncio.Future] = set()
+        #: seconds a woken poll waits before it answers: one answer moves the version two or three times (the
+        #: answer, the next claim), and many teachers answer at once; every page then fetches the state once for
+        #: all of them, not once per change (50 teachers: each answer woke 50 pages two or three times)
+        self.coalesce = coalesce
 
     def _attach(self) -> asyncio.AbstractEventLoop:
         if self.loop is None:
@@ -202,6 +207,8 @@ class LongPolls:
             self.session.waiting += 1  # only the event loop's thread touches it
             try:
                 await asyncio.wait({fut}, timeout=left)
+                if fut.done() and self.coalesce > 0:  # woken: let the changes of the same moment land first
+                    await asyncio.sleep(self.coalesce)
             finally:
                 self.session.waiting -= 1
                 self.futures.discard(fut)

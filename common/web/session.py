@@ -63,6 +63,7 @@ class Entry:
     opinions: dict[str, Any] = field(default_factory=dict)  # teacher → answer (overlap > 1)
     opinion_seconds: dict[str, float | None] = field(default_factory=dict)
     disputed: bool = False  # its k answers differ: waiting for the reviewer
+    by: str | None = None  # who settled it (a teacher, several joined by "+"; None: the run's one teacher)
 
     @property
     def id(self) -> str:
@@ -177,6 +178,13 @@ class WebSession:
         return teacher not in e.opinions
 
     @staticmethod
+    def _given_by(e: Entry, teacher: str | None) -> bool:
+        """Whether ``e`` is in ``teacher``'s list of answers (every answer, when the run has one teacher)."""
+        if teacher is None:
+            return e.answered
+        return teacher in e.opinions or (e.answered and teacher in (e.by or "").split("+"))
+
+    @staticmethod
     def _agreed(e: Entry) -> bool:
         values = list(e.opinions.values())
         return e.question.kind != "label" or all(v == values[0] for v in values[1:])
@@ -268,7 +276,7 @@ class WebSession:
         seconds = self._seconds(e, teacher, seconds)
         if self.overlap <= 1 or revise:
             answer = self.desk.submit(e.round, e.question, raw, revise=revise, teacher=teacher, seconds=seconds)
-            self._answered(e, answer)
+            self._answered(e, answer, e.by if revise and e.by else teacher)
             return e
         with self._team:
             if e.answered:
@@ -278,7 +286,7 @@ class WebSession:
                     raise AnswerTaken(f"the teachers disagree on this question: it waits for {self.reviewer}")
                 total = sum(s for s in e.opinion_seconds.values() if s) + (seconds or 0.0)
                 answer = self.desk.submit(e.round, e.question, raw, teacher=teacher, seconds=total)
-                self._answered(e, answer)
+                self._answered(e, answer, teacher)
                 return e
             if teacher in e.opinions:
                 raise AnswerTaken("you answered this question already")
@@ -296,14 +304,14 @@ class WebSession:
                 return e
             first = next(iter(e.opinions.values()))
             total = sum(s for s in e.opinion_seconds.values() if s)
-            answer = self.desk.submit(e.round, e.question, first, teacher="+".join(sorted(e.opinions)),
-                                      seconds=total or None)
-            self._answered(e, answer)
+            who = "+".join(sorted(e.opinions))
+            answer = self.desk.submit(e.round, e.question, first, teacher=who, seconds=total or None)
+            self._answered(e, answer, who)
         return e
 
-    def _answered(self, e: Entry, answer: Any) -> None:
+    def _answered(self, e: Entry, answer: Any, by: str | None) -> None:
         with self.cond:
-            e.answered, e.answer, e.answered_at = True, answer, time.monotonic()
+            e.answered, e.answer, e.answered_at, e.by = True, answer, time.monotonic(), by
             e.summary = kind_of(e.question.kind).summary(answer, self.ctx)
             if self.review is not None and self.review.round == e.round:
                 self.review.last_activity = e.answered_at
@@ -363,7 +371,7 @@ class WebSession:
                 left = self.review.last_activity + self.review_seconds - now
                 review = {"round": self.review.round, "seconds_left": max(0.0, left), "hold": self.review.hold}
             closed = self.desk.is_closed if self.desk is not None else (lambda r: False)
-            mine = [e for e in entries if e.answered or (teacher is not None and teacher in e.opinions)]
+            mine = [e for e in entries if self._given_by(e, teacher)]
             return {
                 "version": self.version, "status": status, "open": len(open_), "in_other_tabs": others,
                 "total": len(entries), "review": review, "teacher": teacher, "waiting_for_others": len(waiting),
