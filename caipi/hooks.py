@@ -158,6 +158,9 @@ class CaipiHooks(RoundHooks):
         labels = {i: int(y) for i, y in zip(items, given)}
         out = {i: {"label": labels[i], "prediction": int(p), "components": [], "wrong": []} for i, p in zip(items, preds)}
         right = [i for i in items if out[i]["prediction"] == labels[i]]
+        if ctx.round >= self.burn_in and items and not right:
+            ctx.say(f"round {ctx.round}: the model predicted all {len(items)} asked items wrongly, so there is no "
+                    "explanation to correct (CAIPI asks corrections of right predictions only); their labels are used")
         if ctx.round < self.burn_in or not right:
             return out
         x = self._inputs(ctx, right)

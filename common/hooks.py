@@ -52,6 +52,9 @@ class RoundContext:
     seed: int = 0  # this round and stage's seed
     embeddings: str = "auto"  # how pool embeddings are kept (loop.embeddings: auto | float32 | float16 | disk)
     scorer: Any = None  # the run's Team in a multi-process run: pool passes are sharded through it (QueryContext)
+    #: tell the person running the loop something they would otherwise wonder about ("nothing to correct this
+    #: round: every prediction was wrong"): on the console, and on a teacher's page
+    say: Callable[[str], None] = print
     _contexts: dict = field(default_factory=dict, repr=False)
 
     def query_context(self, indices: np.ndarray | None = None) -> QueryContext:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,9 @@ def seed_for(seed: int, round: int, stage: str) -> int:
 def seed_init(seed: int) -> None:
     """Seed every RNG before a module is built, so its initial weights depend on the run seed only."""
     pl.seed_everything(seed_for(seed, 0, "init-weights"), verbose=False)
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -520,7 +524,13 @@ class ActiveLoop:
             ask=lambda q: self.asker(r if ask_round is None else ask_round, q),
             ask_many=lambda qs: self.asker.many(r if ask_round is None else ask_round, qs), candidates=candidates, device=self.device,
             generator=gen, run_dir=self.run_dir, seed=seed, embeddings=self.cfg.embeddings, scorer=self.team,
+            say=lambda text: self._say(r, stage, text),
         )
+
+    def _say(self, r: int, stage: str, text: str) -> None:
+        """A method's word to the person: the console's log, and the teacher's page (its status line)."""
+        log.warning(text)
+        self._status(r, stage, message=text)
 
     def _seed_stage(self, r: int, stage: str) -> None:
         """Seed every global RNG once at the start of a stage, from (run seed, round, stage) alone."""

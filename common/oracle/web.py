@@ -160,6 +160,8 @@ class WebOracle(Oracle):
 
     def close(self) -> None:
         if self._server is not None:
+            if self.session.waiting:  # open pages get the run's last word ("finished", "stopped") before it goes
+                time.sleep(0.1 + 0.03)
             self._server.should_exit = True
             if self._thread is not None:
                 self._thread.join(timeout=5)

@@ -116,3 +116,23 @@ def test_patched_extras_store_only_what_changed_and_train_as_whole_items(tmp_pat
     served = batch["x"][batch["extra"]]
     assert len(served) == 2 and {tuple(s.flatten().tolist()) for s in served} == {tuple(c.flatten().tolist()) for c in cx}
     assert set(batch["weight"][batch["extra"]].tolist()) == {0.5}
+
+
+def test_a_round_whose_predictions_are_all_wrong_says_why_nothing_is_corrected():
+    """Issue 22: CAIPI asked nothing when every prediction was wrong, silently; now it says so (and asks only
+    the labels)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from caipi.hooks import CaipiHooks
+    from exil.common.strategies.base import Selection
+
+    hooks = CaipiHooks()
+    hooks.predict_proba = lambda ctx, idx: np.tile(np.eye(3)[0], (len(idx), 1))  # class 0 for every item
+    asked, said = [], []
+    ctx = SimpleNamespace(round=2, strategy=SimpleNamespace(name="entropy"), say=said.append,
+                          ask_many=lambda qs: asked.extend(qs) or [1 for _ in qs])  # the teacher says class 1
+    out = hooks.ask(ctx, Selection(np.array([4, 9]), np.array([0.5, 0.4])))
+    assert [q.kind for q in asked] == ["label", "label"] and {o["label"] for o in out.values()} == {1}
+    assert len(said) == 1 and "predicted all 2 asked items wrongly" in said[0] and "labels are used" in said[0]

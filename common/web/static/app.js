@@ -56,8 +56,10 @@ function setOffline(value) {
   if (value === offline) return;
   offline = value;
   if (value) fresh = false;
-  const ended = ["done", "stopped"].includes(state?.status?.stage);
-  $("#connection").textContent = ended ? "the run has ended and its page server is closed (if it is resumed, this page reconnects)"
+  const stage = state?.status?.stage;
+  const ended = ["done", "stopped"].includes(stage);
+  $("#connection").textContent = stage === "done" ? "the run has finished; its page server is closed"
+    : stage === "stopped" ? "the run stopped (Ctrl-C, SIGTERM or an error); when it is resumed (exil loop.resume=<its folder>), this page reconnects"
     : "connection lost — retrying…";
   $("#connection").classList.toggle("ended", ended);
   $("#connection").hidden = !value;
@@ -84,7 +86,9 @@ async function pollLoop() {
       else await sleep(1000);
     } catch {
       version = -1; // whatever the server is now, ask for its state at once
-      await sleep(1000);
+      const stage = state?.status?.stage;
+      if (stage === "done") return; // a finished run is not resumed: nothing will answer again
+      await sleep(stage === "stopped" ? 5000 : 1000); // a stopped run may be resumed: look now and then
     }
   }
 }
@@ -361,7 +365,8 @@ function drawFacts(s) {
   const text = s.review ? "reviewing this round's answers" : st.text || st.stage || "";
   const waiting = !current && !["done", "stopped"].includes(st.stage) && !s.open;
   const status = $("#status");
-  status.textContent = text ? text.charAt(0).toUpperCase() + text.slice(1) + (waiting ? "…" : "") : "";
+  status.textContent = (text ? text.charAt(0).toUpperCase() + text.slice(1) + (waiting ? "…" : "") : "")
+    + (st.message ? ` — ${st.message}` : ""); // what the method or the loop has to say (nothing to correct, a stop)
   status.title = st.message || "";
   status.classList.toggle("working", waiting);
   drawTitle();
