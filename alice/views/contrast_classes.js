@@ -13,8 +13,8 @@ export function render(root, q, api) {
       : [h("p.muted", { text: "(no examples)" })]))));
 
   const area = h("textarea.sentence", { rows: 3, maxlength: String(max),
-    placeholder: `e.g. “${P.name} has a … while ${Q.name} has a …”`, oninput: () => { message.set(""); schedule(); } });
-  area.value = typeof q.answer === "string" ? q.answer : "";
+    placeholder: `e.g. “${P.name} has a … while ${Q.name} has a …”`, oninput: () => { message.set(""); api.draft.set(area.value); schedule(); } });
+  area.value = typeof q.answer === "string" ? q.answer : api.draft.get() || "";
   const parts = h("div.parts", { "aria-live": "polite" });
   const warning = h("p.parse-warning", { role: "status", hidden: true,
     text: "No part recognised: the model cannot ground this sentence; you may still submit it." });

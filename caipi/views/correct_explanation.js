@@ -5,13 +5,14 @@ import { h, zoomed, decodeMap, hiDpiCanvas, pixelAt, strokeBoundaries, modified,
 export function render(root, q, api) {
   const v = q.view;
   const ids = v.components;
-  const marked = new Set(Array.isArray(q.answer) ? q.answer : []);
+  const marked = new Set(Array.isArray(q.answer) ? q.answer : api.draft.get() || []);
   const redraws = [];
   const nameOf = (id) => { const w = v.words?.find((x) => x.id === id); return w ? `“${w.word}”` : `#${id}`; };
   const redraw = () => redraws.forEach((f) => f());
 
   const toggle = (id) => {
     marked.has(id) ? marked.delete(id) : marked.add(id);
+    api.draft.set([...marked]);
     redraw();
   };
   const chips = ids.map((id, j) => {

@@ -137,6 +137,9 @@ def test_relevance_masks_by_brush_and_by_cells(browser, exil_run, shots):
     page.mouse.down()
     page.mouse.move(box["x"] + 0.95 * box["width"], box["y"] + 0.9 * box["height"], steps=8)
     page.mouse.up()
+    page.wait_for_timeout(400)  # the draft is kept a moment after the last stroke
+    page.reload()  # the painting survives a reload (issue 22: drafts were lost): the masks asserted below
+    assert wait_question(page, "relevance") == qid
     page.screenshot(path=str(shots / "relevance.png"))
     page.locator("#question button.submit").click()
     other = wait_question(page, "relevance", other_than=qid)
@@ -218,6 +221,10 @@ def test_xal_explanations_typed_and_empty_ones_refused(browser, exil_run, shots,
     page.wait_for_timeout(500)
     assert run.answers("explain_label") == [] and page.get_attribute("#question", "data-id") == qid
     boxes.nth(1).fill("someone might miss that the words are positive")
+    page.reload()  # typed text survives a reload (issue 22: drafts were lost)
+    assert wait_question(page, "explain_label") == qid
+    assert page.locator("#question textarea.explanation").nth(1).input_value() == \
+        "someone might miss that the words are positive"
     page.screenshot(path=str(shots / "explain_label.png"))
     page.locator("#question button.submit").click()
     wait_question(page, "explain_label", other_than=qid)

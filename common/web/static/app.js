@@ -222,9 +222,17 @@ async function show(q, revise = false) {
   drawTitle();
 }
 
+/** Where a question's unfinished answer is kept through a reload (per run and teacher: the token's first characters). */
+const draftKey = (q) => `exil-draft:${token.slice(0, 12)}:${q.id}`;
+
 function makeApi(q, revise) {
   return {
     submit: (answer) => serial(() => submit(q, answer, revise)),
+    // an answer being made (typed text, a painted mask, marked segments) survives a reload; not for revisions
+    draft: revise ? { get: () => null, set: () => {} } : {
+      get: () => { try { return JSON.parse(localStorage.getItem(draftKey(q)) || "null"); } catch { return null; } },
+      set: (value) => { try { localStorage.setItem(draftKey(q), JSON.stringify(value)); } catch { /* full or off */ } },
+    },
     preview: async (data) => {
       try {
         const r = await call("POST", "/api/preview", { id: q.id, data });
@@ -251,6 +259,7 @@ async function submit(q, answer, revise) {
   if (r.status === 409 && dropped && !revise) r = { status: 200, data: { ...r.data, summary: "" } }; // ours, before the drop
   const d = r.data;
   if (r.status === 200) {
+    try { localStorage.removeItem(draftKey(q)); } catch { /* off */ }
     toast(revise ? "revision saved ✓" : "saved ✓");
     if (!revise) {
       sessionStorage.setItem("exil-given", String(given() + 1));

@@ -5,7 +5,7 @@ export function render(root, q, api) {
   const v = q.view;
   const label = v.label;
   const max = v.max_chars || 2000;
-  const before = q.answer?.explanations || [];
+  const before = q.answer?.explanations || api.draft.get() || [];
   const order = [label, ...v.classes.map((_, c) => c).filter((c) => c !== label)];
   const areas = new Map();
   const message = notice();
@@ -14,6 +14,7 @@ export function render(root, q, api) {
     const area = h("textarea.explanation", { "data-class": String(c), rows: n === 0 ? 3 : 2, maxlength: String(max),
       placeholder: n === 0 ? "what in the text shows it" : "what could mislead someone into this class",
       oninput: () => {
+        api.draft.set(v.classes.map((_, k) => areas.get(k)?.value || ""));
         area.classList.remove("invalid");
         if (![...areas.values()].some((a) => a.classList.contains("invalid"))) message.set("");
       } });

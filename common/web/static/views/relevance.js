@@ -16,6 +16,11 @@ export function render(root, q, api) {
   let rel = new Uint8Array(n), irr = new Uint8Array(n);
   if (q.answer?.relevant) rel = unpackBits(q.answer.relevant.bits, n);
   if (q.answer?.irrelevant) irr = unpackBits(q.answer.irrelevant.bits, n);
+  const draft = q.answer ? null : api.draft.get(); // painted before a reload
+  if (draft?.rel) rel = unpackBits(draft.rel, n);
+  if (draft?.irr) irr = unpackBits(draft.irr, n);
+  let saving = 0;
+  const keepDraft = () => { clearTimeout(saving); saving = setTimeout(() => api.draft.set({ rel: packBits(rel), irr: packBits(irr) }), 250); };
   const undo = [];
   let tool = "relevant", cellMode = false, size = Math.max(1, Math.round(Math.max(H, W) / 14)), hover = null;
   const maxSize = Math.max(1, Math.floor(Math.max(H, W) / 4));
@@ -110,6 +115,7 @@ export function render(root, q, api) {
   }
 
   function draw() {
+    keepDraft();
     const d = frame.data;
     const hoverId = cellMode && hover ? cells[hover.y * W + hover.x] : -1;
     for (let i = 0; i < n; i++) {
