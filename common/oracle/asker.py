@@ -92,7 +92,8 @@ class Asker:
             todo = [q for q in questions if (q.kind, q.key) not in known]
             self.reused += len(questions) - len(todo)
             if todo:
-                self._collect(oracle, round, todo)
+                before = [(q, known[(q.kind, q.key)]) for q in questions if (q.kind, q.key) in known]
+                self._collect(oracle, round, todo, before)
                 known = self.journal.answers_of(round, {q.kind for q in questions})
             return [self._give(round, q, known[(q.kind, q.key)]) for q in questions]
         if not oracle.cheap:
@@ -196,10 +197,12 @@ class Asker:
         routes = getattr(self.oracle, "oracles", None)
         return [o for o in (routes() if routes is not None else [self.oracle]) if o.live]
 
-    def _collect(self, oracle: Oracle, round: int, questions: list[Question]) -> None:
-        """Offer ``questions`` to the live oracle and wait until every one is answered (through submit)."""
+    def _collect(self, oracle: Oracle, round: int, questions: list[Question],
+                 answered: list[tuple[Question, Any]] = ()) -> None:
+        """Offer ``questions`` to the live oracle (with the round's ``answered`` ones, which stay revisable) and
+        wait until every one is answered (through submit)."""
         self.ctx.round = round
-        oracle.offer(round, questions, self.ctx, self)
+        oracle.offer(round, questions, self.ctx, self, answered)
         pending = {(q.kind, q.key) for q in questions}
         with self._cond:
             self._cond.wait_for(lambda: pending <= self._answered.get(round, set()))

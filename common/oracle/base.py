@@ -58,9 +58,12 @@ class Oracle(ABC):
     #: answers arrive on their own, in any order (a web page): see :meth:`offer`
     live: bool = False
 
-    def offer(self, round: int, questions: list[Question], ctx: OracleContext, desk: Any) -> None:
+    def offer(self, round: int, questions: list[Question], ctx: OracleContext, desk: Any,
+              answered: list[tuple[Question, Any]] = ()) -> None:
         """A live oracle's turn: show ``questions`` (all unanswered) to the teacher; each answer goes to
-        ``desk.submit(round, question, raw, revise)``, which validates and journals it."""
+        ``desk.submit(round, question, raw, revise)``, which validates and journals it. ``answered``: the round's
+        questions answered before (in an earlier session of a resumed run), with their answers, which the
+        teacher may still see and revise."""
         raise NotImplementedError(f"{self.name} is not a live oracle")
 
     def start(self, ctx: OracleContext) -> None:

@@ -168,9 +168,10 @@ class WebOracle(Oracle):
             self._server = None
 
     # ------------------------------------------------------------ live oracle
-    def offer(self, round: int, questions: list[Question], ctx: OracleContext, desk: Any) -> None:
+    def offer(self, round: int, questions: list[Question], ctx: OracleContext, desk: Any,
+              answered: list[tuple[Question, Any]] = ()) -> None:
         self.start(ctx)
-        self.session.offer(round, questions, ctx, desk)
+        self.session.offer(round, questions, ctx, desk, answered)
 
     def settle(self, round: int, desk: Any) -> None:
         self.session.settle(round)

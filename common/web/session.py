@@ -121,9 +121,19 @@ class WebSession:
             self.status = dict(info)
             self._bump()
 
-    def offer(self, round: int, questions: list[Question], ctx: OracleContext, desk: Any) -> None:
+    def offer(self, round: int, questions: list[Question], ctx: OracleContext, desk: Any,
+              answered: list[tuple[Question, Any]] = ()) -> None:
+        """Show ``questions``; ``answered``: the round's questions answered in an earlier session of a resumed
+        run, listed as answered (and revisable until the round is used), before them."""
         with self.cond:
             self.ctx, self.desk = ctx, desk
+            for q, a in answered:
+                qid = question_id(round, q.kind, q.key)
+                if qid not in self.entries:
+                    self._order += 1
+                    self.entries[qid] = e = Entry(round, q, self._order, answered=True, answer=a,
+                                                  answered_at=time.monotonic())
+                    e.summary = kind_of(q.kind).summary(a, ctx)
             for q in questions:
                 qid = question_id(round, q.kind, q.key)
                 if qid not in self.entries:

@@ -69,6 +69,10 @@ def test_a_killed_loop_resumes_with_the_page_still_open(browser, exil_run, shots
     assert len(given) == 5 and sorted(given.values()) == sorted(answered.values())
 
     run.start(resume=True)  # same address and token: the open page carries on
+    # the answers given before the kill are listed again, and can still be revised (issue 22 §2)
+    page.wait_for_function("document.querySelectorAll('#answered li button.revise').length >= 5", timeout=60_000)
+    listed = page.eval_on_selector_all("#answered li[data-id]", "els => els.map(e => e.dataset.id)")
+    assert set(answered) <= set(listed)
     answer.last = None  # the question shown before the kill may be shown again: it was not answered
     while run.proc.poll() is None:  # short waits: once the last question is answered the run ends by itself
         try:
