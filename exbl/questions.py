@@ -16,16 +16,21 @@ candidate's image and its Grad-CAM overlay, where the person picks one good and 
 
 from __future__ import annotations
 
+import hashlib
 import numbers
 import re
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 
 from exil.common.explain.metrics import activation_scores
 from exil.common.oracle.kinds import QuestionKind, register
 from exil.common.oracle.question import InvalidAnswer, OracleContext, Question
+
+#: the most candidates a person's page shows (12: three rows of four)
+SHOWN = 12
 
 _DIGITS = re.compile(r"[0-9]+")
 
@@ -101,14 +106,25 @@ class ChooseExemplars(QuestionKind):
         return term.ask("good and bad exemplar? [two numbers, e.g. '0 3'] > ")
 
     def web(self, question: Question, ctx: OracleContext, media: Any) -> dict[str, Any]:
+        """At most :data:`SHOWN` candidates (drawn at random, seeded by the question, when there are more: a person
+        cannot compare thousands of maps; any shown one is a valid answer), their Grad-CAMs on one colour scale,
+        and how many there were."""
         cands = [int(c) for c in question.payload["candidates"]]
         labels = question.payload.get("labels") or [None] * len(cands)
+        maps = question.payload["maps"]
+        shown = list(range(len(cands)))
+        if len(cands) > SHOWN:
+            seed = int(hashlib.sha256(f"{question.kind}/{question.key}".encode()).hexdigest()[:8], 16)
+            shown = sorted(np.random.default_rng(seed).choice(len(cands), SHOWN, replace=False).tolist())
+        heats = [torch.as_tensor(maps[j]).float() for j in shown]
+        scale = (min(float(m.min()) for m in heats), max(float(m.max()) for m in heats)) if heats else None
         out = []
-        for pos, (i, y, m) in enumerate(zip(cands, labels, question.payload["maps"])):
+        for pos, (j, m) in enumerate(zip(shown, heats)):
+            i, y = cands[j], labels[j]
             x = ctx.datamodule.pool_item(i)["x"]
             out.append({"item": i, "position": pos, "label": None if y is None else ctx.class_names[int(y)],
-                        "image": media.image(x), "overlay": media.overlay(x, m)})
-        return {"candidates": out}
+                        "image": media.image(x), "overlay": media.overlay(x, m, scale)})
+        return {"candidates": out, "of": len(cands)}
 
     def summary(self, answer: Any, ctx: OracleContext) -> str:
         return f"good: item {answer['good']}, bad: item {answer['bad']}"

@@ -50,12 +50,15 @@ class Media:
         a = (as_display(x) * 255).round().astype(np.uint8)
         return {"src": self.png(a), "width": int(a.shape[1]), "height": int(a.shape[0])}
 
-    def overlay(self, x: torch.Tensor, heat: torch.Tensor) -> dict:
-        """The image in grey with ``heat`` (H, W) in [0, 1] over it in red: where a model looks."""
+    def overlay(self, x: torch.Tensor, heat: torch.Tensor, scale: tuple[float, float] | None = None) -> dict:
+        """The image in grey with ``heat`` (H, W) over it in red: where a model looks. ``scale``: the (low, high)
+        values mapped to none and full red — one scale for maps shown side by side, so their reds compare
+        (None: this map's own min and max)."""
         grey = as_display(x)
         grey = grey.mean(-1) if grey.ndim == 3 else grey
         h = heat.detach().float().cpu().numpy()
-        h = (h - h.min()) / max(float(h.max() - h.min()), 1e-12)
+        lo, hi = scale if scale is not None else (float(h.min()), float(h.max()))
+        h = np.clip((h - lo) / max(hi - lo, 1e-12), 0, 1)
         alpha = 0.6 * h
         rgb = np.stack([grey * (1 - alpha) + alpha, grey * (1 - alpha), grey * (1 - alpha)], -1)
         a = (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)

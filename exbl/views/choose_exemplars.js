@@ -1,19 +1,22 @@
 // eXBL's `choose_exemplars` question: of these Grad-CAM explanations, pick one good and one bad.
 import { h, pixelImage, notice } from "/static/kit.js";
 
+const KEYS = "1234567890-="; // a card's key: press it, then g (good) or b (bad)
+
 export function render(root, q, api) {
   const v = q.view;
   let good = q.answer?.good ?? null, bad = q.answer?.bad ?? null;
   const message = notice("hint", "status");
   const size = v.candidates.length > 8 ? 112 : 128; // two rows of four fit a laptop screen
-  const cards = v.candidates.map((c) => {
+  const cards = v.candidates.map((c, j) => {
     const goodBtn = h("button.good", { type: "button", "aria-pressed": "false", onclick: () => pick("good", c.item) }, "✓ good");
     const badBtn = h("button.bad", { type: "button", "aria-pressed": "false", onclick: () => pick("bad", c.item) }, "✗ bad");
     const card = h("figure.candidate", { "data-item": String(c.item) },
       h("div.pair", {},
         h("div.overlay", { title: "where the model looks (red)" }, pixelImage(c.overlay, size, "Grad-CAM overlay")),
         h("div.plain", { title: "the image" }, pixelImage(c.image, Math.round(size / 2), "the image"))),
-      h("figcaption", {}, h("span.pos", { text: `#${c.position}` }), c.label ? h("span.tag", { text: c.label }) : null),
+      h("figcaption", {}, KEYS[j] ? h("kbd", { text: KEYS[j], title: `key ${KEYS[j]}, then g or b` }) : null,
+        c.label ? h("span.tag", { text: c.label }) : null),
       h("div.choice", {}, goodBtn, badBtn));
     card.refresh = () => {
       const g = good === c.item, b = bad === c.item;
@@ -30,8 +33,10 @@ export function render(root, q, api) {
 
   root.append(h("div.exemplars-view", {},
     h("h2", { text: "Which explanation is good, and which is bad?" }),
-    h("p.muted", { text: "Red shows where the model looks (Grad-CAM). Pick one explanation that looks at the right " +
-      "evidence (good) and one that looks at the wrong thing (bad)." }),
+    h("p.muted", { text: "Red shows where the model looks (Grad-CAM, one colour scale for all). Pick one explanation " +
+      "that looks at the right evidence (good) and one that looks at the wrong thing (bad)" +
+      (v.of > v.candidates.length ? ` — ${v.candidates.length} of the ${v.of} candidates, drawn at random.` : ".") +
+      " Keys: 1–9, 0, -, = pick a card; g marks it good, b bad." }),
     h("div.gallery-grid", {}, ...cards),
     h("div.actions.sticky-actions", {}, submitBtn, message)));
 
@@ -55,9 +60,18 @@ export function render(root, q, api) {
     refresh();
   }
 
+  let focused = null; // the card the keyboard points at
+  function point(n) {
+    focused = v.candidates[n]?.item ?? focused;
+    cards.forEach((c, j) => c.classList.toggle("pointed", v.candidates[j].item === focused));
+  }
   return {
     keydown(e) {
       if (e.key === "Enter" && !e.target.closest?.("button") && good !== null && bad !== null) { send(); return true; }
+      if (e.ctrlKey || e.metaKey || e.altKey) return false;
+      const n = KEYS.indexOf(e.key);
+      if (n >= 0 && n < cards.length) { point(n); return true; }
+      if ((e.key === "g" || e.key === "b") && focused !== null) { pick(e.key === "g" ? "good" : "bad", focused); return true; }
       return false;
     },
   };

@@ -165,17 +165,19 @@ def test_relevance_masks_by_brush_and_by_cells(browser, exil_run, shots):
 
 def test_exbl_exemplars_picked_in_the_gallery_and_a_refusal_shown(browser, exil_run, shots):
     run = exil_run(["experiment=exbl_decoy_fashion_mnist", "dataset=decoy_digits", "dataset.pool_size=300",
-                    "oracle=web_explanations", "oracle.default.review_seconds=1", "method.hooks.candidates=6",
+                    "oracle=web_explanations", "oracle.default.review_seconds=1",
                     "loop.rounds=1", "trainer.max_epochs=2", "loop.threads=1", "logger=csv"])
     page = open_page(browser, run)
     wait_question(page, "choose_exemplars")
     cards = page.locator("#question .candidate")
-    assert cards.count() == 6
+    # every labelled image is a candidate for the method; a person is shown 12 of them, and told so (issue 22)
+    assert cards.count() == 12 and "12 of the " in page.text_content("#question .exemplars-view")
     good, bad = int(cards.nth(0).get_attribute("data-item")), int(cards.nth(3).get_attribute("data-item"))
     cards.nth(0).locator("button.good").click()
     assert page.locator("#question button.submit").is_disabled()  # no bad one yet: cannot be sent
     assert run.answers("choose_exemplars") == []
-    cards.nth(3).locator("button.bad").click()
+    page.keyboard.press("4")  # by keyboard: point at the fourth card, mark it bad
+    page.keyboard.press("b")
     page.screenshot(path=str(shots / "choose_exemplars.png"))
     page.locator("#question button.submit").click()
     run.wait()
