@@ -44,6 +44,12 @@ STAGE_TEXT = {
 }
 
 
+def _thumb(e: "Entry") -> str | None:
+    """The address of an answered item's image (already encoded for its question), for the list of answers."""
+    item = (e.view or {}).get("item") or {}
+    return (item.get("image") or {}).get("src")
+
+
 def question_id(round: int, kind: str, key: str) -> str:
     return f"{round}:{kind}:{key}"
 
@@ -385,7 +391,7 @@ class WebSession:
             return {
                 "version": self.version, "status": status, "open": len(open_), "in_other_tabs": others,
                 "total": len(entries), "review": review, "teacher": teacher, "waiting_for_others": len(waiting),
-                "answered": [{"id": e.id, "kind": e.question.kind,
+                "answered": [{"id": e.id, "kind": e.question.kind, "thumb": _thumb(e),
                               "key": e.question.key, "round": e.round,
                               "summary": e.summary if e.answered else
                               f"the teachers disagree: {self.reviewer} settles it" if e.disputed else

@@ -368,7 +368,9 @@ function drawFacts(s) {
     + (s.waiting_for_others ? ` · ${s.waiting_for_others} waiting for the other teachers` : "")
     + (s.teacher ? ` · you are ${s.teacher}` : "");
   $("#left").textContent = s.total ? `${s.open} of ${s.total} questions left${others}` : "no questions yet";
-  $("#budget").textContent = st.labels == null ? "" : `labels ${st.labels}${st.budget ? " / " + st.budget : ""}`;
+  // the labels in use, and this round's answered ones that are not yet (the journal counts them when used)
+  const pending = (s.answered || []).filter((a) => a.kind === "label" && a.round >= 0 && a.revisable).length;
+  $("#budget").textContent = st.labels == null ? "" : `labels ${st.labels + pending}${st.budget ? " / " + st.budget : ""}`;
   $("#budget").title = "labels the teacher gave in the rounds, of the run's budget (the initial set not counted)";
   drawCurve(st.curve || []);
   const text = s.review ? "reviewing this round's answers" : st.text || st.stage || "";
@@ -453,7 +455,8 @@ function drawAnswered(s) {
       items.push(h("li.round", { text: roundName(r) + (mine.some((a) => a.revisable) ? "" : " · in use (the model trained on these)") }));
     }
     for (const a of mine) items.push(h("li" + (a.id === shown ? ".revising" : ""), { "data-id": a.id },
-      h("span.what", { text: `${kindName(a.kind)} · ${keyName(a.key)}` }),
+      h("span.what", {}, a.thumb && h("img.thumb", { src: a.thumb, alt: "", width: 28, height: 28 }),
+        `${kindName(a.kind)} · ${keyName(a.key)}`),
       h("span.summary", { text: a.summary || "" }),
       a.revisable && h("button.revise", { type: "button", title: "change this answer", onclick: () => serial(() => revise(a.id)) }, "revise")));
   }
