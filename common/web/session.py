@@ -152,7 +152,11 @@ class WebSession:
                         e.opinions[o["teacher"]] = o["answer"]
                         e.opinion_seconds[o["teacher"]] = o["seconds"]
                         e.disputed = len(e.opinions) >= self.overlap and not self._agreed(e)
+            complete = [e for e in self.entries.values() if e.round == round and not e.answered
+                        and not e.disputed and self.overlap > 1 and len(e.opinions) >= self.overlap]
             self._bump()
+        for e in complete:  # agreed before a kill that came before the settled answer was written
+            self._settle_agreed(e)
 
     def settle(self, round: int) -> None:
         """Give the person ``review_seconds`` after their last answer of the round (module docstring)."""
@@ -172,6 +176,7 @@ class WebSession:
                 self.review = None
                 for qid in [k for k, e in self.entries.items() if e.round < round]:
                     del self.entries[qid]  # earlier rounds: in use, nothing left to show
+                self._handed = {k: t for k, t in self._handed.items() if k[0] in self.entries}
                 self._bump()
 
     def _last_activity(self, round: int) -> float:
@@ -318,12 +323,16 @@ class WebSession:
                     e.disputed = True
                     self._bump()
                 return e
-            first = next(iter(e.opinions.values()))
-            total = sum(s for s in e.opinion_seconds.values() if s)
-            who = "+".join(sorted(e.opinions))
-            answer = self.desk.submit(e.round, e.question, first, teacher=who, seconds=total or None)
-            self._answered(e, answer, who)
+            self._settle_agreed(e)
         return e
+
+    def _settle_agreed(self, e: Entry) -> None:
+        """Commit the answer the teachers agreed on (the first, for kinds other than ``label``), as all of theirs."""
+        first = next(iter(e.opinions.values()))
+        total = sum(s for s in e.opinion_seconds.values() if s)
+        who = "+".join(sorted(e.opinions))
+        answer = self.desk.submit(e.round, e.question, first, teacher=who, seconds=total or None)
+        self._answered(e, answer, who)
 
     def _answered(self, e: Entry, answer: Any, by: str | None) -> None:
         with self.cond:

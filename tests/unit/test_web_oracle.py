@@ -257,3 +257,22 @@ def test_a_team_with_an_overlap_it_cannot_fill_is_refused():
         WebOracle(teachers=["a", "b"], overlap=3)
     with pytest.raises(ConfigError, match="oracle.reviewer=zoe"):
         WebOracle(teachers=["a", "b"], overlap=2, reviewer="zoe")
+
+
+def test_opinions_given_before_a_kill_stand_and_an_agreed_question_settles_on_resume(team):
+    """Two teachers agreed, then the run was killed before the settled answer was written: the resumed page
+    settles it from the journal's opinions, and a half-answered one waits only for the teacher still missing."""
+    oracle, asker, journal = team
+    journal.add_opinion(0, "label", "0", "alice", 2, 1.5)
+    journal.add_opinion(0, "label", "0", "bob", 2, 2.5)
+    journal.add_opinion(0, "label", "1", "alice", 0, 1.0)
+    work = ask_in_background(asker, 0, labels(2))
+    bob = as_teacher(oracle, "bob")
+    q = bob.post("/api/next", json={}).json()["question"]
+    assert q["key"] == "1"  # item 0 is settled already; item 1 waits for bob alone
+    assert as_teacher(oracle, "alice").post("/api/next", json={}).json()["question"] is None
+    bob.post("/api/answer", json={"id": q["id"], "answer": 0, "seconds": 1.0})
+    work["thread"].join(5)
+    assert work["answers"] == [2, 0]
+    rows = {r["key"]: (r["teacher"], r["seconds"]) for r in journal.answers()}
+    assert rows == {"0": ("alice+bob", 4.0), "1": ("alice+bob", 2.0)}
