@@ -319,6 +319,7 @@ def build_parts(cfg, team=None):
         raise ConfigError(f"{key}: {str(e.msg).splitlines()[0]}") from None
     check_values(cfg)  # every value against what it builds, before anything is built or asked
     dm = instantiate(cfg.dataset)
+    _refuse_text_for_an_image_model(cfg, dm)  # before setup, which may need a tokenizer the user has not fetched
     dm.setup()
     seed_init(loop_cfg.seed)  # the initial weights depend on the seed only
     backbone = instantiate(cfg.backbone, input_shape=list(dm.input_shape))
@@ -346,6 +347,25 @@ def build_parts(cfg, team=None):
 
     return SimpleNamespace(loop_cfg=loop_cfg, dm=dm, module=module, hooks=hooks, make_trainer=make_trainer,
                            device=device)
+
+
+def _refuse_text_for_an_image_model(cfg, dm) -> None:
+    """A text dataset given a model that does not read text, refused before the data module loads its tokenizer
+    (the loop checks the whole composition again once everything is built)."""
+    from hydra.utils import get_class
+
+    from exil.common.abilities import TextData, check_composition
+    from exil.common.data.text import TextDataModule
+
+    if not isinstance(dm, TextDataModule):
+        return
+    try:
+        module_cls = get_class(str(cfg.method.module._target_))
+    except Exception:  # noqa: BLE001 - a target that cannot be located is reported when it is built
+        return
+    choices = cfg.get("choices") or {}
+    check_composition({f"dataset={choices.get('dataset', type(dm).__name__)}": TextData}, {"module": module_cls},
+                      choices)
 
 
 #: ``???`` values that the code fills in before instantiation (from the data module and the backbone)

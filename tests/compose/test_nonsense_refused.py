@@ -151,6 +151,15 @@ def test_a_text_dataset_with_an_image_model_is_refused_naming_what_reads_text(tm
     assert "method=text_baseline" in err and not (tmp_path / "run" / "journal.sqlite").exists()
 
 
+def test_your_own_texts_with_the_default_model_are_refused_before_any_tokenizer_is_needed(tmp_path, capsys):
+    """dataset=hf_text with the default method asked first to fetch MiniLM's tokenizer (its setup ran before the
+    composition was checked); the refusal now comes first and names experiment=own_text."""
+    code = _guard(run, compose(["dataset=hf_text", f"dataset.path={tmp_path / 'texts.csv'}", "loop.rounds=1"],
+                               tmp_path / "run"))
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and "dataset=hf_text needs a model that reads text (experiment=own_text" in err, err
+
+
 def test_a_teacher_time_budget_stops_the_run_at_equal_human_cost(tmp_path, capsys):
     """loop.budget_seconds with the simulated teacher's cost model (oracle.cost): 10 initial labels at 6 s cost
     60 s, so 90 s afford 5 more labels (one round of 5), then the run stops, saying why; the seconds are in the
