@@ -81,12 +81,18 @@ def message(file: str | Path, run_dir: str | Path | None) -> str:
 
 
 def _resumable(journal: Path) -> bool:
-    from exil.common.run_folder import never_started
-
+    """Whether the journal holds a run's config (what resuming needs; a journal full before it was stored is
+    started again — :func:`exil.common.run_folder.never_started`)."""
+    if not journal.exists():
+        return False
     try:
-        return journal.exists() and not never_started(journal)
-    except Exception:  # noqa: BLE001 - a journal that cannot be read is named when it is resumed
-        return True
+        db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=5)
+        try:
+            return bool(db.execute("SELECT COUNT(*) FROM meta WHERE key = 'config'").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return True  # a journal that cannot be read is named when it is resumed
 
 
 def _size(n: int) -> str:

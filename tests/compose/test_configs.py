@@ -168,8 +168,8 @@ def test_a_misspelt_loop_setting_names_the_closest_one(tmp_path):
     p = exil("loop.rouds=3", f"hydra.run.dir={tmp_path}")
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert p.stderr.strip().splitlines() == [
-        "error: loop.rouds is not a setting of the loop (did you mean loop.rounds?); its settings: budget, device, "
-        "embeddings, initial_per_class, initial_size, keep_checkpoints, pool_subsample, query_size, reset_each_round, "
+        "error: loop.rouds is not a setting of the loop (did you mean loop.rounds?); its settings: budget, "
+        "budget_seconds, device, embeddings, initial_per_class, initial_size, keep_checkpoints, pool_subsample, query_size, reset_each_round, "
         "resume, rounds, seed, threads"]
 
 

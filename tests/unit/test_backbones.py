@@ -248,7 +248,8 @@ def _compose(name: str, data_dir: Path):
 
 def test_every_backbone_yaml_is_listed():
     assert set(BACKBONE_YAMLS) == BUILDABLE | {"mobilenet_v2", "efficientnet_lite0", "inception_v3", "minilm",
-                                               "mobilenet_v2_stride16", "inception_v3_mixed6e"}
+                                               "mobilenet_v2_stride16", "inception_v3_mixed6e",
+                                               "bert_scratch"}  # text: built by tests/unit/test_own_text.py
 
 
 @pytest.mark.parametrize("name", BACKBONE_YAMLS)
