@@ -83,8 +83,8 @@ def reference_and_resumed(tmp_path: Path, args: list[str], kill_when: str) -> tu
 
 
 @pytest.mark.parametrize("kill_when, logger", [
-    # mid-ask in round 1: two of its four answers are in, two are not
-    ("SELECT COUNT(*) >= 2 FROM answers WHERE round = 1", "csv"),
+    # mid-ask in round 1: two of its four answers are in, two are not (CI: test_chaos.py's aimed kills land there)
+    pytest.param("SELECT COUNT(*) >= 2 FROM answers WHERE round = 1", "csv", marks=pytest.mark.slow),
     # round 1 incorporated: the kill lands in round 2's fit; every logger at once (the resume names none)
     ("SELECT COUNT(*) FROM stages WHERE round = 1 AND stage = 'incorporate'", "many"),
 ])

@@ -125,7 +125,7 @@ def test_a_round_whose_predictions_are_all_wrong_says_why_nothing_is_corrected()
 
     import numpy as np
 
-    from caipi.hooks import CaipiHooks
+    from exil.caipi.hooks import CaipiHooks
     from exil.common.strategies.base import Selection
 
     hooks = CaipiHooks()
