@@ -465,3 +465,23 @@ def test_sigterm_says_the_run_stopped(browser, exil_run):
     assert run.proc.wait(30) == 143
     page.wait_for_selector("#connection", state="visible", timeout=15_000)
     assert "the run stopped" in page.text_content("#connection")
+
+
+def test_a_budget_of_teacher_time_stops_the_run_when_a_person_has_spent_it(browser, exil_run):
+    """loop.budget_seconds with a person (issue 22 §4): the page's own seconds per answer are what is spent; two
+    initial labels looked at 2.5 s each use up a 4 s budget, so the run stops after round 0 and says why."""
+    import csv
+
+    run = exil_run(["oracle=web", "oracle.review_seconds=0", "loop.rounds=3", "loop.query_size=2",
+                    "loop.initial_per_class=null", "loop.initial_size=2", "loop.budget_seconds=4", *TINY])
+    page = open_page(browser, run)
+    last = None
+    for key in (1, 2):
+        last, _, _ = _press(page, key, last, think_ms=2500)
+    run.wait()
+    spent = run.journal("SELECT SUM(seconds), COUNT(*) FROM answers")[0]
+    assert spent[1] == 2 and 5.0 <= spent[0] < 20, spent
+    with open(run.dir / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["round"]) for r in rows] == [0] and float(rows[0]["teacher/seconds"]) == spent[0]
+    assert "the teachers' time budget is spent" in run.log.read_text()
