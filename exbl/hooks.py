@@ -38,8 +38,28 @@ class RelevanceHooks(RoundHooks):
     def ask(self, ctx: RoundContext, selection: None) -> dict[int, Any]:
         labels = super().ask(ctx, selection)
         items = [int(i) for i in selection.indices]
-        masks = ctx.ask_many(relevance_questions(ctx.datamodule, items, labels))
+        masks = ctx.ask_many(relevance_questions(ctx.datamodule, items, labels, self._saliency(ctx, items)))
         return {i: {"label": labels[i], "relevance": m} for i, m in zip(items, masks)}
+
+    @staticmethod
+    def _saliency(ctx: RoundContext, items: list[int]) -> dict[int, torch.Tensor]:
+        """Where the current model looks for its prediction of each item (input gradients, Simonyan et al. 2014),
+        shown to a person beside the item (a simulated teacher ignores it); {} for inputs that are not images."""
+        from exil.common.explain.gradients import saliency_map
+
+        if not items or len(ctx.datamodule.input_shape) < 3:
+            return {}
+        module = ctx.module.to(ctx.device)
+        was = module.training
+        module.eval()
+        try:
+            x = torch.cat([module.inputs(b) for b in ctx.datamodule.pool_dataloader(items)]).to(ctx.device)
+            with torch.enable_grad():
+                target = module(x).argmax(1)
+                maps = saliency_map(module, x, target).detach().cpu()
+        finally:
+            module.train(was)
+        return {i: m for i, m in zip(items, maps)}
 
     def incorporate(self, ctx: RoundContext, selection: None, answers: dict[int, Any]) -> Incorporation:
         items = [int(i) for i in selection.indices]

@@ -53,20 +53,25 @@ def decode_mask(encoded: dict[str, Any]) -> torch.Tensor:
     return torch.from_numpy(np.unpackbits(raw)[:n].astype(bool).reshape(shape))
 
 
-def relevance_question(item: int, shape: tuple[int, ...], label: int | None = None) -> Question:
-    """Ask for the relevance mask of pool item ``item`` whose spatial shape is ``shape`` (H, W), labelled ``label``."""
+def relevance_question(item: int, shape: tuple[int, ...], label: int | None = None,
+                       saliency: torch.Tensor | None = None) -> Question:
+    """Ask for the relevance mask of pool item ``item`` whose spatial shape is ``shape`` (H, W), labelled ``label``;
+    ``saliency`` (H, W): where the current model looks, shown to a person beside the item."""
     payload: dict[str, Any] = {"shape": list(shape)}
     if label is not None:
         payload["label"] = int(label)
+    if saliency is not None:
+        payload["saliency"] = saliency
     return Question("relevance", key=str(int(item)), item=int(item), payload=payload)
 
 
-def relevance_questions(datamodule: Any, items: list[int], labels: dict[int, int] | None = None) -> list[Question]:
+def relevance_questions(datamodule: Any, items: list[int], labels: dict[int, int] | None = None,
+                        saliency: dict[int, torch.Tensor] | None = None) -> list[Question]:
     """``relevance`` questions for pool items, each expecting a mask of the items' spatial shape (and naming the
-    item's label, shown to a person)."""
+    item's label and, given ``saliency``, where the model looks — both shown to a person)."""
     shape = tuple(datamodule.input_shape[-2:])
-    labels = labels or {}
-    return [relevance_question(i, shape, labels.get(int(i))) for i in items]
+    labels, saliency = labels or {}, saliency or {}
+    return [relevance_question(i, shape, labels.get(int(i)), saliency.get(int(i))) for i in items]
 
 
 def relevance_masks(answer: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -154,8 +159,12 @@ class Relevance(QuestionKind):
         cell = max(1, min(h, w) // 7)
         cells = grid(h, w, cell=cell)
         label = question.payload.get("label", ctx.datamodule.labels.get(question.item))
-        return {"item": item_view(ctx, question.item, media), "shape": [h, w], "cells": label_map(cells % 256),
-                "label": None if label is None else ctx.class_names[label]}
+        out = {"item": item_view(ctx, question.item, media), "shape": [h, w], "cells": label_map(cells % 256),
+               "label": None if label is None else ctx.class_names[label]}
+        if question.payload.get("saliency") is not None:  # where the model looks now, in red over the image
+            x = ctx.datamodule.pool_item(question.item)["x"]
+            out["saliency"] = media.overlay(x, torch.as_tensor(question.payload["saliency"]))
+        return out
 
     def summary(self, answer: Any, ctx: OracleContext) -> str:
         m = relevance_masks(answer)

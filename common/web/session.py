@@ -384,6 +384,8 @@ class WebSession:
             status = dict(self.status)
             status["text"] = STAGE_TEXT.get(status.get("stage"), status.get("stage", ""))
             entries = sorted(self.entries.values(), key=lambda e: e.order)
+            newest = max((e.round for e in entries), default=None)
+            this_round = [e for e in entries if e.round == newest]  # the header counts the round being asked
             open_ = [e for e in entries if self._open_for(e, teacher)]
             waiting = [e for e in entries if not e.answered and not self._open_for(e, teacher)] \
                 if self.overlap > 1 else []
@@ -399,7 +401,7 @@ class WebSession:
             mine = [e for e in entries if self._given_by(e, teacher)]
             return {
                 "version": self.version, "status": status, "open": len(open_), "in_other_tabs": others,
-                "total": len(entries), "review": review, "teacher": teacher, "waiting_for_others": len(waiting),
+                "total": len(this_round), "review": review, "teacher": teacher, "waiting_for_others": len(waiting),
                 "answered": [{"id": e.id, "kind": e.question.kind, "thumb": _thumb(e),
                               "key": e.question.key, "round": e.round,
                               "summary": e.summary if e.answered else

@@ -126,7 +126,7 @@ def test_caipi_corrections_by_clicking_segments(browser, exil_run, shots):
 
 def test_relevance_masks_by_brush_and_by_cells(browser, exil_run, shots):
     run = exil_run(["dataset=decoy_digits", "method=rrr", "oracle=web_explanations", "oracle.default.review_seconds=1",
-                    "loop.initial_per_class=null", "loop.initial_size=2", "loop.rounds=0", *TINY])
+                    "loop.initial_per_class=null", "loop.initial_size=2", "loop.rounds=1", "loop.query_size=1", *TINY])
     page = open_page(browser, run)
     qid = wait_question(page, "relevance")
     canvas = page.locator("#question canvas.paint")
@@ -151,8 +151,17 @@ def test_relevance_masks_by_brush_and_by_cells(browser, exil_run, shots):
     box = page.locator("#question canvas.paint").bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.locator("#question button.submit").click()
+    # round 0's question shows where the trained model looks (the initial set's model was not trained yet)
+    third = wait_question(page, "relevance", other_than=other)
+    assert page.locator("#question .model-saliency img").count() == 1
+    page.screenshot(path=str(shots / "relevance_saliency.png"))
+    page.locator("#question button.cells").click()
+    box = page.locator("#question canvas.paint").bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.locator("#question button.submit").click()
     run.wait()
-    (r0, k0, first), (r1, k1, second) = run.answers("relevance")
+    (r0, k0, first), (r1, k1, second), (r2, k2, _) = run.answers("relevance")
+    assert r2 == 0 and k2 == third.split(":")[-1]
     assert k0 == qid.split(":")[-1] and k1 == other.split(":")[-1]
     rel, irr = mask_of(first["relevant"]), mask_of(first["irrelevant"])
     h, w = rel.shape

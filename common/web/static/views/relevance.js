@@ -60,6 +60,10 @@ export function render(root, q, api) {
         h("button.undo", { type: "button", title: "Ctrl+Z", onclick: doUndo }, "undo"),
         h("button.clear", { type: "button", onclick: () => { remember(); rel.fill(0); irr.fill(0); draw(); } }, "clear")),
       counts,
+      v.saliency ? h("figure.model-saliency", {},
+        h("img.pixelated", { src: v.saliency.src, width: 140, height: Math.round(140 * v.saliency.height / v.saliency.width),
+          alt: "where the model looks now" }),
+        h("figcaption.muted", { text: "where the model looks now (red: its input gradients)" })) : null,
       h("div.actions", {}, submitBtn))));
 
   function setTool(name) {
