@@ -39,7 +39,7 @@ class XALHooks(RoundHooks):
         self.max_explanation_length = max_explanation_length
 
     def initial(self, ctx: RoundContext, labels: dict[int, int]) -> Incorporation:
-        answers = self._explain(ctx, labels)
+        answers = self._explain(ctx, labels, generated=False)  # the initial model has not learnt any yet
         return Incorporation(annotations=self._annotations(ctx, answers))
 
     def ask(self, ctx: RoundContext, selection: Selection) -> dict[int, Any]:
@@ -50,11 +50,28 @@ class XALHooks(RoundHooks):
         return Incorporation(labels=dict(answers["labels"]),
                              annotations=self._annotations(ctx, answers["explanations"]))
 
-    def _explain(self, ctx: RoundContext, labels: dict[int, int]) -> dict[int, dict[str, Any]]:
+    def _explain(self, ctx: RoundContext, labels: dict[int, int], generated: bool = True) -> dict[int, dict[str, Any]]:
         dm = ctx.datamodule
         items = list(labels)
-        answers = ctx.ask_many([explanation_question(i, labels[i], dm.text_of(i)) for i in items])
+        own = self._generated(ctx, items) if generated else {}
+        answers = ctx.ask_many([explanation_question(i, labels[i], dm.text_of(i), own.get(i)) for i in items])
         return dict(zip(items, answers))
+
+    @staticmethod
+    def _generated(ctx: RoundContext, items: list[int]) -> dict[int, str]:
+        """The explanation the model generates for each item now (greedy), shown to a person beside the text."""
+        module = ctx.module.to(ctx.device)
+        if not items or not hasattr(module, "explain"):
+            return {}
+        was = module.training
+        module.eval()
+        try:
+            tokens = torch.cat([module.explain({k: v.to(ctx.device) for k, v in module.inputs(b).items()})[1].cpu()
+                                for b in ctx.datamodule.pool_dataloader(items)])
+        finally:
+            module.train(was)
+        texts = ctx.datamodule.tokenizer.batch_decode(tokens, skip_special_tokens=True)
+        return {i: t.strip() for i, t in zip(items, texts) if t.strip()}
 
     def _annotations(self, ctx: RoundContext, answers: dict[int, dict[str, Any]]) -> dict[int, dict[str, torch.Tensor]]:
         if not answers:

@@ -75,7 +75,10 @@ class ExplainLabel(QuestionKind):
     def web(self, question: Question, ctx: OracleContext, media: Any) -> dict[str, Any]:
         label = int(question.payload["label"])
         text = list(question.payload.get("text") or ctx.datamodule.text_of(question.item))
-        return {"text": text, "label": label, "classes": list(ctx.class_names), "max_chars": MAX_CHARS}
+        out = {"text": text, "label": label, "classes": list(ctx.class_names), "max_chars": MAX_CHARS}
+        if question.payload.get("model_explanation"):  # what the model itself generates for the item now
+            out["model_explanation"] = str(question.payload["model_explanation"])
+        return out
 
     def summary(self, answer: Any, ctx: OracleContext) -> str:
         gold = answer["explanations"][answer["label"]]
@@ -85,9 +88,14 @@ class ExplainLabel(QuestionKind):
 MAX_CHARS = 2000
 
 
-def explanation_question(item: int, label: int, text: tuple[str, ...]) -> Question:
-    """The ``explain_label`` question for a pool item with its (already answered) label."""
-    return Question("explain_label", key=str(int(item)), item=int(item), payload={"label": int(label), "text": list(text)})
+def explanation_question(item: int, label: int, text: tuple[str, ...], model_explanation: str | None = None
+                         ) -> Question:
+    """The ``explain_label`` question for a pool item with its (already answered) label; ``model_explanation``:
+    the explanation the model generates for it now, shown to a person."""
+    payload: dict[str, Any] = {"label": int(label), "text": list(text)}
+    if model_explanation:
+        payload["model_explanation"] = model_explanation
+    return Question("explain_label", key=str(int(item)), item=int(item), payload=payload)
 
 
 class ExplanationBank:

@@ -85,7 +85,8 @@ class Review:
 
 
 #: keys of a question's view that show what the model predicts or why (left out with ``hide_model``)
-MODEL_KEYS = ("predictions", "prediction", "probs", "explanation", "explanations", "saliency", "model")
+MODEL_KEYS = ("predictions", "prediction", "probs", "explanation", "explanations", "saliency", "model",
+              "model_explanation")
 #: the longest time an answer may claim to have taken (a tab left open overnight is not a day of work)
 MAX_SECONDS = 3600.0
 

@@ -30,6 +30,8 @@ export function render(root, q, api) {
     h("div.item.item-text", {}, ...v.text.map((t, n) =>
       h("p", {}, v.text.length > 1 && h("span.part-name", { text: n === 0 ? "text" : "text b" }), t))),
     h("p.label-line", {}, "Label: ", h("strong.tag", { text: v.classes[label] })),
+    v.model_explanation ? h("p.model-explanation.muted", {}, "The model's own explanation now: ",
+      h("q", { text: v.model_explanation })) : null,
     ...fields, message,
     h("div.actions", {}, submitBtn)));
   areas.get(label).focus({ preventScroll: true });
