@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from exil.common.engine import run
 from exil.common.journal import Journal, read_journal
@@ -54,6 +55,7 @@ def test_exbl_picks_exemplars_then_trains_with_them(run_cfg):
     assert end["arch"] == {"exemplar_size": [8, 8]} and end["state_dict"]["good_map"].max() == 1
 
 
+@pytest.mark.slow  # CI: test_chaos.py's aimed kills of an RRR run compare its annotations too
 def test_killed_rrr_run_resumes_with_its_annotations(tmp_path):
     args = [*DECOY_DIGITS, "method=rrr", "loop.rounds=2", "loop.query_size=4", "loop.initial_size=20",
             "loop.initial_per_class=null", "trainer.max_epochs=2", "oracle.latency=0.1", "loop.seed=3"]

@@ -91,6 +91,7 @@ def test_a_label_free_method_logs_each_round_on_its_own_step(tmp_path):
     assert len(steps) == 2 and steps[0] < steps[1]  # the questions asked, not the same 300 labels twice
 
 
+@pytest.mark.slow  # CI: the resumed study's test runs a search end to end and checks Optuna's values
 def test_a_three_trial_optuna_search_optimises_the_area_under_the_learning_curve(tmp_path):
     import yaml
 

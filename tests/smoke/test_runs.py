@@ -140,6 +140,7 @@ def test_multirun_gives_one_directory_per_job_and_a_comparison(tmp_path):
     assert again[0] == "label,n_labels,mean,std,runs" and len(again) == 1 + 2 * 2
 
 
+@pytest.mark.slow  # CI fits across processes in tests/smoke/test_multi_process.py (launched, as on a cluster)
 def test_ddp_sim_fits_on_two_cpu_processes(run_cfg, tmp_path):
     from torch.multiprocessing.spawn import ProcessExitedException
 
