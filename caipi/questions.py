@@ -64,6 +64,12 @@ def wrongly_relevant(masks: torch.Tensor, components: Sequence[int], irrelevant:
 @register
 class CorrectExplanation(QuestionKind):
     name = "correct_explanation"
+    agreement_measure = "jaccard"
+
+    def agreement(self, a: Any, b: Any) -> float:
+        """The Jaccard index of the segments the two teachers marked as wrongly relevant (both none: 1)."""
+        x, y = set(a), set(b)
+        return 1.0 if not x | y else len(x & y) / len(x | y)
     view = Path(__file__).parent / "views" / "correct_explanation.js"
 
     def validate(self, question: Question, answer: Any, ctx: OracleContext) -> list[int]:

@@ -4,9 +4,12 @@
   ``κ = (p_o − p_e) / (1 − p_e)`` with ``p_e`` from each teacher's own label frequencies), Fleiss' κ when more
   did (statsmodels' :func:`~statsmodels.stats.inter_rater.fleiss_kappa`), over the questions answered by every
   teacher of the round's pairs; and the share of those questions on which they all gave the same label.
-* ``relevance``: the mean pairwise intersection over union of the teachers' ``relevant`` masks (two empty masks
-  agree fully).
-* any other kind: the share of questions whose answers were identical.
+* any other kind: the mean over questions of the mean pairwise agreement its question kind defines
+  (:meth:`~exil.common.oracle.kinds.QuestionKind.agreement`): ``team/relevance_iou`` (IoU of the ``relevant``
+  masks), ``team/correct_explanation_jaccard`` (CAIPI: Jaccard of the marked segments),
+  ``team/explain_label_token_f1`` (XAL: token F1 of the gold label's explanations), else identical answers
+  (``team/<kind>_agreement``; ALICE's sentences too — their parsed parts need the question's lexicon, which the
+  journal does not keep).
 
 Skipped labels (``null``) are left out. Metrics are named ``team/<kind>_<measure>``: ``team/label_kappa``,
 ``team/label_agreement``, ``team/relevance_iou``, ``team/<kind>_agreement``; ``team/disagreements`` counts the
@@ -20,6 +23,9 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
+
+from exil.common.errors import ExilError
+from exil.common.oracle.kinds import kind_of
 
 
 def agreement(opinions: list[dict[str, Any]]) -> dict[str, float]:
@@ -36,10 +42,14 @@ def agreement(opinions: list[dict[str, Any]]) -> dict[str, float]:
     for kind, questions in sorted(kinds.items()):
         if kind == "label":
             out.update(_labels(questions))
-        elif kind == "relevance":
-            out["team/relevance_iou"] = float(np.mean([_mean_iou(list(a.values())) for a in questions]))
-        else:
-            out[f"team/{kind}_agreement"] = float(np.mean([_all_same(list(a.values())) for a in questions]))
+            continue
+        try:
+            k = kind_of(kind)
+            measure, pair = k.agreement_measure, k.agreement
+        except ExilError:  # a kind whose package is not loaded here: identical answers
+            measure, pair = "agreement", lambda a, b: float(a == b)
+        out[f"team/{kind}_{measure}"] = float(np.mean([
+            np.mean([pair(a, b) for a, b in itertools.combinations(list(ans.values()), 2)]) for ans in questions]))
     return out
 
 
@@ -76,12 +86,3 @@ def _all_same(answers: list[Any]) -> bool:
     return all(a == answers[0] for a in answers[1:])
 
 
-def _mean_iou(answers: list[Any]) -> float:
-    from exil.common.oracle.relevance import decode_mask
-
-    masks = [decode_mask(a["relevant"]).bool() for a in answers]
-    ious = []
-    for a, b in itertools.combinations(masks, 2):
-        union = (a | b).sum().item()
-        ious.append(1.0 if union == 0 else (a & b).sum().item() / union)
-    return float(np.mean(ious))

@@ -80,12 +80,36 @@ class ExplainLabel(QuestionKind):
             out["model_explanation"] = str(question.payload["model_explanation"])
         return out
 
+    agreement_measure = "token_f1"
+
+    def agreement(self, a: Any, b: Any) -> float:
+        """Token F1 of the two teachers' explanations of the gold label (lower-cased words, as SQuAD's F1), 0 when
+        they explained different labels."""
+        if a["label"] != b["label"]:
+            return 0.0
+        return token_f1(a["explanations"][a["label"]], b["explanations"][b["label"]])
+
     def summary(self, answer: Any, ctx: OracleContext) -> str:
         gold = answer["explanations"][answer["label"]]
         return f"{ctx.class_names[answer['label']]}: {gold[:60]}{'…' if len(gold) > 60 else ''}"
 
 
 MAX_CHARS = 2000
+
+
+def token_f1(a: str, b: str) -> float:
+    """F1 of the multiset overlap of two texts' lower-cased word tokens (1 for two empty texts)."""
+    import re
+    from collections import Counter
+
+    x, y = Counter(re.findall(r"\w+", a.lower())), Counter(re.findall(r"\w+", b.lower()))
+    if not x and not y:
+        return 1.0
+    common = sum((x & y).values())
+    if common == 0:
+        return 0.0
+    p, r = common / sum(x.values()), common / sum(y.values())
+    return 2 * p * r / (p + r)
 
 
 def explanation_question(item: int, label: int, text: tuple[str, ...], model_explanation: str | None = None

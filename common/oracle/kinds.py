@@ -67,6 +67,13 @@ class QuestionKind:
         text = str(answer)
         return text if len(text) <= 80 else text[:77] + "…"
 
+    #: the name of :meth:`agreement`'s measure in the metrics (``team/<kind>_<measure>``)
+    agreement_measure: str = "agreement"
+
+    def agreement(self, a: Any, b: Any) -> float:
+        """How much two teachers' answers to the same question agree, in [0, 1] (default: 1 when identical)."""
+        return float(a == b)
+
 
 _KINDS: dict[str, QuestionKind] = {}
 

@@ -166,6 +166,14 @@ class Relevance(QuestionKind):
             out["saliency"] = media.overlay(x, torch.as_tensor(question.payload["saliency"]))
         return out
 
+    agreement_measure = "iou"
+
+    def agreement(self, a: Any, b: Any) -> float:
+        """The intersection over union of the two ``relevant`` masks (two empty masks agree fully)."""
+        x, y = decode_mask(a["relevant"]).bool(), decode_mask(b["relevant"]).bool()
+        union = int((x | y).sum())
+        return 1.0 if union == 0 else int((x & y).sum()) / union
+
     def summary(self, answer: Any, ctx: OracleContext) -> str:
         m = relevance_masks(answer)
         return f"relevant {int(m['relevant'].sum())} px, irrelevant {int(m['irrelevant'].sum())} px"

@@ -40,3 +40,19 @@ def test_masks_get_their_mean_pairwise_iou():
     ops = [{"question": "relevance", "key": "7", "teacher": t, "answer": {"relevant": encode_mask(m)}}
            for t, m in (("a", m1), ("b", m2))]
     assert agreement(ops)["team/relevance_iou"] == pytest.approx(4 / 6)
+
+
+def test_caipi_corrections_get_the_jaccard_of_the_marked_segments():
+    import exil.caipi.questions  # noqa: F401 - registers the kind
+
+    ops = [{"question": "correct_explanation", "key": "3", "teacher": t, "answer": a}
+           for t, a in (("a", [1, 4, 7]), ("b", [4, 7, 9, 12]))]
+    assert agreement(ops)["team/correct_explanation_jaccard"] == pytest.approx(2 / 5)  # {4, 7} of {1, 4, 7, 9, 12}
+
+
+def test_xal_explanations_get_the_token_f1_of_the_gold_label_s():
+    a = {"label": 1, "explanations": ["x", "The acting is great and funny"]}
+    b = {"label": 1, "explanations": ["y", "great acting, very funny"]}
+    ops = [{"question": "explain_label", "key": "5", "teacher": t, "answer": x} for t, x in (("a", a), ("b", b))]
+    # shared tokens: acting, great, funny = 3; precision 3/6, recall 3/4
+    assert agreement(ops)["team/explain_label_token_f1"] == pytest.approx(2 * (3 / 6) * (3 / 4) / (3 / 6 + 3 / 4))
