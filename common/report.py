@@ -235,6 +235,14 @@ class Compared:
     png: Path
     best: str | None = None
     ranking: list[dict] = field(default_factory=list)
+    #: one dict per (configuration, x) with the mean and std over seeds (filled by :func:`exil.compare`)
+    rows: list[dict] = field(default_factory=list)
+
+    def frame(self):
+        """The rows as a pandas DataFrame (label, x, mean, std, runs)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows)
 
 
 def comparison(run_dirs: Iterable[str | Path], out_dir: str | Path, metric: str | None = None,

@@ -15,9 +15,11 @@
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+if TYPE_CHECKING:
+    from exil.common.report import Compared as Comparison
 
 __version__ = "0.2.0"  # the one source of the version (pyproject.toml reads it; CHANGELOG.md says what changed)
 
@@ -47,31 +49,18 @@ def results(run_dir: str | Path) -> list[dict]:
     return run_rows(run_dir)[1]
 
 
-@dataclass
-class Comparison:
-    """What :func:`compare` found: one row per (configuration, x) with the mean and std over seeds, the x axis,
-    and the files written (``comparison.csv``, ``comparison.png``). A metric with one value per run
-    (``test/acc_auc``) has no x: one row per configuration, ranked. ``best``: the best configuration's label where
-    the runs are an Optuna search's (by its direction), and ``ranking`` its configurations best first (label, mean,
-    std, runs, best, folders: the final value of ``metric``); else None and empty."""
+def __getattr__(name: str):
+    """``exil.Comparison``: what :func:`compare` returns (:class:`exil.common.report.Compared`), imported when asked
+    for (``import exil`` stays light: ``exil --version`` loads no torch)."""
+    if name == "Comparison":
+        from exil.common.report import Compared
 
-    rows: list[dict]
-    metric: str
-    x: str | None
-    csv: Path
-    png: Path
-    best: str | None = None
-    ranking: list[dict] = field(default_factory=list)
-
-    def frame(self):
-        """The rows as a pandas DataFrame (label, x, mean, std, runs)."""
-        import pandas as pd
-
-        return pd.DataFrame(self.rows)
+        return Compared
+    raise AttributeError(f"module 'exil' has no attribute {name!r}")
 
 
 def compare(run_dirs: Iterable[str | Path], out_dir: str | Path | None = None, metric: str | None = None,
-            x: str | None = None) -> Comparison:
+            x: str | None = None) -> "Comparison":
     """``exil compare``: mean ± std of ``metric`` over seeds for each configuration of the runs found under
     ``run_dirs`` (run folders or folders holding them, e.g. a sweep's). Writes ``comparison.csv`` and
     ``comparison.png`` into ``out_dir`` (default: the first folder given) and returns them with the rows.
@@ -87,9 +76,11 @@ def compare(run_dirs: Iterable[str | Path], out_dir: str | Path | None = None, m
         rows = list(csv.DictReader(f))
     for r in rows:
         if done.x is not None:
-            r[done.x] = int(float(r[done.x]))
+            v = float(r[done.x])
+            r[done.x] = int(v) if v.is_integer() else v  # labels, rounds; seconds of teacher time may be fractions
         r["runs"] = int(r["runs"])
         r["mean"], r["std"] = float(r["mean"]), float(r["std"])
         if "best" in r:
             r["best"] = r["best"] == "True"
-    return Comparison(rows, done.metric, done.x, done.csv, done.png, done.best, done.ranking)
+    done.rows = rows
+    return done
