@@ -11,16 +11,22 @@ from exil.common.oracle.web import WebOracle
 from tests.unit.test_oracle import Tiny
 
 
-@pytest.fixture
-def served(tmp_path):
-    """A web teacher serving over real HTTP on a free loopback port, with its asker and journal."""
+def serve(tmp_path, **settings):
+    """A web teacher with ``settings`` serving over real HTTP on a free loopback port, with its asker and journal
+    (a generator: the fixtures below yield its one value and then close both)."""
     dm = Tiny()
     dm.setup()
     ctx = OracleContext(dm, dm.class_names, tmp_path / "oracle", strategy="entropy")
-    oracle = WebOracle(review_seconds=0.3, claim_seconds=60, max_body=20_000, print_fn=lambda s: None)
+    oracle = WebOracle(print_fn=lambda s: None, **settings)
     journal = Journal(tmp_path / "journal.sqlite")
     asker = Asker(oracle, journal, ctx)
     oracle.start(ctx)
     yield oracle, asker, journal
     oracle.close()
     journal.close()
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A web teacher serving over real HTTP on a free loopback port, with its asker and journal."""
+    yield from serve(tmp_path, review_seconds=0.3, claim_seconds=60, max_body=20_000)

@@ -197,19 +197,10 @@ def test_keeping_the_shown_question_gives_back_other_claims(served):
 @pytest.fixture
 def team(tmp_path):
     """A web teacher for alice, bob and carol (each question to two of them; carol reviews), hiding the model."""
-    from tests.unit.test_oracle import Tiny
+    from tests.unit.conftest import serve
 
-    dm = Tiny()
-    dm.setup()
-    ctx = OracleContext(dm, dm.class_names, tmp_path / "oracle", strategy="entropy")
-    oracle = WebOracle(review_seconds=0, teachers=["alice", "bob", "carol"], overlap=2, reviewer="carol",
-                       show_model_explanation=False, print_fn=lambda s: None)
-    journal = Journal(tmp_path / "journal.sqlite")
-    asker = Asker(oracle, journal, ctx)
-    oracle.start(ctx)
-    yield oracle, asker, journal
-    oracle.close()
-    journal.close()
+    yield from serve(tmp_path, review_seconds=0, teachers=["alice", "bob", "carol"], overlap=2, reviewer="carol",
+                     show_model_explanation=False)
 
 
 def as_teacher(oracle: WebOracle, name: str) -> httpx.Client:
