@@ -2,7 +2,8 @@
 
 Each round the loop calls, in order,
 
-* :meth:`RoundHooks.initial`     — once, after the initial set is labelled: annotations or extras for it;
+* :meth:`RoundHooks.initial_labels` and :meth:`RoundHooks.initial` — once: the initial set's labels (its
+  ``label`` questions, by default), then annotations or extras for it;
 * :meth:`RoundHooks.query`       — choose what to ask about (default: the configured strategy);
 * :meth:`RoundHooks.ask`         — put questions to the teacher through ``ctx.ask`` (journaled);
 * :meth:`RoundHooks.incorporate` — turn answers into new labels and extra examples, and change the
@@ -55,7 +56,19 @@ class RoundContext:
     #: tell the person running the loop something they would otherwise wonder about ("nothing to correct this
     #: round: every prediction was wrong"): on the console, and on a teacher's page
     say: Callable[[str], None] = print
+    #: the teacher (oracle) that answers a question kind (``None``: this context cannot say)
+    teacher_of: Callable[[str], Any] | None = None
     _contexts: dict = field(default_factory=dict, repr=False)
+
+    def one_teacher(self, *kinds: str) -> bool:
+        """Whether one teacher answers every one of ``kinds`` (then a method may ask them in one question)."""
+        if self.teacher_of is None:
+            return False
+        try:
+            first = self.teacher_of(kinds[0])
+            return all(self.teacher_of(k) is first for k in kinds[1:])
+        except Exception:  # a kind nobody answers
+            return False
 
     def query_context(self, indices: np.ndarray | None = None) -> QueryContext:
         """Model outputs over ``indices`` (default: the candidates), cached for the stage: every call with the
@@ -142,6 +155,11 @@ class RoundHooks(pl.Callback):
         ask (query size, budget and the items not yet labelled or skipped). A label round ends at 0; a
         round that asks no labels goes on."""
         return self.asks_labels and labels_left == 0
+
+    def initial_labels(self, ctx: RoundContext, questions: list[Question]) -> list[int]:
+        """The labels of the initial set, from its ``label`` questions (a method may ask more in the same
+        questions: XAL asks each item's label with its explanations)."""
+        return [int(a) for a in ctx.ask_many(questions)]
 
     def initial(self, ctx: RoundContext, labels: dict[int, int]) -> Incorporation:
         """Annotations / extras for the initial labelled set (its ``labels`` are already added)."""

@@ -278,7 +278,7 @@ class ActiveLoop:
         questions = [Question("label", key=str(int(i)), item=int(i), payload={"why": f"initial set: {how}"})
                      for i in idx]
         while True:
-            labels = [int(a) for a in self.asker.many(-1, questions)]
+            labels = self.hooks.initial_labels(self._ctx(0, "initial", ask_round=-1), questions)
             self._seed_stage(0, "initial")
             inc = self.hooks.initial(self._ctx(0, "initial", ask_round=-1), dict(zip(map(int, idx), labels)))
             if not self.asker.settle(-1):
@@ -524,7 +524,7 @@ class ActiveLoop:
             ask=lambda q: self.asker(r if ask_round is None else ask_round, q),
             ask_many=lambda qs: self.asker.many(r if ask_round is None else ask_round, qs), candidates=candidates, device=self.device,
             generator=gen, run_dir=self.run_dir, seed=seed, embeddings=self.cfg.embeddings, scorer=self.team,
-            say=lambda text: self._say(r, stage, text),
+            say=lambda text: self._say(r, stage, text), teacher_of=self.asker.oracle_for,
         )
 
     def _say(self, r: int, stage: str, text: str) -> None:

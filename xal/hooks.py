@@ -1,8 +1,10 @@
 """XAL's round (Luo et al., NAACL 2024, §2.1): labels and explanations for the queried texts.
 
-Every newly labelled item — the initial set included — also gets an ``explain_label`` question (asked
-after its label, which the question carries): the teacher explains every class, the gold label's
-explanation being the reasonable one and the others the unreasonable ones. They become the item's
+Every newly labelled item — the initial set included — is explained: the teacher explains every class, the
+gold label's explanation being the reasonable one and the others the unreasonable ones. Where one teacher
+gives labels and explanations (``ctx.one_teacher``), both are asked in one ``explain_label`` question, so a
+person reads each text once; where another teacher labels (``oracle=web_explanations``: the data's labels),
+the ``explain_label`` question follows the ``label`` question and carries its answer. They become the item's
 annotation fields, served with its training batches: ``expl_ids`` (k, L) and ``expl_mask`` (k, L), row 0
 the gold label's explanation and rows 1 … k−1 the other classes' in class order (:mod:`exil.xal.targets`).
 """
@@ -15,14 +17,15 @@ import torch
 
 from exil.common.abilities import Explains, HasTexts, Need
 from exil.common.errors import ConfigError
-from exil.common.hooks import Incorporation, RoundContext, RoundHooks
+from exil.common.hooks import Incorporation, RoundContext, RoundHooks, label_questions
 from exil.common.oracle.explanations import explanation_question
+from exil.common.oracle.question import Question
 from exil.common.strategies.base import Selection
 from exil.xal.targets import explanation_targets
 
 
 class XALHooks(RoundHooks):
-    """Labels, then explanations of every class (module docstring).
+    """Labels and explanations of every class (module docstring).
 
     Args:
         max_explanation_length: decoder target tokens per explanation (end token included).
@@ -38,13 +41,37 @@ class XALHooks(RoundHooks):
             raise ConfigError(f"method.hooks.max_explanation_length must be at least 2, got {max_explanation_length}")
         self.max_explanation_length = max_explanation_length
 
+    def initial_labels(self, ctx: RoundContext, questions: list[Question]) -> list[int]:
+        if not ctx.one_teacher("label", "explain_label"):
+            return super().initial_labels(ctx, questions)
+        answers = self._ask_both(ctx, questions, generated=False)  # the initial model has not learnt any yet
+        return [answers[int(q.item)]["label"] for q in questions]
+
     def initial(self, ctx: RoundContext, labels: dict[int, int]) -> Incorporation:
-        answers = self._explain(ctx, labels, generated=False)  # the initial model has not learnt any yet
+        # asked together with the labels (the journal gives those answers back), or now for the given labels
+        answers = self._explain(ctx, labels, generated=False)
         return Incorporation(annotations=self._annotations(ctx, answers))
 
     def ask(self, ctx: RoundContext, selection: Selection) -> dict[int, Any]:
-        labels = {i: int(y) for i, y in super().ask(ctx, selection).items()}
-        return {"labels": labels, "explanations": self._explain(ctx, labels)}
+        questions = label_questions(ctx, selection, self.predict_proba(ctx, selection.indices), self.skip_labels)
+        if ctx.one_teacher("label", "explain_label"):
+            explanations = self._ask_both(ctx, questions)
+            labels = {i: a["label"] for i, a in explanations.items()}
+        else:
+            labels = {i: int(y) for i, y in zip(map(int, selection.indices), ctx.ask_many(questions))}
+            explanations = self._explain(ctx, labels)
+        return {"labels": labels, "explanations": explanations}
+
+    def _ask_both(self, ctx: RoundContext, label_qs: list[Question], generated: bool = True
+                  ) -> dict[int, dict[str, Any]]:
+        """One ``explain_label`` question per ``label`` question, asking the label too (with what the label
+        question shows: the model's probabilities, why the item was chosen)."""
+        items = [int(q.item) for q in label_qs]
+        own = self._generated(ctx, items) if generated else {}
+        shown = ("probs", "strategy", "score", "why")
+        questions = [explanation_question(i, None, ctx.datamodule.text_of(i), own.get(i),
+                                          **{k: q.payload.get(k) for k in shown}) for i, q in zip(items, label_qs)]
+        return dict(zip(items, ctx.ask_many(questions)))
 
     def incorporate(self, ctx: RoundContext, selection: Selection, answers: dict[str, Any]) -> Incorporation:
         return Incorporation(labels=dict(answers["labels"]),

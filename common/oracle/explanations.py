@@ -1,9 +1,10 @@
 """The ``explain_label`` question (XAL): free-text explanations of an item's label, one per class.
 
-A question's payload holds the item's ``label`` (the teacher's, asked first) and its ``text``; the
-answer gives, for **every** class, an explanation of why the item would have that label: the gold
-label's is the reasonable explanation, the others are the unreasonable ones XAL's ranking loss scores
-below it. Answers are ``{"label": y, "explanations": [e_0, …, e_{C−1}]}`` (in class order; a dict keyed by
+A question's payload holds the item's ``text`` and its ``label``: either given (another teacher labelled
+the item, e.g. the data's labels through ``oracle=web_explanations``) or ``None`` — then the one teacher
+labels and explains the item in the same question, so a person reads each text once. The answer gives the
+label and, for **every** class, an explanation of why the item would have that label: the gold label's is
+the reasonable explanation, the others are the unreasonable ones XAL's ranking loss scores below it. Answers are ``{"label": y, "explanations": [e_0, …, e_{C−1}]}`` (in class order; a dict keyed by
 class name or index is accepted and normalised); an empty or missing explanation is an invalid answer
 and is asked again.
 
@@ -49,7 +50,7 @@ class ExplainLabel(QuestionKind):
         label = answer.get("label", question.payload.get("label")) if isinstance(answer, dict) else \
             question.payload.get("label")
         if label is None:
-            raise InvalidAnswer(f"the answer names no label in 0..{len(names) - 1}")
+            raise InvalidAnswer(f"choose the item's label ({class_list(names)}) as well as explaining every class")
         try:
             label = parse_label(label, names)
         except InvalidAnswer as e:
@@ -57,15 +58,27 @@ class ExplainLabel(QuestionKind):
         return {"label": label, "explanations": [e.strip() for e in given]}
 
     def simulate(self, question: Question, ctx: OracleContext, teacher: Any) -> Any:
+        if question.payload.get("label") is None:  # the simulated teacher labels the item as it labels any
+            question = with_label(question, teacher.label(label_question(question), ctx))
         return explain_label(teacher.explainer, question, ctx)
 
     def terminal(self, question: Question, ctx: OracleContext, term: Any) -> Any:
-        label, names = int(question.payload["label"]), list(ctx.class_names)
+        names = list(ctx.class_names)
         term.say(f"\n── {'initial set' if ctx.round < 0 else f'round {ctx.round}'} · explain_label · "
                  f"item {question.key} ──")
         for n, part in enumerate(question.payload.get("text") or ctx.datamodule.text_of(question.item)):
             term.say(f"{'text' if n == 0 else 'text b'}: {part}")
-        term.say(f"label: {names[label]}")
+        if question.payload.get("label") is None:
+            classes = ", ".join(f"{i}={n}" for i, n in enumerate(names))
+            while True:
+                try:
+                    label = parse_label(term.ask(f"label? [{classes}] > "), names)
+                    break
+                except InvalidAnswer as e:
+                    term.say(f"  ✗ {e}")
+        else:
+            label = int(question.payload["label"])
+            term.say(f"label: {names[label]}")
         out = [""] * len(names)
         out[label] = term.ask(f"Why is it {names[label]}? > ")
         for c in (c for c in range(len(names)) if c != label):
@@ -73,11 +86,20 @@ class ExplainLabel(QuestionKind):
         return {"label": label, "explanations": out}
 
     def web(self, question: Question, ctx: OracleContext, media: Any) -> dict[str, Any]:
-        label = int(question.payload["label"])
-        text = list(question.payload.get("text") or ctx.datamodule.text_of(question.item))
-        out = {"text": text, "label": label, "classes": list(ctx.class_names), "max_chars": MAX_CHARS}
-        if question.payload.get("model_explanation"):  # what the model itself generates for the item now
-            out["model_explanation"] = str(question.payload["model_explanation"])
+        """The text, its label (``None``: the person chooses it here), every class and, where the payload has them,
+        the model's prediction, its own explanation and why the item was asked."""
+        from exil.common.oracle.label import why_asked
+
+        p = question.payload
+        text = list(p.get("text") or ctx.datamodule.text_of(question.item))
+        out = {"text": text, "label": None if p.get("label") is None else int(p["label"]),
+               "classes": list(ctx.class_names), "max_chars": MAX_CHARS, "why": why_asked(p, ctx)}
+        if p.get("probs") is not None:
+            probs = [float(v) for v in p["probs"]]
+            out["predictions"] = [{"class": c, "name": ctx.class_names[c], "p": probs[c]}
+                                  for c in sorted(range(len(probs)), key=lambda c: -probs[c])[:5]]
+        if p.get("model_explanation"):  # what the model itself generates for the item now
+            out["model_explanation"] = str(p["model_explanation"])
         return out
 
     agreement_measure = "token_f1"
@@ -112,14 +134,30 @@ def token_f1(a: str, b: str) -> float:
     return 2 * p * r / (p + r)
 
 
-def explanation_question(item: int, label: int, text: tuple[str, ...], model_explanation: str | None = None
-                         ) -> Question:
-    """The ``explain_label`` question for a pool item with its (already answered) label; ``model_explanation``:
-    the explanation the model generates for it now, shown to a person."""
-    payload: dict[str, Any] = {"label": int(label), "text": list(text)}
+def explanation_question(item: int, label: int | None, text: tuple[str, ...], model_explanation: str | None = None,
+                         **shown: Any) -> Question:
+    """The ``explain_label`` question for a pool item: with its (already answered) ``label``, or ``None`` to ask
+    the label in the same question. ``model_explanation``: the explanation the model generates for it now;
+    ``shown``: more of what a person is shown (the model's ``probs``, the ``strategy`` / ``score`` / ``why`` of
+    :func:`~exil.common.oracle.label.why_asked`)."""
+    payload: dict[str, Any] = {"label": None if label is None else int(label), "text": list(text),
+                               **{k: v for k, v in shown.items() if v is not None}}
     if model_explanation:
         payload["model_explanation"] = model_explanation
     return Question("explain_label", key=str(int(item)), item=int(item), payload=payload)
+
+
+def label_question(question: Question) -> Question:
+    """The ``label`` question of the item an ``explain_label`` question is about (same key: a simulated teacher's
+    noise draws the same label either way)."""
+    return Question("label", key=question.key, item=question.item,
+                    payload={k: v for k, v in question.payload.items() if k in ("probs", "why", "strategy", "score")})
+
+
+def with_label(question: Question, label: int) -> Question:
+    """The question with its label filled in (for a teacher that explains a label another step chose)."""
+    return Question(question.kind, key=question.key, item=question.item,
+                    payload={**question.payload, "label": int(label)})
 
 
 class ExplanationBank:

@@ -40,7 +40,8 @@ Retry and deadline policy (retries through :mod:`tenacity`):
 for an explanation of each class — the gold label's (reasonable) and the others' (unreasonable) — with
 the per-task prompt template (``sentiment``, ``nli``, ``paraphrase``, in the shape of the prompts of
 Luo et al. 2024's appendix, or your own); ``label`` questions go to its ``labels`` oracle (simulated
-gold labels, as in the paper's experiments, or a person). Answers go through the Asker like any other:
+gold labels, as in the paper's experiments, or a person), and so does the label of an ``explain_label``
+question that asks it too. Answers go through the Asker like any other:
 journaled before use, so a resumed run reuses them. The API key is read from the environment variable
 ``api_key_env`` (never stored in the config or the journal).
 """
@@ -683,11 +684,16 @@ class LLMOracle(Oracle):
     def answer(self, question: Question, ctx: OracleContext) -> Any:
         if question.kind == "label":
             return self.labels.answer(question, ctx)
+        label = question.payload.get("label")
+        if label is None:  # one question for label and explanations: the label comes from ``labels``
+            from exil.common.oracle.explanations import label_question
+
+            label = self.labels.answer(label_question(question), ctx)
         self._open_cache(ctx)
         conversations = self.conversations(question, ctx)
         self._asked[question.key] = conversations
         replies = self.client.complete_many(conversations)
-        return {"label": question.payload["label"], "explanations": replies}
+        return {"label": label, "explanations": replies}
 
     def reject(self, question: Question, answer: Any, reason: str) -> None:
         """A rejected answer's unusable replies are dropped from the request cache (empty ones never enter

@@ -255,6 +255,41 @@ def test_xal_explanations_typed_and_empty_ones_refused(browser, exil_run, shots,
     assert not page.errors
 
 
+def test_xal_one_teacher_labels_and_explains_each_text_once(browser, exil_run, shots, tmp_path):
+    """Issue 22: with one teacher for labels and explanations, XAL asks each text once — the class chosen by key
+    or click in the same view as the explanations — and the journal's labels are the chosen ones."""
+    data = tmp_path / "data"
+    rotten_tomatoes(data, n=60)
+    tok = tokenizer_folder(tmp_path)
+    run = exil_run(["experiment=xal_rotten_tomatoes", f"paths.data_dir={data}", f"dataset.tokenizer=file:{tok}",
+                    *tiny_backbone_overrides("bert2bert"), "loop.rounds=0", "loop.initial_size=2",
+                    "dataset.max_length=16", "dataset.min_epoch_size=8", "dataset.test_items=10",
+                    "method.hooks.max_explanation_length=10", "oracle=web", "oracle.review_seconds=1", *TINY])
+    page = open_page(browser, run)
+    qid = wait_question(page, "explain_label")
+    assert page.locator("#question textarea.explanation").count() == 0  # nothing to explain before a class
+    page.keyboard.press("1")  # the class by its key: the gold field comes first and takes the focus
+    boxes = page.locator("#question textarea.explanation")
+    assert boxes.count() == 2 and boxes.nth(0).get_attribute("data-class") == "1"
+    assert page.evaluate("document.activeElement.dataset.class") == "1" and boxes.nth(0).input_value() == ""
+    boxes.nth(0).type("the words are warm")
+    boxes.nth(1).fill("one could miss the warmth")
+    page.screenshot(path=str(shots / "explain_label_with_class.png"))
+    page.locator("#question button.submit").click()
+    wait_question(page, "explain_label", other_than=qid)
+    page.locator("#question .classes button[data-class='0']").click()
+    for n in range(2):
+        page.locator("#question textarea.explanation").nth(n).fill(f"reason {n}")
+    page.locator("#question button.submit").click()
+    run.wait()
+    assert run.answers("label") == []  # never asked apart
+    (_, k1, first), (_, k2, second) = run.answers("explain_label")
+    assert (first["label"], second["label"]) == (1, 0)
+    assert first["explanations"] == ["one could miss the warmth", "the words are warm"]
+    assert sorted(run.journal("SELECT item, label FROM labelled")) == sorted([(int(k1), 1), (int(k2), 0)])
+    assert not page.errors
+
+
 EVIL = """<!doctype html><title>another site</title>
 <iframe id="framed" src="{target}"></iframe>
 <form id="f" method="POST" action="{target}api/review" enctype="text/plain" target="sink">

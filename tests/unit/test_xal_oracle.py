@@ -228,3 +228,33 @@ def test_a_person_at_the_terminal_explains_every_label_and_is_reasked_on_an_empt
     assert any("rotten are empty" in p for p in printed)
     assert journal.answers(0)[0]["answer"] == answer
     journal.close()
+
+
+def test_one_question_asks_the_label_too_of_every_teacher(server_factory, tmp_path):
+    """An explain_label question without a label (one teacher labels and explains): the answer must name the label,
+    the simulated teacher gives the label its label question would (noise included), the LLM oracle takes it from
+    its labels oracle, and a person at the terminal types it first (a wrong one is asked again)."""
+    from exil.common.oracle.explanations import label_question
+    from exil.common.oracle.terminal import TerminalOracle
+
+    ctx = octx(tmp_path)
+    q = explanation_question(0, None, FakeTexts().text_of(0))
+    with pytest.raises(InvalidAnswer, match="choose the item's label"):
+        validate(q, {"explanations": ["bad", "good"]}, ctx)
+    assert validate(q, {"label": "rotten", "explanations": ["bad", "good"]}, ctx)["label"] == 0
+    noisy = SimulatedOracle(noise=0.5, explainer=LexiconTeacher({"fresh": 1, "rotten": -1}), seed=3)
+    items = [explanation_question(i, None, FakeTexts().text_of(i)) for i in range(3)]
+    labels = [validate(x, noisy.answer(x, ctx), ctx)["label"] for x in items]
+    assert labels == [noisy.answer(label_question(x), ctx) for x in items]
+    assert labels != [FakeTexts().true_label(i) for i in range(3)]  # the noise flipped one, the same one
+    s = server_factory()
+    llm = LLMOracle(client(s), labels=SimulatedOracle(), task="sentiment")
+    assert validate(q, llm.answer(q, ctx), ctx)["label"] == 1 and len(s.requests) == 2
+    typed = iter(["maybe", "1", "so much fun", "some might find it silly"])
+    prompts = []
+    term = TerminalOracle(input_fn=lambda p: (prompts.append(p), next(typed))[1], print_fn=lambda *a: None)
+    journal = Journal(tmp_path / "journal.sqlite")
+    answer = Asker(term, journal, ctx)(0, q)
+    assert answer == {"label": 1, "explanations": ["some might find it silly", "so much fun"]}
+    assert prompts[:3] == ["label? [0=rotten, 1=fresh] > "] * 2 + ["Why is it fresh? > "]
+    journal.close()
