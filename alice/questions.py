@@ -95,6 +95,22 @@ class ContrastClasses(QuestionKind):
         lexicon = question.payload.get("lexicon") or {}
         return {"parts": sorted(SemanticParser(dict(lexicon)).parse(text[:MAX_CHARS])) if lexicon else []}
 
+    agreement_measure = "parts_jaccard"
+
+    def agreement(self, a: Any, b: Any, method: Any = None) -> float:
+        """The Jaccard index of the parts the run's parser (``method.parser``; without a run, one over every lexicon
+        exil ships) finds in the two sentences — what the method learns from them (both none: 1)."""
+        from exil.alice.parser import SemanticParser
+
+        parser = getattr(method, "parser", None)
+        if parser is None:
+            from exil.alice.parser import BIRD_PARTS, GARMENT_PARTS
+
+            parser = SemanticParser({**BIRD_PARTS, **GARMENT_PARTS})
+        x, y = set(parser.parse(str(a))), set(parser.parse(str(b)))
+        return 1.0 if not x | y else len(x & y) / len(x | y)
+
+
 def simulated_contrast(question: Question, ctx: OracleContext) -> str:
     """The dataset's simulated expert sentence for the question's pair (module docstring)."""
     explain = getattr(ctx.datamodule, "contrast_explanation", None)

@@ -66,7 +66,7 @@ class CorrectExplanation(QuestionKind):
     name = "correct_explanation"
     agreement_measure = "jaccard"
 
-    def agreement(self, a: Any, b: Any) -> float:
+    def agreement(self, a: Any, b: Any, method: Any = None) -> float:
         """The Jaccard index of the segments the two teachers marked as wrongly relevant (both none: 1)."""
         x, y = set(a), set(b)
         return 1.0 if not x | y else len(x & y) / len(x | y)

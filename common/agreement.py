@@ -7,9 +7,9 @@
 * any other kind: the mean over questions of the mean pairwise agreement its question kind defines
   (:meth:`~exil.common.oracle.kinds.QuestionKind.agreement`): ``team/relevance_iou`` (IoU of the ``relevant``
   masks), ``team/correct_explanation_jaccard`` (CAIPI: Jaccard of the marked segments),
-  ``team/explain_label_token_f1`` (XAL: token F1 of the gold label's explanations), else identical answers
-  (``team/<kind>_agreement``; ALICE's sentences too — their parsed parts need the question's lexicon, which the
-  journal does not keep).
+  ``team/explain_label_token_f1`` (XAL: token F1 of the gold label's explanations),
+  ``team/contrast_classes_parts_jaccard`` (ALICE: Jaccard of the parts the run's parser finds in the two
+  sentences), else identical answers (``team/<kind>_agreement``).
 
 Skipped labels (``null``) are left out. Metrics are named ``team/<kind>_<measure>``: ``team/label_kappa``,
 ``team/label_agreement``, ``team/relevance_iou``, ``team/<kind>_agreement``; ``team/disagreements`` counts the
@@ -28,8 +28,9 @@ from exil.common.errors import ExilError
 from exil.common.oracle.kinds import kind_of
 
 
-def agreement(opinions: list[dict[str, Any]]) -> dict[str, float]:
-    """Agreement metrics over ``opinions`` (rows of :meth:`exil.common.journal.Journal.opinions`)."""
+def agreement(opinions: list[dict[str, Any]], method: Any = None) -> dict[str, float]:
+    """Agreement metrics over ``opinions`` (rows of :meth:`exil.common.journal.Journal.opinions`); ``method``: the
+    run's round hooks, given to each kind's :meth:`~exil.common.oracle.kinds.QuestionKind.agreement`."""
     by_question: dict[tuple[str, str], dict[str, Any]] = defaultdict(dict)
     for o in opinions:
         if o["answer"] is not None:
@@ -47,9 +48,9 @@ def agreement(opinions: list[dict[str, Any]]) -> dict[str, float]:
             k = kind_of(kind)
             measure, pair = k.agreement_measure, k.agreement
         except ExilError:  # a kind whose package is not loaded here: identical answers
-            measure, pair = "agreement", lambda a, b: float(a == b)
+            measure, pair = "agreement", lambda a, b, method=None: float(a == b)
         out[f"team/{kind}_{measure}"] = float(np.mean([
-            np.mean([pair(a, b) for a, b in itertools.combinations(list(ans.values()), 2)]) for ans in questions]))
+            np.mean([pair(a, b, method) for a, b in itertools.combinations(list(ans.values()), 2)]) for ans in questions]))
     return out
 
 

@@ -360,7 +360,7 @@ class ActiveLoop:
         if by_kind:
             out["teacher/seconds"] = self.journal.teacher_seconds(before_round=r)
             out.update({f"teacher/seconds_per_{kind}": total / n for kind, (n, total) in by_kind.items() if n})
-        out.update(agreement(self.journal.opinions(r - 1)))
+        out.update(agreement(self.journal.opinions(r - 1), self.hooks))
         return out
 
     def _query(self, r: int, k: int) -> Selection | None:

@@ -104,7 +104,7 @@ class ExplainLabel(QuestionKind):
 
     agreement_measure = "token_f1"
 
-    def agreement(self, a: Any, b: Any) -> float:
+    def agreement(self, a: Any, b: Any, method: Any = None) -> float:
         """Token F1 of the two teachers' explanations of the gold label (lower-cased words, as SQuAD's F1), 0 when
         they explained different labels."""
         if a["label"] != b["label"]:

@@ -70,8 +70,10 @@ class QuestionKind:
     #: the name of :meth:`agreement`'s measure in the metrics (``team/<kind>_<measure>``)
     agreement_measure: str = "agreement"
 
-    def agreement(self, a: Any, b: Any) -> float:
-        """How much two teachers' answers to the same question agree, in [0, 1] (default: 1 when identical)."""
+    def agreement(self, a: Any, b: Any, method: Any = None) -> float:
+        """How much two teachers' answers to the same question agree, in [0, 1] (default: 1 when identical).
+        ``method``: the run's round hooks, for a kind whose answers mean what the method reads in them (ALICE:
+        the parts its parser finds in a sentence)."""
         return float(a == b)
 
 

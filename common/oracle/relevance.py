@@ -168,7 +168,7 @@ class Relevance(QuestionKind):
 
     agreement_measure = "iou"
 
-    def agreement(self, a: Any, b: Any) -> float:
+    def agreement(self, a: Any, b: Any, method: Any = None) -> float:
         """The intersection over union of the two ``relevant`` masks (two empty masks agree fully)."""
         x, y = decode_mask(a["relevant"]).bool(), decode_mask(b["relevant"]).bool()
         union = int((x | y).sum())

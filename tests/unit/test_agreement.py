@@ -56,3 +56,19 @@ def test_xal_explanations_get_the_token_f1_of_the_gold_label_s():
     ops = [{"question": "explain_label", "key": "5", "teacher": t, "answer": x} for t, x in (("a", a), ("b", b))]
     # shared tokens: acting, great, funny = 3; precision 3/6, recall 3/4
     assert agreement(ops)["team/explain_label_token_f1"] == pytest.approx(2 * (3 / 6) * (3 / 4) / (3 / 6 + 3 / 4))
+
+
+def test_alice_sentences_get_the_jaccard_of_the_parts_the_run_s_parser_finds():
+    from types import SimpleNamespace
+
+    import exil.alice.questions  # noqa: F401 - registers the kind
+    from exil.alice.parser import SemanticParser
+
+    a = "the shirt has a collar and long sleeves while the dress has a long skirt"
+    b = "a shirt's sleeves and buttons, a dress's hemline"
+    ops = [{"question": "contrast_classes", "key": "0-3", "teacher": t, "answer": x} for t, x in (("a", a), ("b", b))]
+    # by hand: a names collar, sleeve, hem (skirt); b names sleeve, placket (buttons), hem (hemline) → {sleeve, hem} of 4
+    assert agreement(ops)["team/contrast_classes_parts_jaccard"] == pytest.approx(2 / 4)
+    # the run's own lexicon decides what a sentence says: one that knows only sleeves sees full agreement
+    only_sleeves = SimpleNamespace(parser=SemanticParser({"sleeves": "sleeve"}))
+    assert agreement(ops, only_sleeves)["team/contrast_classes_parts_jaccard"] == 1.0
