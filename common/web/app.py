@@ -35,6 +35,7 @@ import secrets
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
@@ -120,15 +121,22 @@ class TokenGate:
         if self.tokens:
             query = self._match(req.query_params.get("token"))
             if path == "/" and query is not None:
-                resp = RedirectResponse("/", status_code=303)  # the token leaves the address bar
+                # the token leaves the address bar; a named teacher's name stays in it, so that a tab of theirs
+                # is theirs again after a reload on a machine several teachers share (one browser, several cookies)
+                name = self.tokens[query]
+                resp = RedirectResponse("/" if name is None else f"/?{urlencode({'teacher': name})}", status_code=303)
                 resp.set_cookie(cookie_name(query), query, httponly=True, samesite="strict", path="/")
                 return resp
             # the API: the header only (a cookie goes with any site's request; the header only with the page's)
-            if path.startswith("/api/"):
-                given = self._match(req.headers.get("x-exil-token"))
-            else:
-                given = self._match(req.headers.get("x-exil-token")) or next(
-                    (t for t in self.tokens if secrets.compare_digest(req.cookies.get(cookie_name(t), ""), t)), None)
+            given = self._match(req.headers.get("x-exil-token"))
+            if given is None and not path.startswith("/api/"):
+                held = [t for t in self.tokens if secrets.compare_digest(req.cookies.get(cookie_name(t), ""), t)]
+                wanted = req.query_params.get("teacher")
+                if wanted is not None:
+                    held = [t for t in held if self.tokens[t] == wanted]
+                if path == "/" and len(held) > 1:
+                    return _whose(sorted(str(self.tokens[t]) for t in held))
+                given = held[0] if held else None
             if given is None:
                 return _forbidden(path)
             req.scope.setdefault("state", {}).update(token=given, teacher=self.tokens[given])
@@ -221,6 +229,13 @@ def _forbidden(path: str) -> Response:
     return HTMLResponse("<!doctype html><title>exil</title><p>This page needs the run's token: open the URL "
                         "that <code>exil</code> printed when the run started (it ends in <code>?token=…</code>).",
                         status_code=403)
+
+
+def _whose(names: list[str]) -> Response:
+    """The page asked for without a teacher's name in a browser where several teachers signed in."""
+    links = ", ".join(f'<a href="/?{_escape(urlencode({"teacher": n}))}">{_escape(n)}</a>' for n in names)
+    return HTMLResponse("<!doctype html><title>exil</title><p>Several teachers of this run signed in in this browser "
+                        f"({links}): open your own link, or the page of your name.", status_code=409)
 
 
 def _bounded(receive, limit: int):

@@ -448,9 +448,14 @@ def test_two_named_teachers_overlap_disagree_and_the_reviewer_settles(browser, e
     info = json.loads((run.dir / "oracle" / "web.json").read_text())
     assert set(info["teachers"]) == {"alice", "bob"} and info["teachers"]["alice"] != info["teachers"]["bob"]
     alice = open_page(browser, run)  # run.url is the first teacher's link
-    bob_ctx = browser.new_context(viewport={"width": 1280, "height": 860})  # another person, another browser
+    # another person, another browser — a small one (a laptop's split screen, a tablet): the page must fit it
+    bob_ctx = browser.new_context(viewport={"width": 420, "height": 760})
     bob = bob_ctx.new_page()
     bob.goto(info["urls"]["bob"])
+    wait_question(bob, "label")
+    assert bob.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scrolling
+    assert bob.locator("#question button.class").first.is_visible()
+    bob.screenshot(path=str(shots / "team_small_window.png"), full_page=True)
 
     alice_keys = [3, 3, 1, 2, 4, 5]
     bob_keys = [3, 3, 1, 2, 6, 7]  # the last two differ

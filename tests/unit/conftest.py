@@ -30,3 +30,10 @@ def serve(tmp_path, **settings):
 def served(tmp_path):
     """A web teacher serving over real HTTP on a free loopback port, with its asker and journal."""
     yield from serve(tmp_path, review_seconds=0.3, claim_seconds=60, max_body=20_000)
+
+
+@pytest.fixture
+def team(tmp_path):
+    """A web teacher for alice, bob and carol (each question to two of them; carol reviews), hiding the model."""
+    yield from serve(tmp_path, review_seconds=0, teachers=["alice", "bob", "carol"], overlap=2, reviewer="carol",
+                     show_model_explanation=False)

@@ -194,15 +194,6 @@ def test_keeping_the_shown_question_gives_back_other_claims(served):
     assert b.post("/api/next", json={}).json()["question"]["id"] == first["id"]  # a's earlier claim went back
 
 
-@pytest.fixture
-def team(tmp_path):
-    """A web teacher for alice, bob and carol (each question to two of them; carol reviews), hiding the model."""
-    from tests.unit.conftest import serve
-
-    yield from serve(tmp_path, review_seconds=0, teachers=["alice", "bob", "carol"], overlap=2, reviewer="carol",
-                     show_model_explanation=False)
-
-
 def as_teacher(oracle: WebOracle, name: str) -> httpx.Client:
     return httpx.Client(base_url=f"http://127.0.0.1:{oracle.port}", timeout=10,
                         headers={"X-Exil-Tab": "t", "X-Exil-Token": oracle.urls[name].split("token=")[1]})

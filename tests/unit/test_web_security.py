@@ -75,6 +75,38 @@ def test_each_run_has_its_own_cookie(served):
     assert other.status_code == 403
 
 
+def test_teachers_sharing_one_browser_keep_their_own_tabs_and_no_other_origin_answers_as_them(team):
+    """A team on a shared machine: alice's and bob's sign-ins are both in one browser's cookie jar. Each reloaded
+    tab is still its own teacher's (the page's token is the named teacher's), the bare page asks whose it is, and
+    a page of another origin, holding both cookies, can answer as neither."""
+    import re
+
+    oracle, asker, journal = team
+    tokens = {n: oracle.urls[n].split("token=")[1] for n in ("alice", "bob")}
+    browser = httpx.Client(base_url=base(oracle), timeout=10)  # one cookie jar for every tab
+    for name, tok in tokens.items():
+        r = browser.get(f"/?token={tok}")
+        assert r.status_code == 303 and r.headers["location"] == f"/?teacher={name}" and tok not in r.headers["location"]
+    assert len(browser.cookies) == 2
+    for name, tok in tokens.items():  # a reload of each teacher's tab
+        page = browser.get(f"/?teacher={name}")
+        assert page.status_code == 200, page.text
+        assert re.search(r'name="exil-token" content="([^"]*)"', page.text).group(1) == tok
+        assert f"· {name}" in page.text and f"· {'bob' if name == 'alice' else 'alice'}" not in page.text
+    bare = browser.get("/")
+    assert bare.status_code == 409 and "teacher=alice" in bare.text and "teacher=bob" in bare.text
+    assert browser.get("/?teacher=carol").status_code == 403  # carol never signed in here
+    job = ask_in_background(asker, 0, labels(1))
+    qid = httpx.post(base(oracle) + "/api/next", json={}, timeout=10,
+                     headers={"X-Exil-Token": tokens["alice"], "X-Exil-Tab": "t"}).json()["question"]["id"]
+    for content_type in ("text/plain", "application/json"):
+        for path, body in (("/api/answer", {"id": qid, "answer": 1}), ("/api/review", {"action": "hold"})):
+            r = browser.post(path, content=json.dumps(body), headers={"Content-Type": content_type,
+                                                                      "Origin": "http://127.0.0.1:9"})
+            assert r.status_code == 403, (path, content_type, r.text)
+    assert journal.opinions(0) == [] and journal.answers() == [] and "answers" not in job
+
+
 def test_bodies_and_parameters_an_endpoint_does_not_take_are_4xx_with_the_reason(served):
     oracle, asker, _ = served
     ask_in_background(asker, 0, labels(1))
