@@ -41,9 +41,9 @@ def main() -> None:
         code = _guard(use_config_dir, d)
         if code:
             sys.exit(code)
-    from exil.common import distributed
+    from exil.common.launcher import launched_rank
 
-    rank = distributed.launched_rank()
+    rank = launched_rank()
     if rank:  # a follower of a launched run: rank 0 alone writes a run folder and logs (exil.common.distributed)
         import tempfile
 

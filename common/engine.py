@@ -36,10 +36,10 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("exil_sweep_group", _sweep_group)
     if not OmegaConf.has_resolver("exil_devices_per_node"):
         # trainer=ddp_multi: processes per node and nodes, from torchrun's or SLURM's environment (1 without)
-        from exil.common import distributed
+        from exil.common.launcher import devices_per_node, num_nodes
 
-        OmegaConf.register_new_resolver("exil_devices_per_node", distributed.devices_per_node)
-        OmegaConf.register_new_resolver("exil_num_nodes", distributed.num_nodes)
+        OmegaConf.register_new_resolver("exil_devices_per_node", devices_per_node)
+        OmegaConf.register_new_resolver("exil_num_nodes", num_nodes)
     if not OmegaConf.has_resolver("exil_run_id"):
         # a stable id per run directory (a resumed run continues the same W&B run)
         OmegaConf.register_new_resolver(
@@ -148,11 +148,15 @@ def run(cfg) -> Path:
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
-    from exil.common import distributed
     from exil.common.errors import ConfigError
+    from exil.common.launcher import check_launch
 
     _quiet()
-    team = distributed.join(cfg.trainer)  # once, where the run starts; passed to everything that uses it
+    team = None
+    if check_launch(cfg.trainer) is not None:  # one of several processes: join them (torch loads here, not before)
+        from exil.common import distributed
+
+        team = distributed.join(cfg.trainer)  # once, where the run starts; passed to everything that uses it
     if team is not None and team.rank > 0:  # a follower: rank 0 sends the run's config and its commands
         return Path(team.follow(lambda config, run_dir: build_parts(OmegaConf.create(config), team)) or ".")
     hydra = HydraConfig.get()
@@ -192,11 +196,9 @@ def _run_loop(cfg, run_dir: Path, team) -> Path:
 
 
 def _run_loop_in(cfg, run_dir: Path, team) -> Path:
-    from exil.common.report import run_report
-
-    loop = build_loop(cfg, run_dir, team)
+    loop = build_loop(cfg, run_dir, team)  # (a wrong value is said before the heavy imports: nothing above it)
     from exil.common.progress import RoundProgress
-    from exil.common.report import wide_console
+    from exil.common.report import run_report, wide_console
 
     console = wide_console()
     if cfg.get("print_config"):
@@ -275,10 +277,10 @@ def build_loop(cfg, run_dir: Path, team=None):
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
+    parts = build_parts(cfg, team)
     from exil.common.loop import ActiveLoop
     from exil.common.run_folder import refuse_if_live, refuse_links
 
-    parts = build_parts(cfg, team)
     strategy = instantiate(cfg.strategy)
     oracle = instantiate(cfg.oracle)
     parts.hooks.check_loop(parts.loop_cfg, cfg.get("choices", {}).get("method", cfg.method.name))
@@ -300,23 +302,26 @@ def build_parts(cfg, team=None):
     run build only these: :mod:`exil.common.distributed`). ``team``: this process's place in such a run."""
     from types import SimpleNamespace
 
-    import torch
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
     from omegaconf.errors import ConfigKeyError, ValidationError
 
-    from exil.common import distributed
-    from exil.common.config_check import check_values
     from exil.common.errors import ConfigError
-    from exil.common.loop import LoopConfig, seed_init
+    from exil.common.launcher import check_launch
+    from exil.common.loop_config import LoopConfig
 
     check_missing(cfg)
     check_top_level(cfg)
-    try:  # typed and checked first: loop.seed=abc or loop.rounds=-1 is one clear error before any work
+    try:  # typed and checked first: loop.seed=abc or loop.rounds=-1 is one clear error before any work (or torch)
         loop_cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(LoopConfig), cfg.loop))
     except (ValidationError, ConfigKeyError) as e:
         key = f"loop.{e.full_key}" if getattr(e, "full_key", None) else "loop"
         raise ConfigError(f"{key}: {str(e.msg).splitlines()[0]}") from None
+    import torch
+
+    from exil.common.config_check import check_values
+    from exil.common.loop import seed_init
+
     check_values(cfg)  # every value against what it builds, before anything is built or asked
     dm = instantiate(cfg.dataset)
     _refuse_text_for_an_image_model(cfg, dm)  # before setup, which may need a tokenizer the user has not fetched
@@ -336,7 +341,7 @@ def build_parts(cfg, team=None):
         raise ConfigError(f"trainer.accelerator={accel}, but this machine has no GPU that PyTorch can use: use "
                           "trainer=cpu (or trainer.accelerator=auto)")
     if team is None:
-        distributed.check_launch(cfg.trainer)  # a launched run's trainer, or a ddp_multi trainer without one
+        check_launch(cfg.trainer)  # a launched run's trainer, or a ddp_multi trainer without one
     if team is not None and device == "cuda":
         device = str(team.device)
 

@@ -32,8 +32,7 @@ import numpy as np
 import torch
 
 from exil.common.errors import ExilError
-
-EMBEDDINGS = ("auto", "float32", "float16", "disk")
+from exil.common.loop_config import EMBEDDINGS  # noqa: F401 - where callers find it
 
 
 @dataclass(frozen=True)
