@@ -381,6 +381,9 @@ def _build_transformers(name: str, kind: str, path: Path | None, kwargs) -> nn.M
                 hf_logging.enable_progress_bar()
         if info["missing_keys"]:
             raise ConfigError(f"weights in {origin} lack {len(info['missing_keys'])} tensors: {info['missing_keys'][:5]}")
+        # from_pretrained leaves the model in eval mode, and Lightning (≥ 2.2) keeps each submodule's mode through
+        # fit: without this a pretrained encoder was fine-tuned with its dropout off (as the seq2seq backbones were)
+        model.train()
     else:
         model = AutoModel.from_config(config, **extra)
         if path is not None:

@@ -232,6 +232,37 @@ def test_transformers_file_weights_from_a_folder_or_a_state_dict(tmp_path):
     assert _same_params(bb, from_file)
 
 
+def test_a_pretrained_text_encoder_is_fine_tuned_with_its_dropout_on(tmp_path):
+    """from_pretrained returns a model in eval mode and Lightning keeps submodules' modes through fit: the encoder
+    must come back in train mode, and two forward passes of one batch then differ (dropout draws)."""
+    import lightning.pytorch as pl
+
+    config = {**TINY_BERT, "hidden_dropout_prob": 0.5}
+    build_backbone("transformers", "tiny-bert", config=config).model.save_pretrained(tmp_path / "hf")
+    bb = build_backbone("transformers", "tiny-bert", "file:hf", data_dir=tmp_path)
+    dropouts = [m for m in bb.modules() if isinstance(m, torch.nn.Dropout)]
+    assert dropouts and all(m.training for m in dropouts)
+    batch = {"input_ids": torch.tensor([[1, 5, 7, 2]]), "attention_mask": torch.ones(1, 4, dtype=torch.long)}
+    assert not torch.allclose(bb(batch), bb(batch))
+    seen = []
+
+    class Probe(pl.LightningModule):  # what a round's fit sees
+        def __init__(self):
+            super().__init__()
+            self.bb = bb
+
+        def training_step(self, b, i):
+            seen.append(all(m.training for m in dropouts))
+            return self.bb(batch).sum()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    pl.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False).fit(Probe(), torch.utils.data.DataLoader([0], batch_size=1))
+    assert seen == [True]
+
+
 # --------------------------------------------------------------------------- configs
 
 #: encoder-decoders (exil.common.backbones.seq2seq.build_seq2seq, for XAL): checked in tests/unit/test_xal_module.py
