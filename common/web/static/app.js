@@ -81,7 +81,8 @@ async function pollLoop() {
   for (;;) {
     try {
       const r = await call("GET", `/api/state?since=${version}&wait=20`, undefined, 30000);
-      if (r.status === 200) applyState(r.data);
+      // a state cut off mid-body (the run killed as it answered) reads as {}: wait for a whole one
+      if (r.status === 200 && Array.isArray(r.data.answered)) applyState(r.data);
       else if (r.status === 403) { showError(r.data.error || "this run's token is wrong: open the URL exil printed"); await sleep(5000); }
       else await sleep(1000);
     } catch {
