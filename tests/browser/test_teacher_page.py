@@ -240,7 +240,7 @@ def test_xal_explanations_typed_and_empty_ones_refused(browser, exil_run, shots,
     assert wait_question(page, "explain_label") == qid
     assert page.locator("#question textarea.explanation").nth(1).input_value() == \
         "someone might miss that the words are positive"
-    page.screenshot(path=str(shots / "explain_label.png"))
+    page.screenshot(path=str(shots / "explain_label_refused.png"))
     page.locator("#question button.submit").click()
     wait_question(page, "explain_label", other_than=qid)
     for n in range(2):
@@ -274,7 +274,7 @@ def test_xal_one_teacher_labels_and_explains_each_text_once(browser, exil_run, s
     assert page.evaluate("document.activeElement.dataset.class") == "1" and boxes.nth(0).input_value() == ""
     boxes.nth(0).type("the words are warm")
     boxes.nth(1).fill("one could miss the warmth")
-    page.screenshot(path=str(shots / "explain_label_with_class.png"))
+    page.screenshot(path=str(shots / "explain_label.png"))
     page.locator("#question button.submit").click()
     wait_question(page, "explain_label", other_than=qid)
     page.locator("#question .classes button[data-class='0']").click()

@@ -198,7 +198,8 @@ async function show(q, revise = false) {
     return;
   }
   const head = h("div.q-head", {},
-    h("span.q-where", { text: [roundName(q.round), `question ${q.position} of ${q.of}`, kindName(q.kind)].join(" · ") }),
+    h("span.q-where", { text: [roundName(q.round), `question ${q.position} of ${q.of}`,
+      q.kind === "explain_label" && q.view?.label == null ? "label and explanation" : kindName(q.kind)].join(" · ") }),
     revise && h("span.q-revising", {}, `Revising your answer (${q.summary || "given"})`,
       h("button.cancel", { type: "button", onclick: () => serial(leaveRevision) }, "cancel")),
     q.dispute && h("p.q-dispute", { text: "The teachers disagree — " + q.dispute.map((d) => `${d.teacher}: ${d.summary}`)
