@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import httpx
 import numpy as np
+import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from exil.common.oracle.relevance import decode_mask
@@ -86,6 +87,7 @@ def test_a_killed_loop_resumes_with_the_page_still_open(browser, exil_run, shots
     assert not page.errors
 
 
+@pytest.mark.slow  # CI: tests/unit/test_web_oracle.py sends every request without the token to a served run
 def test_a_request_without_the_token_is_refused(browser, exil_run):
     run = exil_run(["oracle=web", "loop.rounds=0", "loop.initial_per_class=1", *TINY])
     context = browser.new_context()
@@ -218,6 +220,7 @@ def test_alice_contrast_with_live_parsing(browser, exil_run, shots, tmp_path):
     assert not page.errors
 
 
+@pytest.mark.slow  # CI: XAL's view, its refusal and its draft in the one-teacher test below
 def test_xal_explanations_typed_and_empty_ones_refused(browser, exil_run, shots, tmp_path):
     data = tmp_path / "data"
     rotten_tomatoes(data, n=60)
@@ -273,7 +276,14 @@ def test_xal_one_teacher_labels_and_explains_each_text_once(browser, exil_run, s
     assert boxes.count() == 2 and boxes.nth(0).get_attribute("data-class") == "1"
     assert page.evaluate("document.activeElement.dataset.class") == "1" and boxes.nth(0).input_value() == ""
     boxes.nth(0).type("the words are warm")
+    page.locator("#question button.submit").click()  # the other class's explanation is empty: not sent
+    page.wait_for_selector("#question textarea.invalid")
+    assert run.answers("explain_label") == [] and page.get_attribute("#question", "data-id") == qid
     boxes.nth(1).fill("one could miss the warmth")
+    page.reload()  # the class and the typed text survive a reload (a draft)
+    assert wait_question(page, "explain_label") == qid
+    boxes = page.locator("#question textarea.explanation")
+    assert boxes.nth(0).get_attribute("data-class") == "1" and boxes.nth(1).input_value() == "one could miss the warmth"
     page.screenshot(path=str(shots / "explain_label.png"))
     page.locator("#question button.submit").click()
     wait_question(page, "explain_label", other_than=qid)
@@ -359,6 +369,7 @@ def test_a_page_from_another_origin_can_neither_answer_nor_frame_the_teacher_pag
     run.stop()
 
 
+@pytest.mark.slow  # CI: tests/unit/test_web_security.py::test_each_run_has_its_own_cookie, over real HTTP
 def test_opening_another_run_does_not_lock_this_run_s_tab_out(browser, exil_run):
     a = exil_run(["oracle=web", "loop.rounds=0", "loop.initial_per_class=1", *TINY], name="a")
     b = exil_run(["oracle=web", "loop.rounds=0", "loop.initial_per_class=1", *TINY], name="b")
@@ -523,6 +534,7 @@ def test_sigterm_says_the_run_stopped(browser, exil_run):
     assert "the run stopped" in page.text_content("#connection")
 
 
+@pytest.mark.slow  # CI: the simulated cost model's budget (tests/compose) and the page's seconds (the team test)
 def test_a_budget_of_teacher_time_stops_the_run_when_a_person_has_spent_it(browser, exil_run):
     """loop.budget_seconds with a person (issue 22 §4): the page's own seconds per answer are what is spent; two
     initial labels looked at 2.5 s each use up a 4 s budget, so the run stops after round 0 and says why."""

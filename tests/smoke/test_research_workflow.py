@@ -61,6 +61,14 @@ def test_a_sweep_gives_one_wandb_run_per_job(tmp_path):
     scalars = tb_scalars(job)
     assert [s for s, _ in scalars["test/acc"]] == [10, 15] and len(scalars["fit/train/loss"]) == 4
     assert "n_questions" in (job / "csv" / "metrics.csv").read_text().splitlines()[0]
+    # one folder per job, and the sweep's comparison; then the same comparison by hand, over the runs found
+    assert sorted(d.name for d in (tmp_path / "sweep").iterdir() if (d / "journal.sqlite").exists()) == ["0", "1", "2", "3"]
+    csv = (tmp_path / "sweep" / "comparison.csv").read_text()
+    assert "baseline/entropy" in csv and "baseline/random" in csv and (tmp_path / "sweep" / "comparison.png").exists()
+    p = exil("compare", str(tmp_path / "sweep"), "--out", str(tmp_path / "again"), "--metric", "test/macro_f1")
+    assert p.returncode == 0, p.stderr[-3000:]
+    again = (tmp_path / "again" / "comparison.csv").read_text().splitlines()
+    assert again[0] == "label,n_labels,mean,std,runs" and len(again) == 1 + 2 * 2
 
     # a job repeated with the same config and seed is not a new seed; at 80 columns nothing is cut
     shutil.copytree(job, tmp_path / "sweep" / "0again")

@@ -124,6 +124,7 @@ def test_a_person_labels_at_the_terminal(tmp_path):
     assert [a["answer"] for a in j.answers()] == [i % 10 for i in range(16)]
 
 
+@pytest.mark.slow  # CI: tests/smoke/test_research_workflow.py's W&B sweep checks the same folders and comparison
 def test_multirun_gives_one_directory_per_job_and_a_comparison(tmp_path):
     p = exil("-m", "strategy=random,entropy", "loop.seed=1,2", "loop.rounds=1", "loop.query_size=5",
              "loop.initial_per_class=1", "trainer.max_epochs=1", "loop.threads=1", f"hydra.sweep.dir={tmp_path}")

@@ -121,7 +121,7 @@ def write_own_texts(root, n_train=120, n_test=40):
     return root / "reviews", root / "reviews.jsonl"
 
 
-@pytest.mark.parametrize("form", ["save_to_disk", "jsonl"])
+@pytest.mark.parametrize("form", ["save_to_disk", pytest.param("jsonl", marks=pytest.mark.slow)])  # CI: one form
 def test_your_own_texts_run_end_to_end_with_experiment_own_text(tmp_path, form):
     """``exil experiment=own_text dataset.path=...``, the README's one-liner, through the real command: nothing to
     fetch (a word tokenizer built from the pool, a small BERT from scratch), metrics for every round."""
