@@ -65,6 +65,9 @@ def main() -> None:
 
         Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/bold red] {escape(missing)}", highlight=False)
         sys.exit(2)
+    from exil.common.config_secrets import redact_logs
+
+    redact_logs()  # a sweep's launcher echoes every job's overrides: credentials in URLs are not repeated
     try:
         _hydra_main()
     except RunStopped as stop:  # before a run had started (Hydra composing, imports)

@@ -11,7 +11,8 @@ ones the LLM client's error messages and logs go through (:func:`exil.common.ora
 A redacted config is not a working one: a resumed run is rebuilt from the journal's (redacted) config, so a
 credential must come from elsewhere then — the LLM client takes its ``base_url`` whole from the environment
 variable ``oracle.client.base_url_env`` (``OPENAI_BASE_URL``) when the stored one is redacted and the variable
-holds the same URL (:class:`exil.common.oracle.llm.ChatClient`).
+holds the same URL (:class:`exil.common.oracle.llm.ChatClient`). What is logged goes through the same patterns
+(:func:`redact_logs`: a sweep's launcher echoes every job's overrides).
 """
 
 from __future__ import annotations
@@ -36,6 +37,32 @@ def redact_url(text: str) -> str:
     for pattern, repl in URL_SECRET_PATTERNS:
         text = pattern.sub(repl, text)
     return text
+
+
+def redact_logs() -> None:
+    """Every log record of this process gets :func:`redact_url` applied to its message: Hydra's launchers and
+    sweepers echo each job's overrides (``#0 : oracle.client.base_url=http://user:pw@…``) to the console, a
+    SLURM log or a captured ``output.log``, through handlers that Hydra configures itself. Installed once, as the
+    record factory (what every logger calls for a record it will emit)."""
+    import logging
+
+    made = logging.getLogRecordFactory()
+    if getattr(made, "exil_redacts", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = made(*args, **kwargs)
+        try:
+            text = record.getMessage()
+        except Exception:  # a record whose arguments do not format: logging reports it itself
+            return record
+        clean = redact_url(text)
+        if clean != text:
+            record.msg, record.args = clean, None
+        return record
+
+    factory.exil_redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
 
 
 def redact_config(obj: Any) -> Any:

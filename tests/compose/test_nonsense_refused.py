@@ -181,3 +181,17 @@ def test_a_teacher_time_budget_stops_the_run_at_equal_human_cost(tmp_path, capsy
         rows = list(csv.DictReader(f))
     assert [float(r["teacher/seconds"]) for r in rows] == [60.0, 90.0]
     assert all(float(r["teacher/seconds_per_label"]) == 6.0 for r in rows)
+
+
+def test_a_sweep_s_echo_of_its_overrides_repeats_no_credential(tmp_path):
+    """Hydra's launcher logs every job's overrides to the console (a SLURM log, W&B's output.log): a password in a
+    URL is redacted there as in the saved config. (The job itself then stops at a bad loop value, at once.)"""
+    env = dict(os.environ, WANDB_MODE="offline", PYTHONPATH=str(ROOT))
+    p = subprocess.run([sys.executable, "-m", "exil.common.cli", "-m", "oracle=llm",
+                        "oracle.client.base_url='http://bob:s3cret@127.0.0.1:9/v1?api_key=k3y'", "loop.rounds=-1",
+                        f"hydra.sweep.dir={tmp_path}/sweep"], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=120)
+    out = p.stdout + p.stderr
+    assert "#0 : oracle=llm" in out and "[redacted]" in out, out[-2000:]
+    assert "s3cret" not in out and "k3y" not in out
+    assert not [f for f in (tmp_path / "sweep").rglob("*") if f.is_file() and b"s3cret" in f.read_bytes()]
