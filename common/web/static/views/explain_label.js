@@ -1,7 +1,7 @@
 // The `explain_label` question (XAL): the item's label (chosen here when the question asks it, keys 0–9 / a–z)
 // and one free-text explanation per class, the gold label's first.
 import { h, notice, modified, typing } from "/static/kit.js";
-import { keyOf } from "/static/views/label.js";
+import { keyOf, predictionsBlock } from "/static/views/label.js";
 
 export function render(root, q, api) {
   const v = q.view;
@@ -38,12 +38,7 @@ export function render(root, q, api) {
   }, keyOf(c) && h("kbd", { text: keyOf(c) }), h("span.name", { text: name }))) : [];
   const submitBtn = h("button.submit.primary", { type: "button", onclick: send }, "Submit ", h("kbd", { text: "Ctrl+Enter" }));
 
-  const preds = v.predictions?.length ? h("div.predictions", {},
-    h("h3", { text: "The model thinks" }),
-    ...v.predictions.map((p) => h("div.pred", { title: `${(p.p * 100).toFixed(1)}%` },
-      h("span.pred-name", { text: p.name }),
-      h("span.bar", {}, h("span.fill", { style: { width: `${Math.max(1, p.p * 100)}%` } })),
-      h("span.pct", { text: `${(p.p * 100).toFixed(0)}%` })))) : null;
+  const preds = predictionsBlock(v.predictions);
 
   root.append(h("div.explain-view", {},
     h("div.item.item-text", {}, ...v.text.map((t, n) =>

@@ -17,6 +17,16 @@ export function itemBlock(item, target = 320) {
   return h("div.item", { text: "(this item has nothing to show)" });
 }
 
+/** The model's top classes with their probabilities, as bars (null when the view has none: hidden or unknown). */
+export function predictionsBlock(predictions) {
+  return predictions?.length ? h("div.predictions", {},
+    h("h3", { text: "The model thinks" }),
+    ...predictions.map((p) => h("div.pred", { title: `${(p.p * 100).toFixed(1)}%` },
+      h("span.pred-name", { text: p.name }),
+      h("span.bar", {}, h("span.fill", { style: { width: `${Math.max(1, p.p * 100)}%` } })),
+      h("span.pct", { text: `${(p.p * 100).toFixed(0)}%` })))) : null;
+}
+
 export function render(root, q, api) {
   const v = q.view;
   let sending = false;
@@ -30,12 +40,7 @@ export function render(root, q, api) {
   if (q.answer !== undefined && q.answer !== null && buttons[q.answer]) buttons[q.answer].classList.add("previous");
   if (q.answered && q.answer === null && skip) skip.classList.add("previous");
 
-  const preds = v.predictions?.length ? h("div.predictions", {},
-    h("h3", { text: "The model thinks" }),
-    ...v.predictions.map((p) => h("div.pred", { title: `${(p.p * 100).toFixed(1)}%` },
-      h("span.pred-name", { text: p.name }),
-      h("span.bar", {}, h("span.fill", { style: { width: `${Math.max(1, p.p * 100)}%` } })),
-      h("span.pct", { text: `${(p.p * 100).toFixed(0)}%` })))) : null;
+  const preds = predictionsBlock(v.predictions);
 
   root.append(h("div.label-view", {},
     h("div.label-top", {}, itemBlock(v.item),
