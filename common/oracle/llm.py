@@ -14,8 +14,8 @@ Retry and deadline policy (retries through :mod:`tenacity`):
   left until the attempt's deadline, and one that would begin after it fails at once (the connections come
   from an httpcore network backend that reads each thread's deadline, also under a proxy from the
   environment): a server that trickles its status line, its headers or its body a byte at a time fails the
-  attempt after about ``timeout`` s. (Only a DNS lookup, which no timeout of the standard library bounds, is
-  outside it.)
+  attempt after about ``timeout`` s. The host's name is looked up within the time left too (in a thread of its
+  own: no timeout of the standard library bounds ``getaddrinfo``), so a resolver that hangs fails the attempt.
 * **One deadline per request**: ``deadline`` seconds (default 180) across all its attempts and the waits
   between them. No wait begins that would end past it, and an attempt that begins near it gets only the time
   left; when it is spent the run stops with an ExilError that says so and names ``oracle.client.deadline``.
@@ -296,9 +296,18 @@ class _DeadlineBackend(httpcore.NetworkBackend):
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                     socket_options: Any = None) -> httpcore.NetworkStream:
-        stream = self._backend.connect_tcp(host, port, self._deadline.bound(timeout, httpcore.ConnectTimeout),
-                                           local_address=local_address, socket_options=socket_options)
-        return _DeadlineStream(stream, self._deadline)
+        """Each address the name resolves to (looked up within the time left: :func:`_resolve`), in the resolver's
+        order, until one connects — as ``socket.create_connection`` does, but bounded."""
+        failed: Exception | None = None
+        for address in _resolve(host, port, self._deadline.bound(timeout, httpcore.ConnectTimeout)):
+            try:
+                stream = self._backend.connect_tcp(address, port,
+                                                   self._deadline.bound(timeout, httpcore.ConnectTimeout),
+                                                   local_address=local_address, socket_options=socket_options)
+                return _DeadlineStream(stream, self._deadline)
+            except (httpcore.ConnectError, OSError) as e:
+                failed = e
+        raise failed if failed is not None else httpcore.ConnectError(f"{host} resolves to no address")
 
     def connect_unix_socket(self, path: str, timeout: float | None = None,
                             socket_options: Any = None) -> httpcore.NetworkStream:
@@ -308,6 +317,36 @@ class _DeadlineBackend(httpcore.NetworkBackend):
 
     def sleep(self, seconds: float) -> None:
         self._backend.sleep(seconds)
+
+
+def _resolve(host: str, port: int, timeout: float | None) -> list[str]:
+    """The addresses of ``host`` (an address itself as it is), looked up in a daemon thread that is waited for at
+    most ``timeout`` s: ``getaddrinfo`` cannot be interrupted, so a hung lookup is left to finish on its own and
+    the attempt fails with :class:`httpcore.ConnectTimeout` (a retry, or the request's deadline, follows)."""
+    import ipaddress
+    import socket
+
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return [host.strip("[]")]
+    except ValueError:
+        pass
+    found: dict[str, Any] = {}
+
+    def lookup() -> None:
+        try:
+            found["infos"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as e:
+            found["error"] = e
+
+    worker = threading.Thread(target=lookup, name=f"exil-dns-{host}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise httpcore.ConnectTimeout(f"looking up {host} took longer than the attempt's {timeout:.1f} s")
+    if "error" in found:
+        raise httpcore.ConnectError(f"cannot look up {host}: {found['error']}")
+    return list(dict.fromkeys(str(info[4][0]) for info in found["infos"]))
 
 
 def _bound_by_deadline(client: httpx.Client, deadline: _Deadline) -> bool:

@@ -387,3 +387,26 @@ def test_bad_settings_are_config_errors(monkeypatch):
     monkeypatch.setenv("TEST_LLM_KEY", "sk-a b")
     with pytest.raises(ConfigError, match=r"\$TEST_LLM_KEY has spaces"):
         ChatClient("http://127.0.0.1:1/v1", "m", api_key_env="TEST_LLM_KEY").complete(MSGS)
+
+
+def test_a_hung_name_lookup_is_cut_at_the_deadline_and_a_name_still_connects(stand, monkeypatch):
+    """getaddrinfo has no timeout: a resolver that hangs (here: 5 s for one name) fails the attempt within its
+    time, and a name that resolves to several addresses (localhost: ::1 and 127.0.0.1) is tried address by
+    address, as socket.create_connection does."""
+    real = socket.getaddrinfo
+
+    def resolver(host, *args, **kwargs):
+        if host == "hangs.invalid":
+            time.sleep(5)
+        if host == "twice.invalid":  # an address nothing listens on first, then the stand's
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.2", 9)), *real("127.0.0.1", *args, **kwargs)]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    s = stand(completion())
+    port = s.url.split(":")[2].split("/")[0]
+    t0 = time.monotonic()
+    with pytest.raises(ExilError, match="timeout|took longer"):
+        ChatClient(f"http://hangs.invalid:{port}/v1", "stand-in", timeout=0.5, retries=1, backoff=0.01).complete(MSGS)
+    assert time.monotonic() - t0 < 2.5 and s.count == 0
+    assert ChatClient(f"http://twice.invalid:{port}/v1", "stand-in", timeout=5, retries=1).complete(MSGS) == "because fresh"
