@@ -81,18 +81,11 @@ def message(file: str | Path, run_dir: str | Path | None) -> str:
 
 
 def _resumable(journal: Path) -> bool:
-    """Whether the journal holds a run's config (what resuming needs; a journal full before it was stored is
-    started again — :func:`exil.common.run_folder.never_started`)."""
-    if not journal.exists():
-        return False
-    try:
-        db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=5)
-        try:
-            return bool(db.execute("SELECT COUNT(*) FROM meta WHERE key = 'config'").fetchone()[0])
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return True  # a journal that cannot be read is named when it is resumed
+    """Whether the journal holds a run to resume (one full before it stored its config is started again:
+    :func:`exil.common.journal.never_started`)."""
+    from exil.common.journal import never_started
+
+    return journal.exists() and not never_started(journal)
 
 
 def _size(n: int) -> str:

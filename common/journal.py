@@ -525,3 +525,27 @@ def _by_round(rows) -> dict[int, dict[str, float]]:
     for r, n, name, v in rows:
         out.setdefault(r, {"n_labels": n})[name] = v
     return out
+
+
+def never_started(path: Path) -> bool:
+    """Whether a journal holds nothing at all: a run killed during its journal's very first writes (an empty file,
+    or the schema without the config, which the loop stores before it asks or trains anything). Such a journal
+    may be replaced by a fresh run in the same folder; anything else is left to :func:`check_journal`."""
+    wal = path.with_name(path.name + "-wal")
+    if not path.exists():
+        return False
+    if path.stat().st_size == 0 and (not wal.exists() or wal.stat().st_size == 0):
+        return True
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "meta" not in tables:
+                return not tables
+            if db.execute("SELECT COUNT(*) FROM meta WHERE key = 'config'").fetchone()[0]:
+                return False
+            return "answers" not in tables or not db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.DatabaseError:
+        return False

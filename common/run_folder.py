@@ -40,7 +40,7 @@ import torch
 
 from exil.common.disk_full import looks_full, stream_failed
 from exil.common.errors import ExilError
-from exil.common.journal import ledger_problem
+from exil.common.journal import ledger_problem, never_started  # noqa: F401 - the loop finds it here
 from exil.common.kill_points import reached
 
 #: the tables a journal must have (``exil.common.journal.SCHEMA`` creates them)
@@ -325,30 +325,6 @@ def check_journal(path: Path) -> str | None:
         return (f"{cut}: SQLite keeps what was committed before the cut, so the answers given after {when} (the "
                 "last one saved) were not saved and will be asked again")
     return None
-
-
-def never_started(path: Path) -> bool:
-    """Whether a journal holds nothing at all: a run killed during its journal's very first writes (an empty file,
-    or the schema without the config, which the loop stores before it asks or trains anything). Such a journal
-    may be replaced by a fresh run in the same folder; anything else is left to :func:`check_journal`."""
-    wal = path.with_name(path.name + "-wal")
-    if not path.exists():
-        return False
-    if path.stat().st_size == 0 and (not wal.exists() or wal.stat().st_size == 0):
-        return True
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-        try:
-            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if "meta" not in tables:
-                return not tables
-            if db.execute("SELECT COUNT(*) FROM meta WHERE key = 'config'").fetchone()[0]:
-                return False
-            return "answers" not in tables or not db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
-        finally:
-            db.close()
-    except sqlite3.DatabaseError:
-        return False
 
 
 def _start_again(folder: Path) -> str:
