@@ -1,7 +1,9 @@
 """How well teachers agree on the questions several of them answered (``oracle.overlap``), per question kind.
 
-* ``label``: Cohen's κ when two teachers answered (scikit-learn's :func:`~sklearn.metrics.cohen_kappa_score`,
-  ``κ = (p_o − p_e) / (1 − p_e)`` with ``p_e`` from each teacher's own label frequencies), Fleiss' κ when more
+* labels (``label`` questions, and the label of any answer that gives one: XAL's ``explain_label``,
+  :meth:`~exil.common.oracle.kinds.QuestionKind.label_of`): Cohen's κ when two teachers answered
+  (scikit-learn's :func:`~sklearn.metrics.cohen_kappa_score`, ``κ = (p_o − p_e) / (1 − p_e)`` with ``p_e``
+  from each teacher's own label frequencies), Fleiss' κ when more
   did (statsmodels' :func:`~statsmodels.stats.inter_rater.fleiss_kappa`), over the questions answered by every
   teacher of the round's pairs; and the share of those questions on which they all gave the same label.
 * any other kind: the mean over questions of the mean pairwise agreement its question kind defines
@@ -19,6 +21,7 @@ label questions that went to review.
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections import defaultdict
 from typing import Any
 
@@ -36,13 +39,17 @@ def agreement(opinions: list[dict[str, Any]], method: Any = None) -> dict[str, f
         if o["answer"] is not None:
             by_question[(o["question"], o["key"])][o["teacher"]] = o["answer"]
     kinds: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    labels: list[dict[str, Any]] = []  # every question's labels, whatever its kind (XAL's carry one)
     for (kind, _), answers in by_question.items():
         if len(answers) >= 2:
             kinds[kind].append(answers)
-    out: dict[str, float] = {}
+            label_of = _label_of(kind)
+            given = {t: label_of(a) for t, a in answers.items()}
+            if all(y is not None for y in given.values()):
+                labels.append(given)
+    out: dict[str, float] = _labels(labels) if labels else {}
     for kind, questions in sorted(kinds.items()):
         if kind == "label":
-            out.update(_labels(questions))
             continue
         try:
             k = kind_of(kind)
@@ -52,6 +59,13 @@ def agreement(opinions: list[dict[str, Any]], method: Any = None) -> dict[str, f
         out[f"team/{kind}_{measure}"] = float(np.mean([
             np.mean([pair(a, b, method) for a, b in itertools.combinations(list(ans.values()), 2)]) for ans in questions]))
     return out
+
+
+def _label_of(kind: str):
+    try:
+        return kind_of(kind).label_of
+    except ExilError:
+        return lambda answer: None
 
 
 def _labels(questions: list[dict[str, Any]]) -> dict[str, float]:
@@ -65,7 +79,9 @@ def _labels(questions: list[dict[str, Any]]) -> dict[str, float]:
 
             x = [int(a[teachers[0]]) for a in both]
             y = [int(a[teachers[1]]) for a in both]
-            out["team/label_kappa"] = _finite(cohen_kappa_score(x, y))
+            with warnings.catch_warnings():  # κ undefined (one class in all): said by _finite, not on the console
+                warnings.simplefilter("ignore")
+                out["team/label_kappa"] = _finite(cohen_kappa_score(x, y))
         return out
     k = max(len(a) for a in questions)
     full = [a for a in questions if len(a) == k]  # Fleiss' κ: the same number of raters per question

@@ -102,6 +102,9 @@ class ExplainLabel(QuestionKind):
             out["model_explanation"] = str(p["model_explanation"])
         return out
 
+    def label_of(self, answer: Any) -> Any:
+        return answer["label"]
+
     agreement_measure = "token_f1"
 
     def agreement(self, a: Any, b: Any, method: Any = None) -> float:

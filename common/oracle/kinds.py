@@ -67,6 +67,11 @@ class QuestionKind:
         text = str(answer)
         return text if len(text) <= 80 else text[:77] + "…"
 
+    def label_of(self, answer: Any) -> Any:
+        """The class label an answer gives (``None``: the kind gives none). Teachers whose answers to one question
+        give different labels disagree: the question goes to the reviewer, and its labels count in ``team/label_*``."""
+        return None
+
     #: the name of :meth:`agreement`'s measure in the metrics (``team/<kind>_<measure>``)
     agreement_measure: str = "agreement"
 

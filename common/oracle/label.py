@@ -89,6 +89,9 @@ class Label(QuestionKind):
     def summary(self, answer: Any, ctx: OracleContext) -> str:
         return "skipped" if answer is None else ctx.class_names[int(answer)]
 
+    def label_of(self, answer: Any) -> Any:
+        return answer
+
 
 def why_asked(payload: dict[str, Any], ctx: OracleContext) -> str:
     """One line on why the loop asks about this item."""

@@ -208,8 +208,11 @@ class WebSession:
 
     @staticmethod
     def _agreed(e: Entry) -> bool:
-        values = list(e.opinions.values())
-        return e.question.kind != "label" or all(v == values[0] for v in values[1:])
+        """Whether the teachers' answers give one label (:meth:`QuestionKind.label_of`; a kind that gives none,
+        e.g. a relevance mask, is settled by its first answer)."""
+        label_of = kind_of(e.question.kind).label_of
+        labels = [label_of(v) for v in e.opinions.values()]
+        return all(y == labels[0] for y in labels[1:])
 
     # ---------------------------------------------------------- the page's side
     def release_lapsed(self) -> float | None:
@@ -328,7 +331,8 @@ class WebSession:
         return e
 
     def _settle_agreed(self, e: Entry) -> None:
-        """Commit the answer the teachers agreed on (the first, for kinds other than ``label``), as all of theirs."""
+        """Commit the answer the teachers agreed on (the first, where answers differ beyond their label), as all of
+        theirs."""
         first = next(iter(e.opinions.values()))
         total = sum(s for s in e.opinion_seconds.values() if s)
         who = "+".join(sorted(e.opinions))

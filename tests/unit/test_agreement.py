@@ -72,3 +72,17 @@ def test_alice_sentences_get_the_jaccard_of_the_parts_the_run_s_parser_finds():
     # the run's own lexicon decides what a sentence says: one that knows only sleeves sees full agreement
     only_sleeves = SimpleNamespace(parser=SemanticParser({"sleeves": "sleeve"}))
     assert agreement(ops, only_sleeves)["team/contrast_classes_parts_jaccard"] == 1.0
+
+
+def test_the_labels_of_xal_answers_count_in_the_label_kappa():
+    """An explain_label answer carries a label (one question asks both): its labels join the κ, by hand here."""
+    def xal(label):
+        return {"label": label, "explanations": ["a", "b"]}
+
+    ops = [{"question": "explain_label", "key": str(i), "teacher": t, "answer": xal(y)}
+           for t, ys in (("a", [0, 1, 1, 0]), ("b", [0, 1, 0, 0])) for i, y in enumerate(ys)]
+    got = agreement(ops)
+    po, pe = 3 / 4, (2 / 4) * (3 / 4) + (2 / 4) * (1 / 4)  # a: two 0s two 1s; b: three 0s one 1
+    assert got["team/label_kappa"] == pytest.approx((po - pe) / (1 - pe))
+    assert got["team/label_agreement"] == po and got["team/disagreements"] == 1
+    assert "team/explain_label_token_f1" in got

@@ -234,6 +234,37 @@ def test_named_teachers_each_answer_with_their_own_token_and_disagreements_go_to
     assert (got["carol"]["answers"], got["carol"]["total_s"], got["carol"]["matched"]) == (1, 3.0, None)
 
 
+def test_xal_answers_of_two_teachers_that_give_different_labels_go_to_the_reviewer(team):
+    """One question asks the label and the explanations (XAL): answers with the same label but other words settle
+    on the first; different labels are a dispute, as for a label question, and the reviewer's answer stands."""
+    from exil.common.oracle.explanations import explanation_question
+
+    oracle, asker, journal = team
+    qs = [explanation_question(i, None, (f"text {i}",)) for i in range(2)]
+    work = ask_in_background(asker, 0, qs)
+    alice, bob, carol = (as_teacher(oracle, n) for n in ("alice", "bob", "carol"))
+    q = alice.post("/api/next", json={}).json()["question"]
+    assert q["view"]["label"] is None and q["view"]["classes"]
+    n = len(q["view"]["classes"])
+
+    def xal(label, word):
+        return {"label": label, "explanations": [f"{word} {c}" for c in range(n)]}
+
+    assert alice.post("/api/answer", json={"id": q["id"], "answer": xal(1, "alice")}).status_code == 200
+    assert bob.post("/api/answer", json={"id": q["id"], "answer": xal(1, "bob")}).status_code == 200
+    q2 = alice.post("/api/next", json={}).json()["question"]
+    alice.post("/api/answer", json={"id": q2["id"], "answer": xal(0, "alice")})
+    bob.post("/api/answer", json={"id": q2["id"], "answer": xal(2, "bob")})
+    disputed = carol.post("/api/next", json={}).json()["question"]
+    assert disputed["id"] == q2["id"] and {d["teacher"] for d in disputed["dispute"]} == {"alice", "bob"}
+    assert carol.post("/api/answer", json={"id": q2["id"], "answer": xal(2, "carol")}).status_code == 200
+    work["thread"].join(5)
+    assert [a["label"] for a in work["answers"]] == [1, 2]
+    assert work["answers"][0]["explanations"][0] == "alice 0"  # agreed: the first teacher's words
+    rows = {r["key"]: r for r in journal.answers()}
+    assert rows["0"]["teacher"] == "alice+bob" and rows["1"]["teacher"] == "carol"
+
+
 def test_a_team_with_an_overlap_it_cannot_fill_is_refused():
     with pytest.raises(ConfigError, match="oracle.overlap=3"):
         WebOracle(teachers=["a", "b"], overlap=3)
