@@ -98,7 +98,7 @@ class XALHooks(RoundHooks):
         finally:
             module.train(was)
         texts = ctx.datamodule.tokenizer.batch_decode(tokens, skip_special_tokens=True)
-        return {i: t.strip() for i, t in zip(items, texts) if t.strip()}
+        return {i: t.strip() for i, t in zip(items, texts)}  # "" too: the page says the model writes nothing yet
 
     def _annotations(self, ctx: RoundContext, answers: dict[int, dict[str, Any]]) -> dict[int, dict[str, torch.Tensor]]:
         if not answers:

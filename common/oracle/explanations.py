@@ -98,7 +98,7 @@ class ExplainLabel(QuestionKind):
             probs = [float(v) for v in p["probs"]]
             out["predictions"] = [{"class": c, "name": ctx.class_names[c], "p": probs[c]}
                                   for c in sorted(range(len(probs)), key=lambda c: -probs[c])[:5]]
-        if p.get("model_explanation"):  # what the model itself generates for the item now
+        if p.get("model_explanation") is not None:  # what the model itself generates for the item now ("": nothing)
             out["model_explanation"] = str(p["model_explanation"])
         return out
 
@@ -145,7 +145,7 @@ def explanation_question(item: int, label: int | None, text: tuple[str, ...], mo
     :func:`~exil.common.oracle.label.why_asked`)."""
     payload: dict[str, Any] = {"label": None if label is None else int(label), "text": list(text),
                                **{k: v for k, v in shown.items() if v is not None}}
-    if model_explanation:
+    if model_explanation is not None:  # "" when the model writes nothing yet: a person is told so
         payload["model_explanation"] = model_explanation
     return Question("explain_label", key=str(int(item)), item=int(item), payload=payload)
 

@@ -314,6 +314,10 @@ def build_app(session: WebSession, token: str | None, title: str = "exil", hosts
         return JSONResponse({"question": session.question_json(e) if e is not None else None,
                              "state": session.state_json(tab_of(req), who)})
 
+    def release(req: Request) -> Response:
+        session.release(tab_of(req))  # the page is going away (pagehide): its question is free for other tabs
+        return JSONResponse({"ok": True})
+
     def one(req: Request) -> Response:
         e = session.entry(req.path_params["qid"])
         if e is None:
@@ -376,6 +380,7 @@ def build_app(session: WebSession, token: str | None, title: str = "exil", hosts
                                                                           methods=["POST"]),
         Route("/api/question/{qid:path}", one), Route("/api/answer", answer, methods=["POST"]),
         Route("/api/preview", preview, methods=["POST"]), Route("/api/review", review, methods=["POST"]),
+        Route("/api/release", release, methods=["POST"]),
     ]
     app = Starlette(routes=routes)
     return TokenGate(app, token, hosts, max_body, teachers=teachers)

@@ -5,7 +5,8 @@ claim, answer and read. Every change bumps ``version`` and wakes the pages waiti
 ``listeners``: the page server's :class:`~exil.common.web.app.LongPolls`).
 
 * **Claims** — a tab that asks for the next question gets the first unanswered one no other tab holds
-  (a claim lapses after ``claim_seconds`` without word from its tab); a reloaded tab gets its own back.
+  (a closing tab gives its claim back at once, :meth:`release`; a claim of a tab that vanished lapses after
+  ``claim_seconds`` without word from it); a reloaded tab gets its own back.
 * **Answers** go to the asker's ``submit`` (validated, committed to the journal) before the entry is marked
   answered; a second answer to an answered question is refused as *taken* unless it is a revision.
 * **Review** — when a round's questions are all answered, :meth:`settle` waits ``review_seconds`` after the
@@ -237,6 +238,15 @@ class WebSession:
                 if e.claimed_by == tab and not e.answered:
                     e.claimed_at = now
 
+    def release(self, tab: str) -> None:
+        """The tab is closing (or reloading): its claims go back at once, not after ``claim_seconds``."""
+        with self.cond:
+            mine = [e for e in self.entries.values() if e.claimed_by == tab and not e.answered]
+            for e in mine:
+                e.claimed_by = None
+            if mine:
+                self._bump()
+
     def next_for(self, tab: str, keep: str | None = None, teacher: str | None = None) -> Entry | None:
         """The question this tab should show: ``keep`` (the one it shows) if it is still open and nobody else
         holds it, else its own unanswered claim, else the first free one (claimed). In a team, a question this
@@ -410,7 +420,8 @@ class WebSession:
                 "answered": [{"id": e.id, "kind": e.question.kind, "thumb": _thumb(e),
                               "key": e.question.key, "round": e.round,
                               "summary": e.summary if e.answered else
-                              f"the teachers disagree: {self.reviewer} settles it" if e.disputed else
+                              ("the teachers disagree: you settle it" if teacher == self.reviewer else
+                               f"the teachers disagree: {self.reviewer} settles it") if e.disputed else
                               "waiting for the other teachers",
                               "by": None if e.answered or teacher is None else teacher,
                               "revisable": e.answered and not closed(e.round)} for e in mine],

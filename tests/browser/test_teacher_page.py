@@ -45,7 +45,9 @@ def test_labels_by_keyboard_through_a_reload_and_two_tabs(browser, exil_run, sho
     second.keyboard.press("5")
     second.wait_for_function("id => document.querySelector('#question').dataset.id !== id", arg=b)
     answered[b] = 5
-    second.close()
+    page.wait_for_function("() => document.body.textContent.includes('open in other tabs')")  # second holds one
+    second.close()  # ... and gives it back as it closes, not two minutes later
+    page.wait_for_function("() => !document.body.textContent.includes('open in other tabs')", timeout=10_000)
     page.bring_to_front()  # the person goes back to the first tab
     answer(page, 6)
 
@@ -283,22 +285,27 @@ def test_xal_one_teacher_labels_and_explains_each_text_once(browser, exil_run, s
     page.wait_for_selector("#question textarea.invalid")
     assert run.answers("explain_label") == [] and page.get_attribute("#question", "data-id") == qid
     boxes.nth(1).fill("one could miss the warmth")
-    page.reload()  # the class and the typed text survive a reload (a draft)
+    page.reload()  # the class and the typed text survive a reload (a draft), and the class's box has the focus
     assert wait_question(page, "explain_label") == qid
     boxes = page.locator("#question textarea.explanation")
     assert boxes.nth(0).get_attribute("data-class") == "1" and boxes.nth(1).input_value() == "one could miss the warmth"
+    assert page.evaluate("document.activeElement.dataset.class") == "1"
     page.screenshot(path=str(shots / "explain_label.png"))
     page.locator("#question button.submit").click()
     wait_question(page, "explain_label", other_than=qid)
-    page.locator("#question .classes button[data-class='0']").click()
+    page.locator("#question .classes button[data-class='1']").click()
     for n in range(2):
         page.locator("#question textarea.explanation").nth(n).fill(f"reason {n}")
+    assert not page.locator("#question p.hint[role=status]").is_visible()
+    page.locator("#question .classes button[data-class='0']").click()  # changed mind after typing: said
+    assert "each explanation stays with its class" in page.locator("#question p.hint[role=status]").inner_text()
     page.locator("#question button.submit").click()
     run.wait()
     assert run.answers("label") == []  # never asked apart
     (_, k1, first), (_, k2, second) = run.answers("explain_label")
     assert (first["label"], second["label"]) == (1, 0)
     assert first["explanations"] == ["one could miss the warmth", "the words are warm"]
+    assert second["explanations"] == ["reason 1", "reason 0"]  # each stayed with its class
     assert sorted(run.journal("SELECT item, label FROM labelled")) == sorted([(int(k1), 1), (int(k2), 0)])
     assert not page.errors
 
@@ -484,8 +491,13 @@ def test_two_named_teachers_overlap_disagree_and_the_reviewer_settles(browser, e
         bob_ids.append(last)
     alice.screenshot(path=str(shots / "team_review.png"))
     settled = {}
-    for _ in range(2):  # alice's page now brings the two disagreements, marked as such
-        qid, disputed, _ = _press(alice, 9, last)
+    for n in range(2):  # alice's page now brings the two disagreements, marked as such
+        if n == 0:  # a key pressed at once (meant for a next item) does not settle a disagreement
+            shown = wait_question(alice, "label", other_than=last)
+            alice.keyboard.press("8")
+            alice.wait_for_timeout(400)
+            assert alice.get_attribute("#question", "data-id") == shown and "settle" in alice.text_content(".q-where")
+        qid, disputed, _ = _press(alice, 9, last, think_ms=1600)  # the reviewer reads the disagreement
         assert disputed and qid in bob_ids[-2:]
         settled[qid], last = 9, qid
     run.wait()

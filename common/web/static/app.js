@@ -198,7 +198,7 @@ async function show(q, revise = false) {
     return;
   }
   const head = h("div.q-head", {},
-    h("span.q-where", { text: [roundName(q.round), `question ${q.position} of ${q.of}`,
+    h("span.q-where", { text: [roundName(q.round), q.dispute ? "a disagreement to settle" : `question ${q.position} of ${q.of}`,
       q.kind === "explain_label" && q.view?.label == null ? "label and explanation" : kindName(q.kind)].join(" · ") }),
     revise && h("span.q-revising", {}, `Revising your answer (${q.summary || "given"})`,
       h("button.cancel", { type: "button", onclick: () => serial(leaveRevision) }, "cancel")),
@@ -210,7 +210,7 @@ async function show(q, revise = false) {
   box.dataset.kind = q.kind;
   box.classList.toggle("revising", revise);
   document.body.classList.add("has-question");
-  current = { q, revise, handler: null };
+  current = { q, revise, handler: null, guard: q.dispute ? DISPUTE_GUARD_MS : GUARD_MS };
   shownAt = performance.now();
   try {
     current.handler = mod.render(root, q, makeApi(q, revise)) || null;
@@ -520,11 +520,23 @@ function toast(text) {
   toastTimer = setTimeout(() => el.classList.remove("show"), 1400);
 }
 
+// A closed (or reloading) tab gives its question back at once: another tab, or another browser of the same
+// person, gets it now rather than when the claim lapses. (keepalive: the request outlives the page.)
+window.addEventListener("pagehide", () => {
+  try {
+    fetch("/api/release", { method: "POST", keepalive: true, credentials: "same-origin", body: "{}",
+      headers: { "X-Exil-Token": token, "X-Exil-Tab": tab, "Content-Type": "application/json" } });
+  } catch { /* the server is gone: nothing is held */ }
+});
+
 // ---------------------------------------------------------------- input guard
 // A double-click or a doubled key press must not answer the next question, which the person has not seen yet:
 // clicks and keys within GUARD_MS of a new question appearing are dropped.
+// A disagreement to settle comes right after the reviewer's own answers, looking like the next item: the keys
+// meant for that item must not settle it, so it waits longer before it takes any.
 const GUARD_MS = 300;
-const tooSoon = () => performance.now() - shownAt < GUARD_MS;
+const DISPUTE_GUARD_MS = 1500;
+const tooSoon = () => performance.now() - shownAt < (current?.guard ?? GUARD_MS);
 $("#question").addEventListener("click", (e) => {
   if (tooSoon()) { e.stopImmediatePropagation(); e.preventDefault(); }
 }, true);

@@ -14,6 +14,7 @@ export function render(root, q, api) {
   const titles = new Map();
   const fields = new Map();
   const message = notice();
+  const switched = notice("hint", "status");
 
   const saveDraft = () => {
     const explanations = v.classes.map((_, k) => areas.get(k)?.value || "");
@@ -49,15 +50,20 @@ export function render(root, q, api) {
       v.why && h("p.why", {}, h("span.muted", { text: "Why it is asked: " }), v.why),
       h("div.classes", {}, ...buttons))
       : h("p.label-line", {}, "Label: ", h("strong.tag", { text: v.classes[label] })),
-    v.model_explanation ? h("p.model-explanation.muted", {}, "The model's own explanation now: ",
-      h("q", { text: v.model_explanation })) : null,
-    list, message,
+    v.model_explanation !== undefined ? h("p.model-explanation.muted", {}, "The model's own explanation now: ",
+      v.model_explanation ? h("q", { text: v.model_explanation }) : h("em", { text: "none yet (it writes nothing)" })) : null,
+    list, switched, message,
     h("div.actions", {}, submitBtn)));
-  choose(label, false);
+  choose(label, label !== null, false);
 
-  /** Put the label's field first and word every field for it (no label yet: the fields wait for one). */
-  function choose(c, focus) {
+  /** Put the label's field first and word every field for it (no label yet: the fields wait for one). Each
+   * explanation stays with its class (it says why the text would be that class): a changed class says so. */
+  function choose(c, focus, scroll = true) {
     if (asksLabel && c !== null && (c < 0 || c >= v.classes.length)) return;
+    if (label !== null && c !== label && [...areas.values()].some((a) => a.value.trim())) {
+      switched.set(`Changed to ${v.classes[c]}: each explanation stays with its class, so "Why is it ${v.classes[c]}?" ` +
+        `now holds what you wrote for ${v.classes[c]}. Check both before you submit.`);
+    }
     label = c;
     buttons.forEach((b, k) => b.classList.toggle("chosen", k === c));
     const order = c === null ? [] : [c, ...v.classes.map((_, k) => k).filter((k) => k !== c)];
@@ -71,7 +77,7 @@ export function render(root, q, api) {
     list.replaceChildren(...order.map((k) => fields.get(k)));
     if (c === null) list.append(h("p.hint.muted", { text: "Choose the class first (its key or a click); then explain every class." }));
     if (asksLabel) saveDraft();
-    if (c !== null && (focus || !asksLabel)) areas.get(c).focus({ preventScroll: !asksLabel });
+    if (c !== null && (focus || !asksLabel)) areas.get(c).focus({ preventScroll: !scroll });
     if (c !== null) message.set("");
   }
 
