@@ -231,7 +231,8 @@ def test_named_teachers_each_answer_with_their_own_token_and_disagreements_go_to
     got = {r["teacher"]: r for r in teacher_rows(journal.path.parent)}
     assert (got["alice"]["answers"], got["alice"]["total_s"], got["alice"]["matched"]) == (2, 3.5, 0.5)
     assert (got["bob"]["answers"], got["bob"]["total_s"], got["bob"]["matched"]) == (2, 5.0, 1.0)
-    assert (got["carol"]["answers"], got["carol"]["total_s"], got["carol"]["matched"]) == (1, 3.0, None)
+    assert (got["carol"]["answers"], got["carol"]["reviews"], got["carol"]["total_s"], got["carol"]["matched"]) == \
+        (0, 1, 3.0, None)
 
 
 def test_xal_answers_of_two_teachers_that_give_different_labels_go_to_the_reviewer(team):
@@ -263,6 +264,10 @@ def test_xal_answers_of_two_teachers_that_give_different_labels_go_to_the_review
     assert work["answers"][0]["explanations"][0] == "alice 0"  # agreed: the first teacher's words
     rows = {r["key"]: r for r in journal.answers()}
     assert rows["0"]["teacher"] == "alice+bob" and rows["1"]["teacher"] == "carol"
+    from exil.common.teachers import teacher_rows
+
+    got = {r["teacher"]: r for r in teacher_rows(journal.path.parent)}  # matched by label, not by the words
+    assert (got["alice"]["matched"], got["bob"]["matched"], got["carol"]["reviews"]) == (0.5, 1.0, 1)
 
 
 def test_a_team_with_an_overlap_it_cannot_fill_is_refused():
