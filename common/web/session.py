@@ -309,6 +309,10 @@ class WebSession:
         if e is None:
             raise KeyError(qid)
         seconds = self._seconds(e, teacher, seconds)
+        if self.overlap > 1 and revise and (not e.answered or teacher != self.reviewer):
+            # a team's settled answer is the team's: one teacher alone neither revises it nor settles a question
+            raise AnswerTaken(f"in a team only the reviewer ({self.reviewer}) revises a settled answer" if e.answered
+                              else "this question is not settled yet: answer it, or let the reviewer settle it")
         if self.overlap <= 1 or revise:
             answer = self.desk.submit(e.round, e.question, raw, revise=revise, teacher=teacher, seconds=seconds)
             self._answered(e, answer, e.by if revise and e.by else teacher)
@@ -424,6 +428,7 @@ class WebSession:
                                f"the teachers disagree: {self.reviewer} settles it") if e.disputed else
                               "waiting for the other teachers",
                               "by": None if e.answered or teacher is None else teacher,
-                              "revisable": e.answered and not closed(e.round)} for e in mine],
+                              "revisable": e.answered and not closed(e.round)
+                              and (self.overlap <= 1 or teacher == self.reviewer)} for e in mine],
             }
 

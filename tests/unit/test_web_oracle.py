@@ -217,6 +217,13 @@ def test_named_teachers_each_answer_with_their_own_token_and_disagreements_go_to
     assert bob.post("/api/answer", json={"id": q2["id"], "answer": 2}).status_code == 409
     disputed = carol.post("/api/next", json={}).json()["question"]
     assert disputed["id"] == q2["id"] and {d["teacher"] for d in disputed["dispute"]} == {"alice", "bob"}
+    # a revision is no way round the review: nobody but the reviewer settles or revises a team's answer (the round
+    # is still open: q, settled by agreement, could be revised by the reviewer alone)
+    assert bob.post("/api/answer", json={"id": q2["id"], "answer": 2, "revise": True}).status_code == 409
+    r = bob.post("/api/answer", json={"id": q["id"], "answer": 0, "revise": True})
+    assert r.status_code == 409 and "only the reviewer (carol)" in r.json()["error"]
+    listed = bob.get("/api/state").json()["answered"]
+    assert [a["revisable"] for a in listed if a["id"] == q["id"]] == [False]
     assert carol.post("/api/answer", json={"id": q2["id"], "answer": 2, "seconds": 3.0}).status_code == 200
     work["thread"].join(5)
     assert work["answers"] == [1, 2]
