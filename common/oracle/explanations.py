@@ -4,9 +4,9 @@ A question's payload holds the item's ``text`` and its ``label``: either given (
 the item, e.g. the data's labels through ``oracle=web_explanations``) or ``None`` — then the one teacher
 labels and explains the item in the same question, so a person reads each text once. The answer gives the
 label and, for **every** class, an explanation of why the item would have that label: the gold label's is
-the reasonable explanation, the others are the unreasonable ones XAL's ranking loss scores below it. Answers are ``{"label": y, "explanations": [e_0, …, e_{C−1}]}`` (in class order; a dict keyed by
-class name or index is accepted and normalised); an empty or missing explanation is an invalid answer
-and is asked again.
+the reasonable explanation, the others are the unreasonable ones XAL's ranking loss scores below it. Answers
+are ``{"label": y, "explanations": [e_0, …, e_{C−1}]}`` (in class order; a dict keyed by class name or index
+is accepted and normalised); an empty or missing explanation is an invalid answer and is asked again.
 
 Teachers that answer it: an :class:`ExplanationBank` (explanations written beforehand, e.g. by an LLM or
 by people: JSONL rows ``{"id", "label", "explanation"}``), the simulated lexicon teacher
@@ -88,16 +88,14 @@ class ExplainLabel(QuestionKind):
     def web(self, question: Question, ctx: OracleContext, media: Any) -> dict[str, Any]:
         """The text, its label (``None``: the person chooses it here), every class and, where the payload has them,
         the model's prediction, its own explanation and why the item was asked."""
-        from exil.common.oracle.label import why_asked
+        from exil.common.oracle.label import top_predictions, why_asked
 
         p = question.payload
         text = list(p.get("text") or ctx.datamodule.text_of(question.item))
         out = {"text": text, "label": None if p.get("label") is None else int(p["label"]),
                "classes": list(ctx.class_names), "max_chars": MAX_CHARS, "why": why_asked(p, ctx)}
         if p.get("probs") is not None:
-            probs = [float(v) for v in p["probs"]]
-            out["predictions"] = [{"class": c, "name": ctx.class_names[c], "p": probs[c]}
-                                  for c in sorted(range(len(probs)), key=lambda c: -probs[c])[:5]]
+            out["predictions"] = top_predictions(p["probs"], ctx.class_names)
         if p.get("model_explanation") is not None:  # what the model itself generates for the item now ("": nothing)
             out["model_explanation"] = str(p["model_explanation"])
         return out

@@ -81,9 +81,7 @@ class Label(QuestionKind):
         out = {"item": item_view(ctx, question.item, media), "classes": list(ctx.class_names),
                "skippable": bool(p.get("skippable")), "why": why_asked(p, ctx)}
         if p.get("probs") is not None:
-            probs = np.asarray(p["probs"], dtype=float)
-            order = np.argsort(-probs)[:5]
-            out["predictions"] = [{"class": int(c), "name": ctx.class_names[c], "p": float(probs[c])} for c in order]
+            out["predictions"] = top_predictions(p["probs"], ctx.class_names)
         return out
 
     def summary(self, answer: Any, ctx: OracleContext) -> str:
@@ -91,6 +89,12 @@ class Label(QuestionKind):
 
     def label_of(self, answer: Any) -> Any:
         return answer
+
+
+def top_predictions(probs: Sequence[float], class_names: Sequence[str], k: int = 5) -> list[dict[str, Any]]:
+    """The model's ``k`` likeliest classes, for a view: ``[{"class", "name", "p"}]``, most probable first."""
+    probs = np.asarray(probs, dtype=float)
+    return [{"class": int(c), "name": class_names[c], "p": float(probs[c])} for c in np.argsort(-probs)[:k]]
 
 
 def why_asked(payload: dict[str, Any], ctx: OracleContext) -> str:

@@ -299,6 +299,7 @@ def test_xal_one_teacher_labels_and_explains_each_text_once(browser, exil_run, s
     assert not page.locator("#question p.hint[role=status]").is_visible()
     page.locator("#question .classes button[data-class='0']").click()  # changed mind after typing: said
     assert "each explanation stays with its class" in page.locator("#question p.hint[role=status]").inner_text()
+    page.screenshot(path=str(shots / "explain_label_switched.png"))
     page.locator("#question button.submit").click()
     run.wait()
     assert run.answers("label") == []  # never asked apart
@@ -497,6 +498,7 @@ def test_two_named_teachers_overlap_disagree_and_the_reviewer_settles(browser, e
             alice.keyboard.press("8")
             alice.wait_for_timeout(400)
             assert alice.get_attribute("#question", "data-id") == shown and "settle" in alice.text_content(".q-where")
+            alice.screenshot(path=str(shots / "team_dispute.png"))
         qid, disputed, _ = _press(alice, 9, last, think_ms=1600)  # the reviewer reads the disagreement
         assert disputed and qid in bob_ids[-2:]
         settled[qid], last = 9, qid

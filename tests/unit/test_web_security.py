@@ -42,7 +42,7 @@ def test_a_change_from_another_origin_or_without_the_page_s_header_is_refused(se
                                                  "Sec-Fetch-Site": "cross-site"}),
     }
     for name, kw in attacks.items():
-        for path, payload in (("/api/answer", body), ("/api/review", '{"action": "hold"}')):
+        for path, payload in (("/api/answer", body), ("/api/review", '{"action": "hold"}'), ("/api/release", "{}")):
             r = httpx.post(base(oracle) + path, content=payload, timeout=10, **kw)
             assert r.status_code == 403, (name, path, r.status_code, r.text)
     assert journal.answers() == []
