@@ -436,7 +436,13 @@ def _resumed_config(cfg, run_dir: Path):
     from exil.common.config_secrets import redact_config
     from exil.common.errors import ConfigError, ExilError
     from exil.common.journal import read_journal
-    from exil.common.run_folder import RunFolderDamaged, check_journal, refuse_links, stored_config_problem
+    from exil.common.run_folder import (
+        RunFolderDamaged,
+        check_journal,
+        reaching_out,
+        refuse_links,
+        stored_config_problem,
+    )
 
     resume = Path(cfg.loop.resume)
     journal = resume / "journal.sqlite"
@@ -469,6 +475,13 @@ def _resumed_config(cfg, run_dir: Path):
         OmegaConf.set_struct(stored, False)
         stored.logger, stored.tags = cfg.logger, cfg.get("tags", [])
         print(f"resuming {resume} with its own config; applied: {', '.join(others)}")
+    restated = {_override_key(o) for o in HydraConfig.get().overrides.task}
+    plain = OmegaConf.to_container(stored)
+    if others:  # the logger is the command line's own: only the rest comes from the folder
+        plain.pop("logger", None)
+    why = reaching_out(plain, _installed_reach(plain.get("choices") or {}), resume, restated)
+    if why:
+        raise ConfigError(f"loop.resume={resume}: {why}")
     stored.paths = cfg.paths
     stored.loop.resume = str(resume)
     for lg in (stored.get("logger") or {}).values():
@@ -481,6 +494,39 @@ def _resumed_config(cfg, run_dir: Path):
         if meta.get("overrides") is not None:
             OmegaConf.save(OmegaConf.create(redact_config(list(meta["overrides"]))), hydra_dir / "overrides.yaml")
     return stored
+
+
+def _installed_reach(choices: dict) -> dict:
+    """The installed configs composed for a stored run's group choices (no values of its own), as plain data in
+    which the keys that reach outside a run folder (:data:`exil.common.run_folder.REACHES_OUT`) are resolved
+    (``${oc.env:OPENAI_BASE_URL,…}``: today's environment): what a resumed run may use without being told."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from exil.common.run_folder import REACHES_OUT
+
+    overrides = [f"{g}={c}" for g, c in choices.items() if c is not None and not g.startswith("hydra/")]
+    try:
+        if GlobalHydra.instance().is_initialized():  # inside `exil`: its search path, --config-dir included
+            installed = hydra_compose(config_name="config", overrides=overrides)
+        else:  # the Python API (compose, then run)
+            if USER_CONF_DIRS:
+                overrides.append(f"hydra.searchpath=[{','.join(f'file://{d}' for d in USER_CONF_DIRS)}]")
+            with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+                installed = hydra_compose(config_name="config", overrides=overrides)
+    except Exception:  # a choice that is no longer installed: nothing reaches out without being restated
+        return {}
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            return {k: (OmegaConf.select(installed, f"{path}{k}", default=None, throw_on_resolution_failure=False)
+                        if k in REACHES_OUT and not isinstance(v, (dict, list)) else walk(v, f"{path}{k}."))
+                    for k, v in node.items()}
+        return node
+
+    return walk(OmegaConf.to_container(installed, resolve=False), "")
 
 
 def installed_targets() -> set[str]:

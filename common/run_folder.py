@@ -19,7 +19,7 @@ What a run folder must hold to be resumed (``exil loop.resume=<run>``):
 * ``oracle/`` — a teacher's own state: the web page's port and token (``web.json``), the LLM request
   cache (``llm_requests.jsonl``: requests paid for, not asked again).
 
-Everything else (``.hydra/``, ``csv/``, ``tb/``, ``predictions/``, ``results.csv``, ``learning_curve.png``)
+Everything else (``.hydra/``, ``csv/``, ``tensorboard/``, ``predictions/``, ``results.csv``, ``learning_curve.png``)
 is output, rebuilt by a resumed run.
 """
 
@@ -116,16 +116,46 @@ def refuse_links(run_dir: Path) -> None:
                                        "remove it")
 
 
+def exils_own(target: str) -> bool:
+    """Whether ``target`` names a class or function that exil defines, by a path through exil's modules only.
+    Hydra locates a dotted path attribute by attribute, so ``exil.common.kill_points.os.system`` (a module that
+    imports ``os``) or ``exil.common.run_folder.torch.load`` would reach other libraries' functions through an
+    ``exil.`` prefix: the path may pass through no module but exil's, and what it names must be defined in exil."""
+    import importlib
+    import inspect
+
+    parts = str(target).split(".")
+    if parts[0] != "exil" or not all(p.isidentifier() for p in parts):
+        return False
+    for i in range(len(parts), 0, -1):  # the longest prefix that is a module of exil's
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        break
+    else:
+        return False
+    if i == len(parts):
+        return False  # a module is not something to build
+    for name in parts[i:]:
+        obj = inspect.getattr_static(obj, name, None)
+        if obj is None or inspect.ismodule(obj):
+            return False
+    if isinstance(obj, (staticmethod, classmethod)):
+        obj = obj.__func__
+    return (inspect.isclass(obj) or inspect.isfunction(obj)) and str(getattr(obj, "__module__", "")).startswith("exil.")
+
+
 def stored_config_problem(config: Any, allowed_targets: set[str], path: str = "") -> str | None:
     """Why a config read from a run folder cannot be used, or None. A run's journal stores its config resolved,
     so it holds no ``${...}`` interpolation (resolving one would read the environment or files: ``${oc.env:..}``),
-    and every ``_target_`` in it is exil's own (``exil.…``, whose code never unpickles) or one the installed
-    configs (or the user's ``--config-dir`` folders) name: a folder edited to build ``torch.load`` or
-    ``numpy.load`` on a file in it is refused unread."""
+    and every ``_target_`` in it is exil's own (:func:`exils_own`, whose code never unpickles) or one the
+    installed configs (or the user's ``--config-dir`` folders) name: a folder edited to build ``torch.load`` or
+    ``numpy.load`` on a file in it, directly or through an exil module's import of it, is refused unread."""
     if isinstance(config, dict):
         for k, v in config.items():
             where = f"{path}.{k}" if path else str(k)
-            if k == "_target_" and str(v) not in allowed_targets and not str(v).startswith("exil."):
+            if k == "_target_" and str(v) not in allowed_targets and not exils_own(str(v)):
                 return (f"{where}={v} is not a target any installed config (or --config-dir folder) names; a run "
                         "folder's config only rebuilds what exil's configs build. If the target is your own, resume "
                         "with --config-dir <the folder of its config>")
@@ -141,6 +171,60 @@ def stored_config_problem(config: Any, allowed_targets: set[str], path: str = ""
         return (f"{path} holds an interpolation ({config[:80]}): a run's stored config is resolved when it is "
                 "written, so the folder was edited; exil never resolves what a run folder says")
     return None
+
+
+#: config keys whose values reach outside a run folder: where an LLM teacher's requests go and which environment
+#: variable's secret they carry, where a file is appended to, which server a logger sends to (W&B's project and
+#: entity stay in the account of the person resuming: not among them)
+REACHES_OUT = ("base_url", "base_url_env", "api_key_env", "call_log", "host", "tracking_uri")
+
+
+def reaching_out(stored: Any, installed: Any, run_dir: Path, restated: set[str], path: str = "",
+                 choices: dict | None = None) -> str | None:
+    """Why a value of a run folder's stored config that reaches outside it (:data:`REACHES_OUT`) is not used
+    without the person resuming saying so, or None. Such a value is used when it is what the installed configs
+    give for the run's choices (``installed``: the same path there, resolved — the default endpoint, the
+    environment variable named there), when the resume command restates it (``restated``: its keys), or, for a
+    file written (``call_log``), when it lies inside the run folder. Otherwise a folder from someone else could
+    send the LLM teacher's requests — with the key from any environment variable — to a host of their choice,
+    or append to a file anywhere."""
+    from exil.common.config_secrets import redact_url
+
+    if choices is None:
+        choices = (stored.get("choices") or {}) if isinstance(stored, dict) else {}
+    if isinstance(stored, dict):
+        for k, v in stored.items():
+            where = f"{path}.{k}" if path else str(k)
+            sub = installed.get(k) if isinstance(installed, dict) else None
+            if k in REACHES_OUT and not isinstance(v, (dict, list)) and v is not None and where not in restated:
+                if k == "call_log" and _inside(run_dir, Path(str(v))):
+                    continue
+                if sub is None or str(v) not in (str(sub), redact_url(str(sub))):
+                    group = where.split(".")[0]  # the command line reaches the key through the run's own choice
+                    say = f"{group}={choices[group]} " if choices.get(group) and "." in where else ""
+                    return (f"{where}={redact_url(str(v))} reaches outside the run folder and is not what the installed "
+                            f"configs give ({redact_url(str(sub)) if sub is not None else 'nothing'}); a run folder "
+                            "does not choose where requests, secrets or files go. If you trust it, resume with "
+                            f"{say}{where}=<the value> on the command line")
+            why = reaching_out(v, sub, run_dir, restated, where, choices)
+            if why:
+                return why
+    elif isinstance(stored, list):
+        for i, v in enumerate(stored):
+            sub = installed[i] if isinstance(installed, list) and i < len(installed) else None
+            why = reaching_out(v, sub, run_dir, restated, f"{path}[{i}]", choices)
+            if why:
+                return why
+    return None
+
+
+def _inside(folder: Path, path: Path) -> bool:
+    """Whether ``path`` (relative paths: to the current folder) lies inside ``folder``, links resolved."""
+    try:
+        Path(path).resolve().relative_to(Path(folder).resolve())
+    except ValueError:
+        return False
+    return True
 
 
 def refuse_if_live(run_dir: Path) -> None:

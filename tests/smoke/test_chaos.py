@@ -48,7 +48,8 @@ def chaos(tmp_path: Path, args: list[str], kills: int, seed: int) -> None:
 
     def start():  # a kill in a run's first second leaves no config to resume from: it is started again
         started = query(run_dir / "journal.sqlite", "SELECT COUNT(*) FROM meta WHERE key = 'config'")
-        return exil(f"loop.resume={run_dir}") if started and started[0][0] else exil(*cmd)
+        # (the call log lies outside the run folder: the resume command says so, or the folder is refused)
+        return exil(f"loop.resume={run_dir}", f"oracle.call_log={log}") if started and started[0][0] else exil(*cmd)
 
     for _ in range(kills):
         proc = start()
@@ -126,11 +127,12 @@ def aimed(tmp_path: Path, args: list[str], kills: list[str]) -> None:
     finish(exil(*args, *TEACHER, f"oracle.call_log={tmp_path / 'ref_calls.log'}", f"hydra.run.dir={ref}"))
     log = tmp_path / "aimed_calls.log"
     first = [*args, *TEACHER, f"oracle.call_log={log}", f"hydra.run.dir={run_dir}"]
+    again = [f"loop.resume={run_dir}", f"oracle.call_log={log}"]  # a log outside the run folder: said again
     for i, spec in enumerate(kills):
-        proc = killed_at(first if i == 0 else [f"loop.resume={run_dir}"], spec)
+        proc = killed_at(first if i == 0 else again, spec)
         out, _ = proc.communicate(timeout=600)
         assert proc.returncode == -signal.SIGKILL, f"{spec} was never reached:\n{out[-3000:]}"
-    finish(exil(f"loop.resume={run_dir}"))
+    finish(exil(*again))
 
     assert outcome(run_dir) == outcome(ref)
     sql = "SELECT round, item, payload FROM annotations ORDER BY item"  # a teacher's masks too (RRR)

@@ -91,7 +91,11 @@ def test_a_run_killed_between_a_paid_request_and_its_commit_pays_nothing_twice(t
         paid_before = sum(server.answered.values())
         assert paid_before == 6 and len(cache.read_text().splitlines()) == 6
         server.release.set()
-        finish(exil(f"loop.resume={run_dir}"))
+        # the stand-in's address is not the installed endpoint: a folder cannot choose it, the resume command says it
+        refused, _ = exil(f"loop.resume={run_dir}").communicate(timeout=600)
+        assert "reaches outside the run folder" in refused, refused[-3000:]
+        assert "resume with oracle=llm oracle.client.base_url=<the value>" in " ".join(refused.split())
+        finish(exil(f"loop.resume={run_dir}", "oracle=llm", f"oracle.client.base_url={server.url}"))
     finally:
         server.close()
     # every prompt the stand-in answered was answered once, across the kill

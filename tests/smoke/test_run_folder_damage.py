@@ -357,3 +357,82 @@ def test_a_run_killed_before_its_first_commit_starts_again_in_the_same_folder(tm
     refused(d, capsys, "is empty" if left == "empty file" else "without loop.resume")
     assert (run(compose(ARGS, d)) / "journal.sqlite").exists()
     check_journal(d / "journal.sqlite")
+
+
+@pytest.mark.parametrize("target", ["exil.common.kill_points.os.system", "exil.common.run_folder.torch.load",
+                                    "exil.common.run_folder.pickle.loads"])
+def test_an_exil_prefix_is_no_way_to_reach_another_library_s_function(copy, capsys, tmp_path, target):
+    """Hydra locates ``exil.common.kill_points.os.system`` attribute by attribute (``kill_points`` imports
+    ``os``): a target must be defined in exil and reached through exil's modules only."""
+    d = copy()
+    marker = tmp_path / "pwned"
+
+    def edit(cfg):
+        cfg["strategy"] = {"_target_": target, "_args_": [f"touch {marker}"]}
+
+    forge_config(d, edit)
+    refused(d, capsys, f"strategy._target_={target}", "is not a target any installed config")
+    assert not marker.exists()
+
+
+def test_a_file_outside_the_run_folder_is_appended_to_only_when_the_resume_command_says_so(copy, capsys, tmp_path):
+    d = copy()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    forge_config(d, lambda cfg: cfg["oracle"].update(call_log=str(victim)))
+    refused(d, capsys, f"oracle.call_log={victim} reaches outside the run folder",
+            "resume with oracle=simulated oracle.call_log=<the value>")
+    assert victim.read_text() == "keep me\n"
+    # the person resuming says so: the stored value is used (the last round's fit and evaluation are done again)
+    set_meta(d, "DELETE FROM files WHERE name LIKE 'round_002%'")
+    set_meta(d, "DELETE FROM metrics WHERE round = 2")
+    assert _guard(run, compose([f"loop.resume={d}", f"oracle.call_log={victim}"], d)) == 0, capsys.readouterr().err
+
+
+def test_a_run_folder_cannot_send_the_llm_teacher_s_key_elsewhere(copy, capsys, monkeypatch):
+    """A folder whose stored config turns its teacher into the LLM teacher, sending requests to a host of its
+    choice with the key of another environment variable, is refused before anything is sent."""
+    monkeypatch.setenv("EXIL_TEST_CLOUD_KEY", "s3cret-value")
+    d = copy()
+
+    def edit(cfg):
+        cfg["oracle"] = {"_target_": "exil.common.oracle.llm.LLMOracle", "task": "sentiment",
+                         "client": {"_target_": "exil.common.oracle.llm.ChatClient", "model": "m",
+                                    "base_url": "http://127.0.0.1:9/v1", "api_key_env": "EXIL_TEST_CLOUD_KEY"}}
+
+    forge_config(d, edit)
+    refused(d, capsys, "oracle.client.base_url=http://127.0.0.1:9/v1 reaches outside the run folder")
+
+
+def test_what_reaches_out_is_what_the_installed_configs_give_or_what_the_command_restates(monkeypatch, tmp_path):
+    """:func:`reaching_out` against the installed LLM teacher's config, composed for the stored choices: its
+    default endpoint and key variable pass; another host, another key variable or a W&B-like ``host`` do not,
+    unless restated; the endpoint the environment names today passes."""
+    from exil.common.engine import _installed_reach
+    from exil.common.run_folder import reaching_out
+
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    installed = _installed_reach({"oracle": "llm", "logger": "csv"})
+    assert installed["oracle"]["client"]["base_url"] == "https://api.openai.com/v1"
+
+    def stored(**client):
+        base = {"base_url": "https://api.openai.com/v1", "base_url_env": "OPENAI_BASE_URL",
+                "api_key_env": "OPENAI_API_KEY", "model": "gpt-3.5-turbo"}
+        return {"oracle": {"client": {**base, **client}}, "logger": {"csv": {"save_dir": "x"}}}
+
+    assert reaching_out(stored(), installed, tmp_path, set()) is None
+    why = reaching_out(stored(api_key_env="AWS_SECRET_ACCESS_KEY"), installed, tmp_path, set())
+    assert why.startswith("oracle.client.api_key_env=AWS_SECRET_ACCESS_KEY reaches outside") and "OPENAI_API_KEY" in why
+    assert reaching_out(stored(base_url="http://10.0.0.5/v1"), installed, tmp_path, set()).startswith(
+        "oracle.client.base_url=http://10.0.0.5/v1")
+    assert reaching_out(stored(base_url="http://10.0.0.5/v1"), installed, tmp_path,
+                        {"oracle.client.base_url"}) is None
+    # a password in the stored URL is redacted when stored; the message never prints it
+    why = reaching_out(stored(base_url="http://u:pw-9@10.0.0.5/v1"), installed, tmp_path, set())
+    assert "pw-9" not in why
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://10.0.0.5/v1")  # today's environment names that endpoint
+    assert reaching_out(stored(base_url="http://10.0.0.5/v1"), _installed_reach({"oracle": "llm"}), tmp_path,
+                        set()) is None
+    # a file inside the run folder is the run's own
+    assert reaching_out({"oracle": {"call_log": str(tmp_path / "calls.log")}}, {}, tmp_path, set()) is None
+    assert reaching_out({"logger": {"x": {"host": "http://h"}}}, {}, tmp_path, set()).startswith("logger.x.host=")
