@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 
 import numpy as np
+import pytest
 
 from exil.common.engine import run
 from tests.conftest import compose
@@ -39,3 +40,25 @@ def test_rrr_stays_above_labels_only_in_every_round_of_the_active_loop(tmp_path)
     wr = [float(r["test/wr_input_gradients"]) for r in rows]
     assert max(wr) < 4 / 64, wr  # less than an evenly spread explanation puts on the 4-pixel swatch
     assert all(0 <= float(r["test/worst_group_acc"]) <= 1 and "test/acc_confounder_disagrees" in r for r in rows)
+
+
+@pytest.mark.parametrize("method, backbone, penalty", [("rbr", "mlp", "rbr_penalty"),
+                                                        ("cdep", "mlp", "cdep_penalty"),
+                                                        ("rrr_g", "small_cnn", "rrr_g_penalty"),
+                                                        ("hint", "small_cnn", "hint")])
+def test_each_explanation_loss_runs_in_the_active_loop_and_trains_on_the_teacher_s_masks(tmp_path, method, backbone,
+                                                                                          penalty):
+    """``method=rbr|cdep|rrr_g|hint`` in the loop: a round of entropy queries, each labelled item also answered
+    with a mask (``relevance``), the loss's penalty computed on them in every round's fit and logged, and the
+    field's figures in every round's results."""
+    run_dir = run(compose([*LOOP[:-1], "loop.rounds=1", f"method={method}", f"backbone={backbone}",
+                           "trainer.max_epochs=3", "loop.seed=0"], tmp_path / method))
+    rows = list(csv.DictReader(open(run_dir / "results.csv")))
+    assert [int(float(r["n_labels"])) for r in rows] == [20, 30]
+    assert [float(r["n_explanations"]) for r in rows] == [20, 30]
+    assert all(0 <= float(r["test/worst_group_acc"]) <= 1 and 0 <= float(r["test/wr_input_gradients"]) <= 1
+               for r in rows)
+    fits = [r for r in csv.DictReader(open(run_dir / "csv" / "metrics.csv")) if r.get(f"fit/train/{penalty}")]
+    assert {int(float(r["fit/round"])) for r in fits} == {0, 1}  # the penalty was computed in both rounds' fits
+    assert all(np.isfinite(float(r[f"fit/train/{penalty}"])) for r in fits)
+    assert max(float(r[f"fit/train/{penalty}"]) for r in fits) > 0  # on the masks the teacher gave
