@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)  ## create .venv (if missing) and install exil into it
 
-run: install  ## the default experiment: labels only vs labels + explanations (RRR, CAIPI) on decoy digits, 3 seeds, tables + plots + explanation sheet (~3 min)
+run: install  ## the default experiment: labels only vs labels + explanations (RRR, CAIPI) on decoy digits, 3 seeds, tables + plots + explanation sheet (about a minute on 2 cores)
 	$(EXIL) -m experiment=xil_digits hydra/launcher=joblib
 
 run-al: install  ## plain active learning: entropy vs random sampling on digits, 3 seeds

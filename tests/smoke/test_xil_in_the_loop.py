@@ -41,6 +41,25 @@ def test_rrr_stays_above_labels_only_in_every_round_of_the_active_loop(tmp_path)
     assert max(wr) < 4 / 64, wr  # less than an evenly spread explanation puts on the 4-pixel swatch
     assert all(0 <= float(r["test/worst_group_acc"]) <= 1 and "test/acc_confounder_disagrees" in r for r in rows)
 
+    # make run's explanation sheet: the same test items in each model's row, the swatch outlined, the labels-only
+    # model looking at the swatch more than RRR's (the share the sheet's rows print, from the maps it draws)
+    import matplotlib.image
+
+    import exil
+    from exil.common.explain.sheet import last_examples
+
+    exil.compare([tmp_path / "baseline0", tmp_path / "rrr0"], out_dir=tmp_path / "cmp")
+    sheet = matplotlib.image.imread(tmp_path / "cmp" / "explanations.png")
+    maps = {m: np.load(last_examples(tmp_path / f"{m}0")) for m in ("baseline", "rrr")}
+    assert (maps["baseline"]["items"] == maps["rrr"]["items"]).all() and len(maps["rrr"]["items"]) >= 4
+    assert sheet.shape[0] > 200 and sheet.shape[1] > 4 * sheet.shape[0] / 3  # two rows of at least 4 items
+
+    def share(d):
+        m, region = d["maps"], d["region"].astype(bool)
+        return float(((m * region).reshape(len(m), -1).sum(1) / m.reshape(len(m), -1).sum(1)).mean())
+
+    assert share(maps["baseline"]) > 2 * share(maps["rrr"]), (share(maps["baseline"]), share(maps["rrr"]))
+
 
 @pytest.mark.parametrize("method, backbone, penalty", [("rbr", "mlp", "rbr_penalty"),
                                                         ("cdep", "mlp", "cdep_penalty"),
