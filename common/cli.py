@@ -36,6 +36,8 @@ def main() -> None:
         sys.exit(_guard(_compare_cli, argv[1:]))
     if argv[:1] == ["teachers"]:
         sys.exit(_guard(_teachers_cli, argv[1:]))
+    if os.environ.get("EXIL_TRACEBACK"):  # the whole traceback: Hydra's own shortening off too (one variable, not two)
+        os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     register_resolvers()
     for d in _config_dir_args(argv):
         code = _guard(use_config_dir, d)

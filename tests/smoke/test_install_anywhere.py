@@ -173,6 +173,13 @@ def test_a_target_that_fails_to_import_names_its_cause_in_one_line(tmp_path):
     assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
     assert "broken_strategy.Broken" in lines[0] and "No module named 'not_installed_anywhere'" in lines[0]
     assert "EXIL_TRACEBACK=1" in lines[0]
+    # EXIL_TRACEBACK=1: the whole traceback, down to the import that failed, with no second variable to set
+    p = subprocess.run([str(Path(sys.executable).parent / "exil"), "--config-dir", str(tmp_path / "conf"),
+                        "strategy=broken", *TINY, f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path,
+                       env={**clean_env(), "EXIL_TRACEBACK": "1"}, capture_output=True, text=True, timeout=300)
+    assert p.returncode != 0 and "Traceback (most recent call last)" in p.stderr, p.stderr[-3000:]
+    assert 'broken_strategy.py", line 1' in p.stderr and "import not_installed_anywhere" in p.stderr
+    assert "for a complete stack trace" not in p.stderr, p.stderr[-3000:]  # Hydra's own shortening is off
 
 
 def test_your_own_strategy_and_method_outside_the_repository(tmp_path):
