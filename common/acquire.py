@@ -13,7 +13,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from exil.common.errors import DataMissing, ExilError
+from exil.common import fetch_kit
+from exil.common.errors import ExilError
 from exil.common.fetch_kit import REGISTRY, Source, make_dir
 
 
@@ -29,21 +30,14 @@ def sources() -> dict[str, Source]:
 
 
 def is_present(name: str, data_dir: str | Path) -> bool:
-    src = sources()[name]
-    root = Path(data_dir) / name
-    return all((root / f).exists() for f in src.files)
+    sources()
+    return fetch_kit.is_present(name, data_dir)
 
 
 def require(name: str, data_dir: str | Path) -> Path:
     """The folder of ``name`` under ``data_dir``, or a :class:`DataMissing` saying how to fetch it."""
-    if name not in sources():
-        raise ExilError(f"unknown data source {name!r}; known: {', '.join(sorted(REGISTRY))}")
-    if not is_present(name, data_dir):
-        raise DataMissing(
-            f"{name} ({REGISTRY[name].description}) is not in {Path(data_dir) / name}.\n"
-            f"Fetch it with:  exil data fetch {name} --data-dir {data_dir}   (or: make data)"
-        )
-    return Path(data_dir) / name
+    sources()
+    return fetch_kit.require(name, data_dir)
 
 
 def fetch(name: str, data_dir: str | Path, force: bool = False) -> Path:

@@ -40,6 +40,28 @@ def source(name: str, description: str, files: tuple[str, ...]):
     return register
 
 
+def is_present(name: str, data_dir: str | Path) -> bool:
+    """Whether every file of the registered source ``name`` is under ``<data_dir>/<name>``."""
+    root = Path(data_dir) / name
+    return all((root / f).exists() for f in REGISTRY[name].files)
+
+
+def require(name: str, data_dir: str | Path) -> Path:
+    """The folder of the registered source ``name`` under ``data_dir``, or a :class:`DataMissing` saying how to
+    fetch it. (:func:`exil.common.acquire.require` registers every source first; a module that registers its
+    own, as the backbones' weights do, asks here.)"""
+    from exil.common.errors import DataMissing
+
+    if name not in REGISTRY:
+        raise ExilError(f"unknown data source {name!r}; known: {', '.join(sorted(REGISTRY))}")
+    if not is_present(name, data_dir):
+        raise DataMissing(
+            f"{name} ({REGISTRY[name].description}) is not in {Path(data_dir) / name}.\n"
+            f"Fetch it with:  exil data fetch {name} --data-dir {data_dir}   (or: make data)"
+        )
+    return Path(data_dir) / name
+
+
 def copy_found(root: Path, names, dest: Path, package: str, parent: str | None = None) -> None:
     """Copy each file of ``names`` found exactly once below ``root`` (in a folder called ``parent`` if
     given) into ``dest``; a package that holds none or several is an error naming it."""

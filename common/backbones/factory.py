@@ -134,7 +134,8 @@ def _weights_path(kind: str, arg: str, offline: OfflineWeights | None, data_dir:
         path = Path(arg).expanduser()
         return path if path.is_absolute() else Path(data_dir) / path
     if kind == "offline":
-        from exil.common.acquire import require  # imports every source registry: only when needed
+        import exil.common.backbones.weights  # noqa: F401  (registers the offline weights)
+        from exil.common.fetch_kit import require
 
         return require(arg, data_dir) / offline.path
     return None

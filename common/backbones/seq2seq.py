@@ -127,8 +127,9 @@ def build_seq2seq(name: str, weights: str = "hub", architecture: str = "seq2seq"
 
 def _origin(name: str, kind: str, arg: str, data_dir: str | Path) -> str:
     if kind == "offline":
-        from exil.common.acquire import require
+        import exil.common.backbones.weights  # noqa: F401  (registers the offline weights)
         from exil.common.backbones.weights import OFFLINE
+        from exil.common.fetch_kit import require
 
         if arg not in OFFLINE or OFFLINE[arg].library != "transformers":
             raise ConfigError(f"unknown offline text weights {arg!r}; valid: "

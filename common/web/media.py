@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from exil.common.abilities import HasTexts
-from exil.common.oracle.sheets import as_display
+from exil.common.display import as_display
 
 
 class Media:
