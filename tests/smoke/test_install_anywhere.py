@@ -191,10 +191,16 @@ def test_your_own_strategy_and_method_outside_the_repository(tmp_path):
     elsewhere.mkdir()
     exe = Path(sys.executable).parent / "exil"
     p = subprocess.run([str(exe), "--config-dir", str(project / "my_conf"), "strategy=smallest_margin",
-                        "method=counting", *TINY, f"hydra.run.dir={tmp_path / 'run'}"], cwd=elsewhere,
+                        "method=counting", *TINY, "logger=wandb", f"hydra.run.dir={tmp_path / 'run'}"], cwd=elsewhere,
                        env=clean_env(), capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     from exil.common.journal import read_journal
+    from tests.wandb_records import summary
+
+    # the method's own metric is drawn against the labels in W&B, as the built-in ones are
+    (wandb_file,) = (tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb")
+    defined = dict(summary(wandb_file)["metrics"])
+    assert defined.get("my/classes_labelled") == "n_labels" and defined.get("test/acc") == "n_labels", defined
 
     j = read_journal(tmp_path / "run" / "journal.sqlite")
     assert j["meta"]["config"]["choices"]["strategy"] == "smallest_margin"

@@ -55,9 +55,10 @@ def wait_and_kill(proc: subprocess.Popen, db: Path, condition: str, timeout: flo
     pytest.fail("kill point never reached")
 
 
-def finish(proc: subprocess.Popen) -> None:
+def finish(proc: subprocess.Popen) -> str:
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-4000:]
+    return out
 
 
 def outcome(run_dir: Path) -> dict:
@@ -97,7 +98,10 @@ def test_killed_run_resumes_without_losing_or_repeating_answers(tmp_path, kill_w
     before = query(run_dir / "journal.sqlite", "SELECT COUNT(*) FROM answers WHERE round >= 0")[0][0]
     assert 0 < before < 12
 
-    finish(exil(f"loop.resume={run_dir}"))
+    out = finish(exil(f"loop.resume={run_dir}"))
+    # the loggers append to what the earlier session wrote: Lightning's "Previous log files ... will be deleted"
+    # is not true of exil's runs and is not printed
+    assert "will be deleted" not in out and "Previous log files" not in out, out[-3000:]
 
     expected, got = outcome(ref_dir), outcome(run_dir)
     assert got == expected
