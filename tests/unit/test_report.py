@@ -164,3 +164,19 @@ def test_a_minimising_search_marks_its_lowest_trial_and_labels_never_merge_two_t
     assert len(cmp.rows) == 2 and cmp.best == cmp.rows[0]["label"] and round(cmp.rows[0]["mean"], 4) == 0.15
     assert [r["label"] for r in cmp.rows] == ["baseline lr=0.001235 strategy=entropy",
                                               "baseline lr=0.001234 strategy=entropy"]
+
+
+def test_a_single_seed_is_shown_without_a_spread(tmp_path, capsys):
+    """One seed has no standard deviation to show: its cells read ``0.6000``, not ``0.6000 ± 0.0000``, while a
+    configuration with two seeds beside it keeps its ``±``."""
+    import exil
+
+    _run(tmp_path / "one", 0, [0.5, 0.6], strategy={"_target_": "random"}, choices={"strategy": "random",
+                                                                                      "method": "baseline"})
+    _run(tmp_path / "two_a", 0, [0.5, 0.7])
+    _run(tmp_path / "two_b", 1, [0.7, 0.9])
+    exil.compare(tmp_path)
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.strip().startswith("│") and " 15 " in line)
+    assert "0.6000 " in row and "0.6000 ±" not in row and "0.8000 ± 0.1000" in row, out
+    assert "± 0.0000" not in out, out
