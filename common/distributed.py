@@ -9,7 +9,8 @@ one process and each round's fit spawns workers.
 journal, the checkpoints and the logs, and talks to the oracle: one writer, as in a single-process run, so a
 killed run resumes the same way (relaunch the same command with ``loop.resume=<run dir>``). Every other rank
 builds the same data and model from the config rank 0 sends it and then serves rank 0's commands, broadcast
-over a gloo control group:
+over a gloo control group. :class:`Team` carries the commands and the outputs; what a follower does with each
+is :mod:`exil.common.follower`'s:
 
 * ``fit`` — the round's labelled set, annotations, extras and the model's architecture: every rank calls
   ``trainer.fit`` with the same seed and Lightning's DDP splits the batches (DDP copies rank 0's weights to
@@ -33,9 +34,8 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
-import os
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -50,7 +50,6 @@ from exil.common.launcher import (  # noqa: F401 - re-exported
     num_nodes,
 )
 from exil.common.pool_map import allocate, check_served, map_pool
-from exil.common.run_folder import load_module_state
 
 #: this process's team once joined: a multirun's jobs run in one process and share its process group
 _TEAM: "Team | None" = None
@@ -161,43 +160,29 @@ class Team:
         return tuple(outs)
 
     # -------------------------------------------------------------- followers
-    def follow(self, build: Callable[[dict, str], Any]) -> str | None:
-        """Serve rank 0's commands until a run is done; ``build(config, run_dir)`` returns the run's parts
-        (``module``, ``dm``, ``make_trainer``). Returns rank 0's run folder (None if rank 0 sent no run)."""
-        import lightning.pytorch as pl
-        import torch.distributed as dist
-
-        parts, run_dir = None, None
+    def commands(self) -> Iterator[tuple]:
+        """Rank 0's commands as they come (``("config", config, run_dir)``, ``("fit", round, seed, pool state,
+        architecture)``, ``("score", indices, bounds, output, weights or None)``), until it says the run is done.
+        What a follower does with each is :mod:`exil.common.follower`'s."""
         while True:
             cmd = self.broadcast()
-            kind = cmd[0]
-            if kind == "done":
-                return run_dir
-            if kind == "config":
-                _, config, run_dir = cmd
-                parts = build(config, run_dir)
-            elif kind == "fit":
-                _, r, seed, state, arch = cmd
-                set_pool_state(parts.dm, state)
-                if arch != parts.module.architecture_spec():
-                    parts.module.apply_architecture_spec(arch)
-                pl.seed_everything(seed, workers=True, verbose=False)
-                trainer = parts.make_trainer(r, os.path.join(run_dir, "rounds", f"{r:03d}"))
-                trainer.fit(parts.module, datamodule=parts.dm)
-            elif kind == "score":
-                _, indices, bounds, output, state = cmd
-                if state is not None:
-                    load_module_state(parts.module, {"arch": state[0], "state_dict": state[1]})
-                lo, hi = bounds[self.rank]
-                out, served = map_pool(parts.module, parts.dm, indices[lo:hi], output, self.device, start=lo)
-                out = [o.cpu().contiguous() for o in out]
-                dist.gather_object([(tuple(o.shape), str(o.dtype).removeprefix("torch.")) for o in out], None,
-                                   dst=0, group=self.control)
-                dist.send(torch.from_numpy(served), dst=0, group=self.control)
-                for o in out:
-                    dist.send(o, dst=0, group=self.control)
-            else:
-                raise ExilError(f"unknown command from rank 0: {kind!r}")
+            if cmd[0] == "done":
+                return
+            if cmd[0] not in ("config", "fit", "score"):
+                raise ExilError(f"unknown command from rank 0: {cmd[0]!r}")
+            yield cmd
+
+    def send_shard(self, out: tuple[torch.Tensor, ...], served: np.ndarray) -> None:
+        """A follower's shard of a ``score`` command to rank 0: its outputs' shapes and dtypes, the pool index of
+        every item it served, then the outputs (what :meth:`score` receives)."""
+        import torch.distributed as dist
+
+        out = [o.cpu().contiguous() for o in out]
+        dist.gather_object([(tuple(o.shape), str(o.dtype).removeprefix("torch.")) for o in out], None,
+                           dst=0, group=self.control)
+        dist.send(torch.from_numpy(served), dst=0, group=self.control)
+        for o in out:
+            dist.send(o, dst=0, group=self.control)
 
 
 def _shaped_like(shapes: list, dim: int, device: torch.device, n: int) -> tuple[torch.Tensor, ...]:

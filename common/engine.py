@@ -158,7 +158,9 @@ def run(cfg) -> Path:
 
         team = distributed.join(cfg.trainer)  # once, where the run starts; passed to everything that uses it
     if team is not None and team.rank > 0:  # a follower: rank 0 sends the run's config and its commands
-        return Path(team.follow(lambda config, run_dir: build_parts(OmegaConf.create(config), team)) or ".")
+        from exil.common.follower import follow
+
+        return Path(follow(team, lambda config, run_dir: build_parts(OmegaConf.create(config), team)) or ".")
     hydra = HydraConfig.get()
     run_dir = Path(hydra.runtime.output_dir)
     if cfg.loop.resume:

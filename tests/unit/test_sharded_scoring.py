@@ -20,6 +20,7 @@ from exil.common.data.base import PoolDataModule
 from exil.common.data.items import TensorItems
 from exil.common.distributed import Team, shard_bounds
 from exil.common.errors import ExilError
+from exil.common.follower import follow
 from exil.common.modules.classifier import Classifier
 from exil.common.strategies.context import PoolOutput, QueryContext, check_served, map_pool
 
@@ -67,7 +68,7 @@ def _worker(rank: int, world: int, port: int, queue, indices: np.ndarray) -> Non
         with torch.no_grad():  # a follower's weights differ until rank 0 sends its own with the first score
             for p in module.parameters():
                 p.add_(1.0)
-        team.follow(lambda config, run_dir: SimpleNamespace(module=module, dm=dm, make_trainer=None))
+        follow(team, lambda config, run_dir: SimpleNamespace(module=module, dm=dm, make_trainer=None))
         dist.destroy_process_group()
         return
     team.send_config({}, ".")
