@@ -90,12 +90,26 @@ def test_wrong_choice_names_the_valid_ones_without_a_traceback(tmp_path):
     assert "entropy" in err and "badge" in err and "strategy" in err
 
 
+def in_process(capsys, tmp_path, *overrides: str) -> tuple[int, str]:
+    """``exil <overrides>`` run in this process (no second interpreter's imports): exit status, stderr."""
+    from exil.common.cli import _guard
+    from exil.common.engine import run
+    from tests.conftest import compose
+
+    code = _guard(run, compose(list(overrides), tmp_path / "run"))
+    return code, capsys.readouterr().err
+
+
 @pytest.mark.parametrize("dataset,source", [("fashion_mnist", "fashion_mnist"), ("decoy_mnist", "mnist")])
-def test_missing_dataset_says_how_to_fetch_it(tmp_path, dataset, source):
-    p = exil(f"dataset={dataset}", f"paths.data_dir={tmp_path / 'empty'}", f"hydra.run.dir={tmp_path / 'run'}")
-    assert p.returncode == 2
-    assert "Traceback" not in p.stderr
-    assert f"exil data fetch {source} " in p.stderr
+def test_missing_dataset_says_how_to_fetch_it(tmp_path, capsys, dataset, source):
+    if dataset == "fashion_mnist":  # through the command line once: its exit status
+        p = exil(f"dataset={dataset}", f"paths.data_dir={tmp_path / 'empty'}", f"hydra.run.dir={tmp_path / 'run'}")
+        code, err = p.returncode, p.stderr
+    else:
+        code, err = in_process(capsys, tmp_path, f"dataset={dataset}", f"paths.data_dir={tmp_path / 'empty'}")
+    assert code == 2
+    assert "Traceback" not in err
+    assert f"exil data fetch {source} " in err
 
 
 def test_missing_value_is_named(tmp_path):
@@ -137,10 +151,14 @@ def test_data_cli_lists_sources_and_rejects_unknown_ones(tmp_path):
     (["loop.initial_per_class=500"], "fewer than initial_per_class=500"),
     (["loop.initial_per_class=null", "loop.initial_size=99999"], "larger than the pool"),
 ])
-def test_bad_loop_values_are_one_clear_message(tmp_path, overrides, message):
-    p = exil(*overrides, f"hydra.run.dir={tmp_path}")
-    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-2000:]
-    assert message in p.stderr
+def test_bad_loop_values_are_one_clear_message(tmp_path, capsys, overrides, message):
+    if overrides == ["loop.rounds=abc"]:  # through the command line once (said before torch loads)
+        p = exil(*overrides, f"hydra.run.dir={tmp_path}")
+        code, err = p.returncode, p.stderr
+    else:
+        code, err = in_process(capsys, tmp_path, *overrides)
+    assert code == 2 and "Traceback" not in err, err[-2000:]
+    assert message in " ".join(err.split())
 
 
 def test_help_names_the_subcommands_the_groups_and_their_choices(tmp_path):
