@@ -10,7 +10,9 @@ by the page (it keeps an answer the server did not confirm and sends it again to
 LLM teacher by its request cache (written before the answer is returned). A ``cheap`` simulated teacher
 commits in batches, so a kill repeats at most one batch, at no cost.
 
-CI runs 3 kills of a baseline run; ``-m slow`` runs 20+ kills over baseline, CAIPI, RRR and ALICE.
+CI runs kills aimed at a checkpoint write, a commit and an answer of one RRR run; ``-m slow`` runs 20+ random
+kills over baseline, CAIPI, RRR and ALICE, aimed kills at each moment for those, and two aimed kills for every
+other method (alternating, RBR, CDEP, RRR-G, HINT, eXBL, CAIPI with initial corrections, own texts).
 """
 
 from __future__ import annotations
@@ -155,3 +157,33 @@ def test_kills_aimed_at_a_checkpoint_a_commit_and_an_answer_lose_and_repeat_noth
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_a_kill_aimed_at_each_moment_for_each_method(tmp_path, method, point):
     aimed(tmp_path, METHODS[method], [point, point])
+
+
+DIGITS_LOOP = ["dataset=decoy_digits", "loop.rounds=2", "loop.query_size=4", "loop.initial_per_class=1",
+               "trainer.max_epochs=2", "loop.threads=1", "loop.seed=3"]
+#: every other method's loop, on data that needs nothing fetched (issue 24: resume tested for every method)
+EVERY_METHOD = {
+    "alternating": [*DIGITS_LOOP, "method=alternating"],
+    "rbr": [*DIGITS_LOOP, "method=rbr"],
+    "cdep": [*DIGITS_LOOP, "method=cdep"],
+    "rrr_g": [*DIGITS_LOOP, "method=rrr_g", "backbone=small_cnn"],
+    "hint": [*DIGITS_LOOP, "method=hint", "backbone=small_cnn"],
+    "exbl": [*DIGITS_LOOP, "method=exbl", "backbone=small_cnn", "loop.query_size=0", "loop.reset_each_round=false"],
+    "caipi_initial": [*DIGITS_LOOP, "method=caipi_initial", "method.hooks.lime.num_samples=100"],
+    "text_baseline": ["experiment=own_text", "loop.rounds=2", "loop.query_size=5", "loop.initial_per_class=2",
+                      "trainer.max_epochs=1", "loop.threads=1"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", sorted(EVERY_METHOD))
+def test_every_method_resumes_from_kills_as_if_never_killed(tmp_path, method):
+    """Each method not in :data:`METHODS` (those are killed above at every point), killed while a checkpoint is
+    written and inside an SQLite commit, resumed after each: its journal ends equal to the uninterrupted run's."""
+    args = EVERY_METHOD[method]
+    if method == "text_baseline":
+        from tests.smoke.test_your_own_data import write_own_texts
+
+        folder, _ = write_own_texts(tmp_path)
+        args = [*args, f"dataset.path={folder}"]
+    aimed(tmp_path, args, ["checkpoint:2", "commit:5"])
