@@ -137,8 +137,8 @@ def exils_own(target: str) -> bool:
         return False
     if i == len(parts):
         return False  # a module is not something to build
-    for name in parts[i:]:
-        obj = inspect.getattr_static(obj, name, None)
+    for name in parts[i:]:  # (a module's own __getattr__ is exil's code; a class's attributes are read statically)
+        obj = getattr(obj, name, None) if inspect.ismodule(obj) else inspect.getattr_static(obj, name, None)
         if obj is None or inspect.ismodule(obj):
             return False
     if isinstance(obj, (staticmethod, classmethod)):

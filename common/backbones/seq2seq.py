@@ -127,8 +127,7 @@ def build_seq2seq(name: str, weights: str = "hub", architecture: str = "seq2seq"
 
 def _origin(name: str, kind: str, arg: str, data_dir: str | Path) -> str:
     if kind == "offline":
-        import exil.common.backbones.weights  # noqa: F401  (registers the offline weights)
-        from exil.common.backbones.weights import OFFLINE
+        from exil.common.backbones.weights import OFFLINE  # (importing it registers the offline weights)
         from exil.common.fetch_kit import require
 
         if arg not in OFFLINE or OFFLINE[arg].library != "transformers":
