@@ -75,6 +75,15 @@ def main() -> None:
     except RunStopped as stop:  # before a run had started (Hydra composing, imports)
         print(f"stopped ({stop.how}) before the run started", file=sys.stderr)
         sys.exit(stop.status)
+    except SystemExit as e:  # Hydra could not compose: a misspelt key is named with the closest one
+        hint = _misspelt_key(argv) if e.code == 1 else None
+        if hint:
+            from rich.console import Console
+            from rich.markup import escape
+
+            Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/bold red] {escape(hint)}", highlight=False)
+            sys.exit(2)
+        raise
 
 
 #: Hydra plugins a choice needs: (module, the extra that installs it)
@@ -229,6 +238,38 @@ def _optuna_storage_problem(storage: str, argv: list[str] = ()) -> str | None:
 def _given(argv: list[str], key: str) -> str | None:
     """The value the command line gives ``key`` (``key=v``, ``+key=v``, ``++key=v``), else None."""
     return next((a.split("=", 1)[1] for a in argv if a.lstrip("+").startswith(f"{key}=")), None)
+
+
+def _misspelt_key(argv: list[str]) -> str | None:
+    """After Hydra refused to compose: a ``group.key=value`` override whose key the composed config does not
+    have (``trainer.max_epoch=3``), named with the closest key beside it; None if every key exists."""
+    import difflib
+
+    from omegaconf import DictConfig, OmegaConf
+
+    from exil.common.engine import compose
+
+    def key_of(arg: str) -> str:
+        return arg.split("=", 1)[0]
+
+    given = [a for a in argv if "=" in a and not a.startswith(("-", "+", "~", "hydra"))]
+    dotted = [a for a in given if "." in key_of(a)]
+    if not dotted:
+        return None
+    dirs = _config_dir_args(argv)
+    try:  # the config the group choices give, without the values that may be wrong
+        cfg = compose([a for a in given if "." not in key_of(a)], config_dir=dirs[0] if dirs else None)
+    except Exception:  # noqa: BLE001 - a choice itself is wrong: Hydra's message already says so
+        return None
+    for arg in dotted:
+        parent, _, leaf = key_of(arg).rpartition(".")
+        node = OmegaConf.select(cfg, parent, default=None)
+        if isinstance(node, DictConfig) and leaf not in node:
+            keys = [str(k) for k in node.keys()]
+            near = difflib.get_close_matches(leaf, keys, n=1)
+            said = f"did you mean {parent}.{near[0]}?" if near else f"its keys: {', '.join(sorted(keys))}"
+            return f"{key_of(arg)} is not a setting of {parent}; {said} (+{key_of(arg)}=... adds a new one)"
+    return None
 
 
 def _config_dir_args(argv: list[str]) -> list[str]:

@@ -191,6 +191,18 @@ def test_a_misspelt_loop_setting_names_the_closest_one(tmp_path):
         "resume, rounds, seed, threads"]
 
 
+@pytest.mark.parametrize("override, said", [
+    ("trainer.max_epoch=3", "error: trainer.max_epoch is not a setting of trainer; did you mean trainer.max_epochs?"),
+    ("dataset.test_sise=0.5", "error: dataset.test_sise is not a setting of dataset; did you mean dataset.test_size?"),
+])
+def test_a_misspelt_key_of_any_group_names_the_closest_one(tmp_path, override, said):
+    """Beyond the loop's settings: Hydra's "not in struct" is followed by the closest key of the group as composed
+    (here with ``dataset=decoy_digits`` chosen on the same command line), exit status 2."""
+    p = exil("dataset=decoy_digits", override, f"hydra.run.dir={tmp_path}")
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith(said), p.stderr
+
+
 def test_a_single_run_is_named_by_what_it_runs_and_its_folder(tmp_path):
     """W&B's run name of a single run: its experiment (or method/strategy) and folder, not every override."""
     from exil.common.engine import _job_name, compose
