@@ -92,9 +92,10 @@ def save_checkpoint(path: Path, arch: dict[str, Any], state_dict: dict[str, torc
 
 
 def refuse_links(run_dir: Path) -> None:
-    """Refuse a run folder holding a symbolic link that leads out of it: exil writes checkpoints, tables, plots
-    and predictions into its run folder, and a link placed there by whoever shared the folder would redirect a
-    write to any file the user can change. (Links within the folder stay. ``wandb/`` is W&B's own: it links its
+    """Refuse a run folder holding a symbolic link that leads out of it, or a hard link (a file with another
+    name, which may lie anywhere on the disk): exil writes checkpoints, tables, plots and predictions into its
+    run folder, and a link placed there by whoever shared the folder would redirect a write to any file the user
+    can change. (Links within the folder stay. ``wandb/`` is W&B's own: it links its
     logs to its cache, and each session writes a new run folder of its own there, so it is not walked. Nothing
     is followed: the walk does not enter linked folders.)"""
     import os
@@ -114,6 +115,11 @@ def refuse_links(run_dir: Path) -> None:
                 raise RunFolderDamaged(f"{path} is a symbolic link out of the run folder (to {os.readlink(path)}); "
                                        "exil never writes through such links: replace it with the file itself, or "
                                        "remove it")
+            links = path.lstat().st_nlink if name in files and not path.is_symlink() else 1
+            if links > 1:  # a hard link: a write in place would change the other name's file too
+                raise RunFolderDamaged(f"{path} is a hard link: the same file has {links - 1} other name(s), maybe "
+                                       "outside the run folder, which a write here would change too; replace it "
+                                       f"with a copy of its own (cp --remove-destination <file> {path}) or remove it")
 
 
 def exils_own(target: str) -> bool:

@@ -342,6 +342,17 @@ def test_a_link_in_a_run_folder_is_refused_and_nothing_is_written_through_it(cop
     assert victim.read_text() == "keep me"
 
 
+def test_a_hard_link_in_a_run_folder_is_refused_and_nothing_is_written_through_it(copy, capsys, tmp_path):
+    d = copy()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (d / "results.csv").unlink()
+    os.link(victim, d / "results.csv")  # the same file under a second name, inside the folder
+    set_meta(d, "DELETE FROM stages WHERE round = 2")
+    refused(d, capsys, "results.csv is a hard link", "1 other name(s)")
+    assert victim.read_text() == "keep me"
+
+
 @pytest.mark.parametrize("left", ["empty file", "schema only"])
 def test_a_run_killed_before_its_first_commit_starts_again_in_the_same_folder(tmp_path, capsys, left):
     """What a kill during the journal's very first writes leaves: resuming it is refused (nothing to resume),
