@@ -10,7 +10,7 @@ the reference of its ratio: a small CNN (32, 64 channels) or the MLP(50, 30).
 * RBR, MLP and small CNN: CE + λ‖A ⊙ ∇_x ½‖∇_head CE‖²‖² (double backpropagation);
 * RRR-G, small CNN: CE + λ Σ (A↓ ⊙ Grad-CAM)² (``create_graph``);
 * HINT, small CNN: CE + λ · mean (Grad-CAM − R↓)² (``create_graph``);
-* CDEP, MLP and small CNN: CE + λ · mean_k σ(β_k − γ_k), contextual decomposition of every item.
+* CDEP, MLP and small CNN: CE + λ · mean_k |β_k| (the default l1 form), contextual decomposition of every item.
 
 Each timing: one warm-up, then the median of ``--repeats`` runs of ``--steps`` steps; a method and
 its reference alternate so that load from other processes hits both alike. Ratios are the result;
