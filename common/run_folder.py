@@ -203,7 +203,7 @@ def reaching_out(stored: Any, installed: Any, run_dir: Path, restated: set[str],
             where = f"{path}.{k}" if path else str(k)
             sub = installed.get(k) if isinstance(installed, dict) else None
             if k in REACHES_OUT and not isinstance(v, (dict, list)) and v is not None and where not in restated:
-                if k == "call_log" and _inside(run_dir, Path(str(v))):
+                if k == "call_log" and Path(str(v)).resolve().is_relative_to(Path(run_dir).resolve()):
                     continue
                 if sub is None or str(v) not in (str(sub), redact_url(str(sub))):
                     group = where.split(".")[0]  # the command line reaches the key through the run's own choice
@@ -222,15 +222,6 @@ def reaching_out(stored: Any, installed: Any, run_dir: Path, restated: set[str],
             if why:
                 return why
     return None
-
-
-def _inside(folder: Path, path: Path) -> bool:
-    """Whether ``path`` (relative paths: to the current folder) lies inside ``folder``, links resolved."""
-    try:
-        Path(path).resolve().relative_to(Path(folder).resolve())
-    except ValueError:
-        return False
-    return True
 
 
 def refuse_if_live(run_dir: Path) -> None:
